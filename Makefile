@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make train` and `make test`. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.icrl-installed
+
+.PHONY: setup train test test-slow lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch first, pinned: this version resolves to the local CPU wheel (others pull CUDA packages)
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: setup
+	$(VENV)/bin/icrl train --preset tmaze-quick
+
+test: setup
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: setup
+	$(PY) -m pytest -m slow -q
+
+lint: setup
+	$(VENV)/bin/ruff check icrl tests benchmarks
+
+bench: setup
+	$(VENV)/bin/icrl bench --preset bench-s
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

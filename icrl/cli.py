@@ -1,0 +1,154 @@
+"""The `icrl` command line: train, resume, eval, plot, bench.
+
+    icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [options]   (options: icrl train --help)
+    icrl resume RUN_DIR [--total-env-steps N]
+    icrl eval RUN_DIR [--trials N] [--sampled]
+    icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import tyro
+
+from icrl.config import Config, EnvConfig
+
+USAGE = __doc__ or ""
+_ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | set(EnvConfig.__dataclass_fields__)
+
+
+def _parse_value(text: str) -> Any:
+    """`--env.KEY VALUE`: JSON when it parses (numbers, true/false, lists), else the string."""
+    lowered = {"true": "true", "false": "false", "none": "null"}.get(text.lower(), text)
+    try:
+        return json.loads(lowered)
+    except json.JSONDecodeError:
+        return text
+
+
+def split_train_args(argv: list[str]) -> tuple[str | None, str | None, dict[str, Any], list[str]]:
+    """Pull out ENV_ID, --preset and the env's keyword arguments; the rest goes to tyro."""
+    env_id = preset = None
+    env_kwargs: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--preset"):
+            if "=" in arg:
+                preset = arg.split("=", 1)[1]
+            else:
+                if i + 1 >= len(argv):
+                    raise SystemExit("icrl train: --preset needs a name")
+                preset, i = argv[i + 1], i + 1
+        elif arg.startswith("--env.") and arg[len("--env."):].split("=")[0] not in _ENV_FIELDS:
+            key = arg[len("--env."):]
+            if "=" in key:
+                key, value = key.split("=", 1)
+            else:
+                if i + 1 >= len(argv):
+                    raise SystemExit(f"icrl train: {arg} needs a value")
+                value, i = argv[i + 1], i + 1
+            env_kwargs[key.replace("-", "_")] = _parse_value(value)
+        elif env_id is None and not arg.startswith("-") and not rest:
+            env_id = arg
+        else:
+            rest.append(arg)
+        i += 1
+    return env_id, preset, env_kwargs, rest
+
+
+def build_train_config(argv: list[str]) -> Config:
+    from icrl.presets import apply_overrides, preset_config
+
+    env_id, preset, env_kwargs, rest = split_train_args(argv)
+    base = preset_config(preset)
+    overrides: dict[str, Any] = {"env": {}}
+    if env_id is not None and env_id != base.env.id:
+        overrides["env"] = {"id": env_id, "kwargs": {}}  # a preset's env kwargs belong to its env
+    if env_kwargs:
+        overrides["env"]["kwargs"] = {**(base.env.kwargs if "kwargs" not in overrides["env"] else {}),
+                                      **env_kwargs}
+    base = apply_overrides(base, overrides)
+    description = (
+        "Train an agent. Usage: icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [options]. "
+        "--env.KEY VALUE passes KEY=VALUE to gymnasium.make (e.g. --env.length 50)."
+    )
+    return tyro.cli(Config, default=base, args=rest, prog="icrl train", description=description)
+
+
+def cmd_train(argv: list[str]) -> None:
+    from icrl.train.trainer import Trainer
+
+    cfg = build_train_config(argv)
+    trainer = Trainer(cfg)
+    print(f"icrl: run directory {trainer.run_dir}", flush=True)
+    result = trainer.run()
+    print(json.dumps({"run_dir": str(trainer.run_dir), **result}), flush=True)
+    print(f"icrl: results in {trainer.run_dir} (metrics.jsonl, tensorboard/, checkpoints/); "
+          f"plot them with `icrl plot {trainer.run_dir}`", flush=True)
+
+
+def cmd_resume(argv: list[str]) -> None:
+    from icrl.train.trainer import resume_run
+
+    parser = argparse.ArgumentParser(prog="icrl resume", description="Continue an interrupted run.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--total-env-steps", type=int, default=None, help="New env-step budget.")
+    args = parser.parse_args(argv)
+    overrides = {"total_env_steps": args.total_env_steps} if args.total_env_steps else None
+    result = resume_run(args.run_dir, overrides)
+    print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
+
+
+def cmd_eval(argv: list[str]) -> None:
+    from icrl.train.evaluate import evaluate_run
+
+    parser = argparse.ArgumentParser(prog="icrl eval", description="Evaluate a run's latest checkpoint.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--trials", type=int, default=None, help="Evaluation trials (default: the run's).")
+    parser.add_argument("--sampled", action="store_true", help="Sample actions instead of greedy ones.")
+    parser.add_argument("--seed", type=int, default=12345, help="Seed of the evaluation environments.")
+    args = parser.parse_args(argv)
+    result = evaluate_run(args.run_dir, args.trials, greedy=not args.sampled, seed=args.seed)
+    print(json.dumps(result), flush=True)
+
+
+def cmd_plot(argv: list[str]) -> None:
+    from icrl.train.plots import plot_runs
+
+    parser = argparse.ArgumentParser(prog="icrl plot", description="PNG learning and adaptation curves.")
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--out", default=None, help="Output folder (default: the first run directory).")
+    args = parser.parse_args(argv)
+    for path in plot_runs([Path(p) for p in args.run_dirs], args.out):
+        print(path)
+
+
+def cmd_bench(argv: list[str]) -> None:
+    from icrl.bench import main as bench_main
+
+    bench_main(argv)
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "eval": cmd_eval, "plot": cmd_plot, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE.strip())
+        return
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        raise SystemExit(f"icrl: unknown command {argv[0]!r}\n\n{USAGE.strip()}")
+    command(argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Typed configuration: the single source of defaults.
+
+Every field carries a one-line doc that `icrl train --help` shows. Presets (`PRESETS`) are named
+overrides of these defaults; the resolved config is saved as `config.json` in every run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tyro
+
+
+@dataclass
+class EnvConfig:
+    """Which environment, how its trials are cut, and how many actors run it."""
+
+    id: str = "icrl/TMaze-v0"
+    """Gymnasium id of the environment (any registered id, e.g. `icrl/TMaze-v0` or `CartPole-v1`)."""
+    kwargs: tyro.conf.Suppress[dict[str, Any]] = field(default_factory=dict)
+    """Keyword arguments for `gymnasium.make` (set with `--env.KEY VALUE`)."""
+    trial_episodes: int | None = None
+    """Episodes per trial (None: the env's own default, else 1)."""
+    trial_steps: int | None = None
+    """Steps per trial instead of a number of episodes (None: use episodes)."""
+    num_actors: int = 8
+    """Parallel actors collecting experience."""
+    asynchronous: bool = False
+    """Run actors in subprocesses (gymnasium AsyncVectorEnv) instead of in-process."""
+
+
+@dataclass
+class ModelConfig:
+    """Timestep encoder, sequence model and heads."""
+
+    kind: Literal["transformer", "gru", "lstm", "mlp"] = "transformer"
+    """Sequence model; `mlp` is the memory-free control."""
+    d_model: int = 128
+    """Width of the sequence model."""
+    n_layers: int = 2
+    """Sequence model layers."""
+    n_heads: int = 8
+    """Attention heads (transformer)."""
+    d_ff: int | None = None
+    """Feed-forward width (transformer; None: 4 * d_model)."""
+    dropout: float = 0.0
+    """Dropout inside the sequence model."""
+    pos_emb: Literal["learned", "rope", "none"] = "learned"
+    """Position embedding over the time index inside the trial (transformer)."""
+    sigma_reparam: bool = True
+    """σReparam spectral reparameterisation of the transformer's linear layers."""
+    normformer: bool = True
+    """Normformer's extra LayerNorms (after attention and inside the feed-forward)."""
+    context_len: int = 256
+    """Context length L: training windows hold L transitions; rollouts attend to the last L steps."""
+    encoder_hidden: tuple[int, ...] = (128,)
+    """Hidden widths of the timestep encoder MLP."""
+    actor_hidden: tuple[int, ...] = (128,)
+    """Hidden widths of the actor head."""
+    critic_hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of each critic."""
+
+
+@dataclass
+class AgentConfig:
+    """The learning update (DESIGN §6)."""
+
+    gamma: float = 0.999
+    """Main discount: the one the rollout policy uses."""
+    extra_gammas: tuple[float, ...] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995)
+    """Additional discounts trained in parallel (multi-gamma)."""
+    num_critics: int = 4
+    """Critics in the ensemble."""
+    critic_subset: int = 2
+    """Targets take the minimum over a random subset of this many critics."""
+    tau: float = 0.003
+    """EMA rate of the target networks, per update."""
+    pg_weight: float = 1.0
+    """Weight of the -Q policy-gradient actor term (0 disables it)."""
+    bc_weight: float = 0.1
+    """Weight of the filtered behaviour-cloning actor term."""
+    critic_weight: float = 10.0
+    """Weight of the critic loss in the total loss."""
+    filter: Literal["binary", "exp", "leaky"] = "binary"
+    """Advantage filter of the behaviour-cloning term."""
+    exp_filter_beta: float = 1.0
+    """Temperature of the exponential filter."""
+    reward_multiplier: float = 1.0
+    """Rewards are multiplied by this inside the critic target."""
+    n_step: int = 1
+    """n of the n-step critic targets (1: one-step TD)."""
+    popart: bool = True
+    """PopArt normalisation of value targets."""
+    popart_beta: float = 5e-4
+    """EMA rate of PopArt's statistics."""
+    lr: float = 1e-4
+    """AdamW learning rate."""
+    warmup_updates: int = 200
+    """Linear learning-rate warm-up length, in updates."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+
+
+@dataclass
+class ExplorationConfig:
+    """Epsilon-greedy exploration for discrete actions (noise scale for continuous ones)."""
+
+    eps_start: float = 1.0
+    """Largest per-actor epsilon at the start of training."""
+    eps_end: float = 0.05
+    """Largest per-actor epsilon after annealing."""
+    eps_min: float = 0.0
+    """Smallest per-actor epsilon: each actor draws its epsilon in [eps_min, current max] per trial."""
+    anneal_env_steps: int = 20_000
+    """Env steps over which the largest epsilon goes from eps_start to eps_end."""
+    late_trial_fraction: float = 0.2
+    """Within-trial schedule: epsilon shrinks linearly to this fraction of itself by the trial's end."""
+    sample_actions: bool = True
+    """Sample from the policy (else take its greedy action) before applying epsilon."""
+
+
+@dataclass
+class ReplayConfig:
+    """The replay buffer on disk and its sampler."""
+
+    max_trials: int = 20_000
+    """FIFO capacity in trials (protected trials don't count)."""
+    batch_size: int = 24
+    """Windows per training batch."""
+    weight_by_length: bool = False
+    """Sample trials proportionally to their length (else uniformly)."""
+    cache_gb: float = 2.0
+    """RAM cache of decoded trials."""
+
+
+@dataclass
+class Config:
+    """A full training run."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    explore: ExplorationConfig = field(default_factory=ExplorationConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    seed: int = 0
+    """Random seed (networks, sampling, environments)."""
+    total_env_steps: int = 50_000
+    """Stop after this many environment steps (summed over actors)."""
+    collect_steps: int = 64
+    """Env steps per actor between two rounds of updates."""
+    updates_per_collect: int = 8
+    """Gradient updates per round (update-to-data ratio = this / (collect_steps * num_actors))."""
+    learning_starts: int = 1_000
+    """Env steps collected before the first update."""
+    eval_every: int = 200
+    """Evaluate every this many updates (0: only at the end)."""
+    eval_trials: int = 16
+    """Trials per evaluation."""
+    eval_greedy: bool = True
+    """Greedy actions during evaluation (else sampled)."""
+    checkpoint_every: int = 500
+    """Save a checkpoint every this many updates (and at the end)."""
+    target_return: float | None = None
+    """Stop early once the evaluation return reaches this (None: never)."""
+    run_dir: str | None = None
+    """Run directory (default: runs/<env>__<exp>__<seed>__<time>)."""
+    exp_name: str = "icrl"
+    """Experiment name, part of the default run directory name."""
+    device: str = "cpu"
+    """Torch device of the learner and policy (`cpu`, `cuda`, `cuda:1`)."""
+    threads: int | None = None
+    """Torch CPU threads (None: torch's default)."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    progress: bool = True
+    """Show a progress bar (automatically off without a terminal)."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @property
+    def gammas(self) -> tuple[float, ...]:
+        """All discounts, the main one last (its index is -1)."""
+        extra = tuple(g for g in self.agent.extra_gammas if g != self.agent.gamma)
+        return (*extra, self.agent.gamma)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config from `dataclasses.asdict` output (e.g. a run's config.json)."""
+
+    def build(cls: type, values: dict[str, Any]) -> Any:
+        kwargs: dict[str, Any] = {}
+        hints = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            if key not in hints:
+                raise ValueError(f"unknown config field {cls.__name__}.{key}")
+            default = getattr(cls(), key) if key in hints else None
+            if dataclasses.is_dataclass(default):
+                kwargs[key] = build(type(default), value)
+            elif isinstance(default, tuple) and isinstance(value, list):
+                kwargs[key] = tuple(value)
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    return build(Config, data)
+
+
+def load_config(path: str | Path) -> Config:
+    return config_from_dict(json.loads(Path(path).read_text()))

@@ -1,0 +1,285 @@
+"""Actor and critic heads that read the sequence model's output at every position.
+
+Shape letters: B batch, L window length, D input width, C critics, G discounts, N discrete actions,
+A continuous action dim, K sampled actions per discount (continuous critics), Kb value bins
+(classification critics of AMAGO-2).
+
+Ensembles are built from :class:`BatchedLinear`: one weight tensor of shape (n, d_in, d_out) holds all
+members, so a C-critic ensemble is one einsum per layer instead of a Python loop over critics. Members
+share nothing (not even LayerNorm affines), so the gradient of one member's output never reaches another.
+
+Output layouts (relied upon by :meth:`icrl.agent.popart.PopArt.preserve_outputs`): the last layer of a
+critic member emits ``G * per`` features ordered discount-major, i.e. feature ``g * per + j`` belongs to
+discount ``g`` (``per = N`` for discrete critics, ``1`` for continuous ones, times ``Kb`` with bins).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from icrl.nets.distributions import TanhGaussian
+
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "leaky_relu": F.leaky_relu,
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "tanh": torch.tanh,
+    "silu": F.silu,
+}
+
+
+class BatchedLinear(nn.Module):
+    """``n`` independent linear layers applied in one op.
+
+    ``forward(x)``: x (..., n, d_in) -> (..., n, d_out); with ``shared_input=True`` x is (..., d_in) and
+    every member reads the same vector (no expand/copy needed).
+    """
+
+    def __init__(self, n_members: int, d_in: int, d_out: int, bias: bool = True) -> None:
+        super().__init__()
+        self.n_members, self.d_in, self.d_out = n_members, d_in, d_out
+        self.weight = nn.Parameter(torch.empty(n_members, d_in, d_out))
+        self.bias = nn.Parameter(torch.empty(n_members, d_out)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Same scale as nn.Linear's default init (uniform in +-1/sqrt(fan_in)), drawn per member.
+        bound = 1.0 / math.sqrt(self.d_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor, shared_input: bool = False) -> Tensor:
+        if shared_input:
+            y = torch.einsum("...i,nio->...no", x, self.weight)
+        else:
+            y = torch.einsum("...ni,nio->...no", x, self.weight)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_members={self.n_members}, d_in={self.d_in}, d_out={self.d_out}, bias={self.bias is not None}"
+        )
+
+
+class BatchedLayerNorm(nn.Module):
+    """LayerNorm over the last dim with a separate affine per member: x (..., n, d) -> (..., n, d)."""
+
+    def __init__(self, n_members: int, d: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n_members, d))
+        self.bias = nn.Parameter(torch.zeros(n_members, d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight + self.bias
+
+
+class BatchedMLP(nn.Module):
+    """``n`` independent MLPs ``d_in -> hidden... -> d_out`` evaluated together.
+
+    Each hidden layer is Linear -> (LayerNorm) -> activation -> (Dropout). ``forward(x, shared_input)``:
+    x (..., n, d_in), or (..., d_in) with ``shared_input=True``; returns (..., n, d_out).
+    """
+
+    def __init__(
+        self,
+        n_members: int,
+        d_in: int,
+        hidden: tuple[int, ...],
+        d_out: int,
+        activation: str = "leaky_relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        widths = (d_in, *hidden, d_out)
+        self.layers = nn.ModuleList(
+            BatchedLinear(n_members, a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.norms = nn.ModuleList(
+            BatchedLayerNorm(n_members, h) if layer_norm else nn.Identity() for h in hidden
+        )
+        self.act = _ACTIVATIONS[activation]
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    @property
+    def output_layer(self) -> BatchedLinear:
+        return self.layers[-1]
+
+    def hidden_block(self, i: int, h: Tensor) -> Tensor:
+        """Post-linear part of hidden layer ``i`` (norm, activation, dropout)."""
+        return self.dropout(self.act(self.norms[i](h)))
+
+    def forward(self, x: Tensor, shared_input: bool = False) -> Tensor:
+        h = self.layers[0](x, shared_input=shared_input)
+        for i, layer in enumerate(self.layers[1:]):
+            h = layer(self.hidden_block(i, h))
+        return h
+
+
+class DiscreteActorHead(nn.Module):
+    """Categorical policy logits, one distribution per discount: s (B, L, D) -> logits (B, L, G, N).
+
+    Default: one MLP whose last layer emits ``G * N`` logits (reshaped discount-major). The discounts share
+    the hidden features, which is cheap and lets the short-horizon policies shape the representation the
+    main one uses. ``independent_gammas=True`` instead runs G separate MLPs (a BatchedMLP over G).
+    Also serves MultiBinary actions: treat N as the number of bits and read the logits as Bernoulli logits.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        num_actions: int,
+        num_gammas: int,
+        hidden: tuple[int, ...] = (256,),
+        activation: str = "leaky_relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+        independent_gammas: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_actions, self.num_gammas = num_actions, num_gammas
+        self.independent_gammas = independent_gammas
+        n, d_out = (num_gammas, num_actions) if independent_gammas else (1, num_gammas * num_actions)
+        self.mlp = BatchedMLP(n, d_in, hidden, d_out, activation, layer_norm, dropout)
+
+    def forward(self, s: Tensor) -> Tensor:
+        out = self.mlp(s, shared_input=True)  # (..., n, d_out)
+        return out.reshape(*s.shape[:-1], self.num_gammas, self.num_actions)
+
+
+class ContinuousActorHead(nn.Module):
+    """Tanh-Gaussian policy parameters per discount: s (B, L, D) -> (mean, log_std), each (B, L, G, A).
+
+    ``log_std`` is squashed smoothly into [log_std_min, log_std_max] (a tanh rescale rather than a hard
+    clamp, so its gradient never dies at the bounds). ``dist(s)`` wraps the result in a TanhGaussian.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        action_dim: int,
+        num_gammas: int,
+        hidden: tuple[int, ...] = (256,),
+        activation: str = "leaky_relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+        log_std_min: float = -5.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.action_dim, self.num_gammas = action_dim, num_gammas
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        self.mlp = BatchedMLP(1, d_in, hidden, num_gammas * 2 * action_dim, activation, layer_norm, dropout)
+
+    def forward(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.mlp(s, shared_input=True).reshape(*s.shape[:-1], self.num_gammas, 2, self.action_dim)
+        mean, raw_log_std = out.unbind(-2)
+        half_range = 0.5 * (self.log_std_max - self.log_std_min)
+        log_std = self.log_std_min + half_range * (torch.tanh(raw_log_std) + 1.0)
+        return mean, log_std
+
+    def dist(self, s: Tensor) -> TanhGaussian:
+        return TanhGaussian(*self(s))
+
+
+class DiscreteCriticEnsemble(nn.Module):
+    """C independent critics, each giving Q for every discount and action.
+
+    ``forward(s (B, L, D)) -> Q (B, L, C, G, N)``, or logits (B, L, C, G, N, Kb) when ``num_bins`` is set
+    (AMAGO-2 classification critic over symlog-return bins).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        num_actions: int,
+        num_critics: int,
+        num_gammas: int,
+        hidden: tuple[int, ...] = (256, 256),
+        activation: str = "leaky_relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+        num_bins: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_actions, self.num_critics, self.num_gammas = num_actions, num_critics, num_gammas
+        self.num_bins = num_bins
+        d_out = num_gammas * num_actions * (num_bins or 1)
+        self.mlp = BatchedMLP(num_critics, d_in, hidden, d_out, activation, layer_norm, dropout)
+
+    @property
+    def output_layer(self) -> BatchedLinear:
+        """Last layer, (C, hidden, G*N[*Kb]) discount-major: the one PopArt rescales."""
+        return self.mlp.output_layer
+
+    def forward(self, s: Tensor) -> Tensor:
+        out = self.mlp(s, shared_input=True)  # (..., C, G*N[*Kb])
+        tail = (self.num_gammas, self.num_actions) + ((self.num_bins,) if self.num_bins else ())
+        return out.reshape(*out.shape[:-1], *tail)
+
+
+class ContinuousCriticEnsemble(nn.Module):
+    """C independent critics Q_{c,g}(s, a) for K candidate actions per discount.
+
+    ``forward(s (B, L, D), a (B, L, G, K, A)) -> Q (B, L, C, G, K)`` (or logits (B, L, C, G, K, Kb) with
+    ``num_bins``). Action ``a[..., g, k, :]`` is scored by the discount-g output only: each member emits all
+    G values for every action and the diagonal is kept (the extra outputs cost one small last layer).
+    To score a stored action a_t (B, L, A) pass ``a_t[:, :, None, None].expand(B, L, G, 1, A)``.
+
+    The first layer acts on concat(s, a); it is split as W_s s + W_a a so that the state part is computed
+    once per position rather than once per (discount, sample).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        action_dim: int,
+        num_critics: int,
+        num_gammas: int,
+        hidden: tuple[int, ...] = (256, 256),
+        activation: str = "leaky_relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+        num_bins: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not hidden:
+            raise ValueError("ContinuousCriticEnsemble needs at least one hidden layer")
+        self.num_critics, self.num_gammas, self.num_bins = num_critics, num_gammas, num_bins
+        self.state_in = BatchedLinear(num_critics, d_in, hidden[0])
+        self.action_in = BatchedLinear(num_critics, action_dim, hidden[0], bias=False)
+        # Re-init the split first layer at the scale of one Linear over the concatenated input.
+        bound = 1.0 / math.sqrt(d_in + action_dim)
+        for p in (self.state_in.weight, self.state_in.bias, self.action_in.weight):
+            nn.init.uniform_(p, -bound, bound)
+        # The remaining layers (hidden[0] -> hidden[1:] -> output) form an ordinary BatchedMLP.
+        self.mlp = BatchedMLP(
+            num_critics, hidden[0], hidden[1:], num_gammas * (num_bins or 1), activation, layer_norm, dropout
+        )
+        self.first_norm = BatchedLayerNorm(num_critics, hidden[0]) if layer_norm else nn.Identity()
+        self.act = _ACTIVATIONS[activation]
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    @property
+    def output_layer(self) -> BatchedLinear:
+        """Last layer, (C, hidden, G[*Kb]) discount-major: the one PopArt rescales."""
+        return self.mlp.output_layer
+
+    def forward(self, s: Tensor, a: Tensor) -> Tensor:
+        hs = self.state_in(s, shared_input=True)  # (..., C, H)
+        ha = self.action_in(a, shared_input=True)  # (..., G, K, C, H)
+        h = self.dropout(self.act(self.first_norm(hs[..., None, None, :, :] + ha)))
+        out = self.mlp(h)  # (..., G, K, C, G' [*Kb])
+        if self.num_bins is None:
+            q = torch.diagonal(out, dim1=-4, dim2=-1)  # (..., K, C, G)
+            return q.movedim(-3, -1)  # (..., C, G, K)
+        out = out.reshape(*out.shape[:-1], self.num_gammas, self.num_bins)  # (..., G, K, C, G', Kb)
+        q = torch.diagonal(out, dim1=-5, dim2=-2)  # (..., K, C, Kb, G)
+        return q.permute(*range(q.dim() - 4), -3, -1, -4, -2)  # (..., C, G, K, Kb)

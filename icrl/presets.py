@@ -1,0 +1,82 @@
+"""Named presets: partial overrides of the defaults in `icrl.config`, one per benchmark setting.
+
+`icrl train --preset NAME` starts from the preset; any option given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+from icrl.config import Config, config_from_dict
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The `make train` job: T-Maze with a 50-cell corridor, a few minutes on 2 cores.
+    "tmaze-quick": {
+        "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 50}},
+        "model": {"context_len": 64},
+        "total_env_steps": 30_000,
+        "target_return": 0.99,
+        "exp_name": "tmaze-quick",
+    },
+    "tmaze-50": {
+        "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 50}},
+        "model": {"context_len": 64},
+        "total_env_steps": 40_000,
+        "exp_name": "tmaze-50",
+    },
+    "tmaze-200": {
+        "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 200}},
+        "model": {"context_len": 208},
+        "total_env_steps": 150_000,
+        "exp_name": "tmaze-200",
+    },
+    "frozen-lake": {
+        "env": {"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 4, "attempts": 5}},
+        "model": {"context_len": 128},
+        "total_env_steps": 150_000,
+        "exp_name": "frozen-lake",
+    },
+    "dark-key-door": {
+        "env": {
+            "id": "icrl/DarkKeyToDoor-v0",
+            "kwargs": {"size": 4, "episode_length": 20, "trial_length": 100},
+        },
+        "model": {"context_len": 101},
+        "total_env_steps": 150_000,
+        "exp_name": "dark-key-door",
+    },
+    # Config S of the speed benchmark (issue "Speed"): T-Maze 255, context 256.
+    "bench-s": {
+        "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 255}, "num_actors": 8},
+        "model": {"d_model": 128, "n_layers": 3, "n_heads": 8, "d_ff": 512, "context_len": 256},
+        "agent": {"num_critics": 4},
+        "replay": {"batch_size": 24},
+        "exp_name": "bench-s",
+    },
+}
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "kwargs":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def preset_config(name: str | None, base: Config | None = None) -> Config:
+    """The default config with preset `name` applied (None: the plain defaults)."""
+    base = base or Config()
+    if name is None:
+        return base
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from: {', '.join(sorted(PRESETS))}")
+    return config_from_dict(_merge(dataclasses.asdict(base), PRESETS[name]))
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    return config_from_dict(_merge(dataclasses.asdict(config), overrides))

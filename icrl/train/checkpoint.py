@@ -1,0 +1,130 @@
+"""Checkpoints: tensors as safetensors, everything else as JSON; nothing is ever unpickled.
+
+A checkpoint is a folder `checkpoints/ckpt_<updates>/` holding `agent.safetensors`,
+`optimizer.safetensors` and `state.json`. It is written under a temporary name and renamed, and
+`checkpoints/latest.json` (also replaced atomically) names the newest complete one, so a run killed at
+any moment (even with `kill -9`) resumes from a whole checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+LATEST = "latest.json"
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entries in state["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{pid}.{name}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(pid), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for pid, entries in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(entries)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+        "numpy": [x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, gauss_value = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss_value))
+
+
+def save_checkpoint(
+    checkpoint_dir: str | Path,
+    tag: str,
+    agent: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+    keep: int = 3,
+) -> Path:
+    """Write a whole checkpoint atomically; keep only the newest `keep` ones."""
+    root = Path(checkpoint_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"ckpt_{tag}"
+    tmp = root / f".ckpt_{tag}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
+    weights["__torch_rng__"] = torch.get_rng_state()
+    save_file(weights, str(tmp / "agent.safetensors"))
+    meta: dict[str, Any] = {"extra": extra or {}, "rng": rng_state()}
+    if optimizer is not None:
+        tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _write_json_atomic(root / LATEST, {"checkpoint": final.name})
+    checkpoints = sorted(p for p in root.glob("ckpt_*") if p.is_dir())
+    for old in checkpoints[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    root = Path(checkpoint_dir)
+    pointer = root / LATEST
+    if pointer.exists():
+        path = root / json.loads(pointer.read_text())["checkpoint"]
+        if (path / "state.json").exists():
+            return path
+    complete = sorted(p for p in root.glob("ckpt_*") if (p / "state.json").exists())
+    return complete[-1] if complete else None
+
+
+def load_checkpoint(
+    path: str | Path,
+    agent: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    restore_rng: bool = True,
+) -> dict[str, Any]:
+    """Restore weights (and optimiser and RNG states); returns the `extra` dict saved with it."""
+    path = Path(path)
+    weights = load_file(str(path / "agent.safetensors"))
+    torch_rng = weights.pop("__torch_rng__", None)
+    agent.load_state_dict(weights)
+    meta = json.loads((path / "state.json").read_text())
+    if optimizer is not None and (path / "optimizer.safetensors").exists():
+        tensors = load_file(str(path / "optimizer.safetensors"))
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    if restore_rng:
+        set_rng_state(meta["rng"])
+        if torch_rng is not None:
+            torch.set_rng_state(torch_rng)
+    return meta["extra"]

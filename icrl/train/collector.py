@@ -1,0 +1,188 @@
+"""Rollouts: N parallel actors driven by the cached policy, trials written whole to the replay store.
+
+The collector owns resets (vector envs run with gymnasium's autoreset disabled): when an actor's trial
+ends, its trial is saved, only that actor's env is reset and only its sequence-model state is cleared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from icrl.config import ExplorationConfig
+
+OBS_TIME = "time"
+
+
+@dataclass
+class TrialStats:
+    """Outcome of one finished trial."""
+
+    total_return: float
+    length: int
+    episode_returns: list[float]
+    episode_successes: list[float] = field(default_factory=list)
+
+
+class EpsilonSchedule:
+    """Epsilon that is annealed over training, differs per actor and shrinks within a trial."""
+
+    def __init__(self, cfg: ExplorationConfig, rng: np.random.Generator) -> None:
+        self.cfg, self.rng = cfg, rng
+
+    def max_epsilon(self, env_steps: int) -> float:
+        frac = min(1.0, env_steps / max(1, self.cfg.anneal_env_steps))
+        return self.cfg.eps_start + frac * (self.cfg.eps_end - self.cfg.eps_start)
+
+    def draw(self, num: int, env_steps: int) -> np.ndarray:
+        """Per-actor epsilon for newly started trials: uniform in [eps_min, current max]."""
+        high = self.max_epsilon(env_steps)
+        low = min(self.cfg.eps_min, high)
+        return self.rng.uniform(low, high, size=num)
+
+    def within_trial(self, eps: np.ndarray, time: np.ndarray, horizon: float) -> np.ndarray:
+        """More exploration early in a trial, less late: linear decay to `late_trial_fraction`."""
+        progress = np.minimum(1.0, time / max(1.0, horizon))
+        return eps * (1.0 - (1.0 - self.cfg.late_trial_fraction) * progress)
+
+
+def _index_info(info: dict[str, Any], key: str, i: int) -> Any:
+    if key in info and info.get(f"_{key}", np.ones(len(info[key]), bool))[i]:
+        return info[key][i]
+    return None
+
+
+class Collector:
+    """Steps a vector env with the agent's cached policy and stores every finished trial."""
+
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        agent: Any,
+        explore: ExplorationConfig | None,
+        device: torch.device | str = "cpu",
+        store: Any = None,
+        seed: int = 0,
+        greedy: bool = False,
+        horizon: float = 256.0,
+    ) -> None:
+        self.envs, self.agent, self.store, self.device = envs, agent, store, torch.device(device)
+        self.num = envs.num_envs
+        self.rng = np.random.default_rng(seed)
+        self.torch_gen = torch.Generator().manual_seed(seed)
+        self.explore = explore
+        self.schedule = EpsilonSchedule(explore, self.rng) if explore is not None else None
+        self.greedy = greedy
+        self.horizon = float(horizon)
+        self.action_start = int(getattr(envs.single_action_space, "start", 0))
+        self.seed = seed
+        self.obs: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ state
+    def start(self, env_steps: int = 0) -> None:
+        """Start a fresh trial in every actor."""
+        self.obs, _ = self.envs.reset(seed=self.seed)
+        self.state = self.agent.initial_state(self.num, self.device)
+        self.buffers: list[dict[str, list]] = [self._new_buffer() for _ in range(self.num)]
+        for i in range(self.num):
+            self._append_obs(i)
+        self.eps = self.schedule.draw(self.num, env_steps) if self.schedule else np.zeros(self.num)
+
+    @staticmethod
+    def _new_buffer() -> dict[str, list]:
+        return {"obs": [], "action": [], "reward": [], "success": []}
+
+    def _append_obs(self, i: int) -> None:
+        self.buffers[i]["obs"].append({k: v[i].copy() for k, v in self.obs.items()})
+
+    # ------------------------------------------------------------------ acting
+    def _policy(self, env_steps: int) -> np.ndarray:
+        obs_t = {k: torch.as_tensor(v, device=self.device) for k, v in self.obs.items()}
+        logits, self.state = self.agent.act_logits(obs_t, self.state)
+        if self.greedy or (self.explore is not None and not self.explore.sample_actions):
+            actions = logits.argmax(-1)
+        else:
+            actions = torch.multinomial(torch.softmax(logits.float(), -1).cpu(), 1, generator=self.torch_gen)[:, 0]
+        actions = actions.cpu().numpy()
+        if self.schedule is not None:
+            eps = self.schedule.within_trial(self.eps, self.obs[OBS_TIME].astype(np.float64), self.horizon)
+            explore = self.rng.random(self.num) < eps
+            if explore.any():
+                actions[explore] = self.rng.integers(0, logits.shape[-1], size=int(explore.sum()))
+        return actions + self.action_start
+
+    def collect(self, steps_per_actor: int, env_steps: int = 0) -> list[TrialStats]:
+        """Run every actor for `steps_per_actor` steps; returns the trials that finished."""
+        if self.obs is None:
+            self.start(env_steps)
+        self.agent.eval()
+        finished: list[TrialStats] = []
+        for step in range(steps_per_actor):
+            finished.extend(self._step(env_steps + step * self.num))
+        return finished
+
+    def run_trials(self, num_trials: int) -> list[TrialStats]:
+        """Evaluation: fresh trials in every actor until `num_trials` trials have finished."""
+        self.start()
+        self.agent.eval()
+        finished: list[TrialStats] = []
+        while len(finished) < num_trials:
+            finished.extend(self._step(0))
+        return finished[:num_trials]
+
+    def _step(self, env_steps: int) -> list[TrialStats]:
+        actions = self._policy(env_steps)
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        self.obs = obs
+        success = info.get("success") if isinstance(info, dict) else None
+        done = np.logical_or(terminated, truncated)
+        finished = []
+        for i in range(self.num):
+            buf = self.buffers[i]
+            buf["action"].append(actions[i])
+            buf["reward"].append(float(reward[i]))
+            buf["success"].append(float(_index_info(info, "success", i) or 0.0) if success is not None else 0.0)
+            self._append_obs(i)
+            if done[i]:
+                finished.append(self._finish(i, bool(terminated[i])))
+        if done.any():
+            self.obs, _ = self.envs.reset(options={"reset_mask": done})
+            done_t = torch.as_tensor(done, device=self.device)
+            self.state = self.agent.reset_state(self.state, done_t)
+            new_eps = self.schedule.draw(int(done.sum()), env_steps) if self.schedule else 0.0
+            self.eps[done] = new_eps
+            for i in np.flatnonzero(done):
+                self.buffers[i] = self._new_buffer()
+                self._append_obs(i)
+        return finished
+
+    def _finish(self, i: int, terminated: bool) -> TrialStats:
+        buf = self.buffers[i]
+        keys = buf["obs"][0].keys()
+        trial = {k: np.stack([o[k] for o in buf["obs"]]) for k in keys}
+        length = len(buf["action"])
+        trial["action"] = np.asarray(buf["action"])
+        trial["reward"] = np.asarray(buf["reward"], dtype=np.float32)
+        trial["terminated"] = np.zeros(length, dtype=bool)
+        trial["terminated"][-1] = terminated
+        if self.store is not None:
+            self.store.add(trial)
+        self.horizon = max(self.horizon, float(length))
+        return trial_stats(trial, np.asarray(buf["success"], dtype=np.float32))
+
+
+def trial_stats(trial: dict[str, np.ndarray], success: np.ndarray | None = None) -> TrialStats:
+    """Total and per-episode returns (and successes) of a stored trial."""
+    reward = trial["reward"]
+    first = trial["first"].reshape(len(trial["first"]), -1)[:-1, 0]  # (T,)
+    episode = np.maximum(np.cumsum(first > 0.5) - 1, 0)  # episode index of each transition
+    count = int(episode[-1]) + 1 if len(episode) else 0
+    episode_returns = np.bincount(episode, weights=reward, minlength=count).tolist()
+    successes: list[float] = []
+    if success is not None and success.any():
+        successes = [float(success[episode == e].max()) for e in range(count)]
+    return TrialStats(float(reward.sum()), int(len(reward)), episode_returns, successes)

@@ -1,0 +1,71 @@
+"""Evaluation: the current policy on separate env instances, greedy or sampled, nothing stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from icrl.config import Config, load_config
+from icrl.envs.vector import make_vector_env
+from icrl.agent.agent import Agent
+from icrl.train.collector import Collector, TrialStats
+from icrl.train.factory import build_agent, env_factory
+
+
+def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
+    """Mean return, per-episode-index returns and success rates of finished trials."""
+    if not trials:
+        return {}
+    out = {f"{prefix}/return": float(np.mean([t.total_return for t in trials])),
+           f"{prefix}/trials": len(trials)}
+    max_eps = max(len(t.episode_returns) for t in trials)
+    if max_eps > 1:
+        for i in range(max_eps):
+            values = [t.episode_returns[i] for t in trials if len(t.episode_returns) > i]
+            out[f"{prefix}/return_episode_{i}"] = float(np.mean(values))
+    with_success = [t for t in trials if t.episode_successes]
+    if with_success:
+        out[f"{prefix}/success"] = float(np.mean([max(t.episode_successes) for t in with_success]))
+        if max_eps > 1:
+            for i in range(max_eps):
+                values = [t.episode_successes[i] for t in with_success if len(t.episode_successes) > i]
+                if values:
+                    out[f"{prefix}/success_episode_{i}"] = float(np.mean(values))
+    return out
+
+
+def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool = True) -> dict[str, float]:
+    """Run the current policy on fresh env instances (no exploration, nothing stored)."""
+    num_envs = max(1, min(cfg.env.num_actors, num_trials))
+    envs = make_vector_env(env_factory(cfg), num_envs, asynchronous=False, seed=seed)
+    try:
+        device = next(agent.parameters()).device
+        collector = Collector(envs, agent, explore=None, device=device, seed=seed, greedy=greedy)
+        trials = collector.run_trials(num_trials)
+    finally:
+        envs.close()
+    return summarize_trials(trials, "eval")
+
+
+def evaluate_run(run_dir: str | Path, trials: int | None = None, greedy: bool = True, seed: int = 12345) -> dict:
+    """Evaluate a run's latest checkpoint; the result is also written to `<run_dir>/eval.json`."""
+    from icrl.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.json")
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    probe = env_factory(cfg)()
+    agent = build_agent(cfg, probe.observation_space, probe.action_space)
+    probe.close()
+    extra = load_checkpoint(ckpt, agent, restore_rng=False)
+    agent.to(torch.device(cfg.device))
+    result = evaluate(agent, cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
+    result = {"checkpoint": ckpt.name, "env_steps": extra.get("env_steps"), "updates": extra.get("updates"),
+              "greedy": greedy, **result}
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,25 @@
+"""Builders shared by training and evaluation: environments and agents from a Config."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from icrl.agent.agent import Agent
+from icrl.config import Config
+from icrl.envs.trial import make_trial_env
+
+
+def env_factory(cfg: Config):
+    """A picklable zero-argument env constructor (AsyncVectorEnv sends it to subprocesses)."""
+    return functools.partial(
+        make_trial_env,
+        cfg.env.id,
+        episodes=cfg.env.trial_episodes,
+        steps=cfg.env.trial_steps,
+        **cfg.env.kwargs,
+    )
+
+
+def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
+    return Agent(obs_space, action_space, cfg.model, cfg.agent, cfg.gammas)

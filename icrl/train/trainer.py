@@ -1,0 +1,193 @@
+"""The training loop: collect with N actors, update the agent, evaluate, checkpoint, log.
+
+Rounds alternate `collect_steps` env steps per actor with `updates_per_collect` gradient updates.
+Everything needed to continue (weights, optimiser, counters, RNG states) is checkpointed; the replay
+buffer lives on disk, so `icrl resume` continues a run that was killed, even with `kill -9`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from icrl.agent.agent import Agent
+from icrl.config import Config, load_config
+from icrl.envs.vector import make_vector_env
+from icrl.replay.loader import BatchLoader
+from icrl.replay.sampler import TrialSampler
+from icrl.replay.store import ReplayStore
+from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from icrl.train.collector import Collector, TrialStats
+from icrl.train.evaluate import evaluate, summarize_trials
+from icrl.train.factory import build_agent, env_factory
+from icrl.train.logger import RunLogger
+
+
+def default_run_dir(cfg: Config) -> Path:
+    env = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env.id)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{env}__{cfg.exp_name}__{cfg.seed}__{stamp}"
+
+
+class Trainer:
+    """Owns one run directory and everything that lives in it."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
+        if not resume and (self.run_dir / "config.json").exists():
+            raise FileExistsError(f"{self.run_dir} already holds a run; use `icrl resume {self.run_dir}`")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg = dataclasses.replace(cfg, run_dir=str(self.run_dir))
+        if not resume:
+            (self.run_dir / "config.json").write_text(cfg.to_json())
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.device = torch.device(cfg.device)
+        self.env_steps = 0
+        self.updates = 0
+        self.rounds = 0
+
+        self.envs = make_vector_env(env_factory(cfg), cfg.env.num_actors, cfg.env.asynchronous, seed=cfg.seed)
+        self.agent = build_agent(cfg, self.envs.single_observation_space, self.envs.single_action_space)
+        self.agent.to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.agent.trainable_parameters(), lr=cfg.agent.lr, weight_decay=cfg.agent.weight_decay
+        )
+        self.store = ReplayStore(self.run_dir / "buffer", max_fifo_trials=cfg.replay.max_trials)
+        self.loader: BatchLoader | None = None
+        self.loss_gen = torch.Generator().manual_seed(cfg.seed)
+
+        if resume:
+            ckpt = latest_checkpoint(self.run_dir / "checkpoints")
+            if ckpt is not None:
+                extra = load_checkpoint(ckpt, self.agent, self.optimizer)
+                self.env_steps, self.updates = extra["env_steps"], extra["updates"]
+                self.rounds = extra.get("rounds", 0)
+        # After a resume the actors start fresh trials; a different seed avoids replaying the same ones.
+        self.collector = Collector(
+            self.envs, self.agent, cfg.explore, self.device, store=self.store,
+            seed=cfg.seed + 7919 * self.rounds, horizon=cfg.model.context_len,
+        )
+        self.logger = RunLogger(self.run_dir, cfg.tensorboard, hparams=dataclasses.asdict(cfg))
+
+    # ------------------------------------------------------------------ pieces
+    def _lr(self) -> float:
+        warmup = max(1, self.cfg.agent.warmup_updates)
+        return self.cfg.agent.lr * min(1.0, (self.updates + 1) / warmup)
+
+    def update(self) -> dict[str, float]:
+        """One gradient step on one batch."""
+        assert self.loader is not None
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in self.loader.next_batch().items()}
+        self.agent.train()
+        out = self.agent.loss(batch, generator=self.loss_gen)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.agent.trainable_parameters(), self.cfg.agent.grad_clip)
+        self.optimizer.step()
+        self.agent.update_targets()
+        self.updates += 1
+        out.metrics["stats/grad_norm"] = float(grad_norm)
+        return out.metrics
+
+    def checkpoint(self) -> Path:
+        extra = {"env_steps": self.env_steps, "updates": self.updates, "rounds": self.rounds}
+        return save_checkpoint(self.run_dir / "checkpoints", f"{self.updates:09d}", self.agent, self.optimizer, extra)
+
+    def evaluate(self) -> dict[str, float]:
+        return evaluate(self.agent, self.cfg, self.cfg.eval_trials, seed=10_000 + self.updates, greedy=self.cfg.eval_greedy)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict[str, float]:
+        cfg = self.cfg
+        show = cfg.progress and sys.stderr.isatty()
+        bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_steps, cfg.total_env_steps),
+                   disable=not show, unit="step", dynamic_ncols=True)
+        last_eval: dict[str, float] = {}
+        train_trials: list[TrialStats] = []
+        recent: list[dict[str, float]] = []
+        speed_mark = (time.perf_counter(), self.env_steps, self.updates)
+        stop = False
+        try:
+            while self.env_steps < cfg.total_env_steps and not stop:
+                train_trials += self.collector.collect(cfg.collect_steps, self.env_steps)
+                added = cfg.collect_steps * cfg.env.num_actors
+                self.env_steps += added
+                self.rounds += 1
+                bar.update(added)
+                self.store.evict()
+                if self.env_steps < cfg.learning_starts or len(self.store) == 0:
+                    continue
+                if self.loader is None:
+                    sampler = TrialSampler(self.store, cfg.replay.batch_size, cfg.model.context_len,
+                                           weight_by_length=cfg.replay.weight_by_length, seed=cfg.seed + self.rounds,
+                                           cache_bytes=int(cfg.replay.cache_gb * 2**30))
+                    self.loader = BatchLoader(sampler)
+                for _ in range(cfg.updates_per_collect):
+                    recent.append(self.update())
+                    if cfg.eval_every and self.updates % cfg.eval_every == 0:
+                        last_eval = self._log_eval(speed_mark, bar)
+                        speed_mark = (time.perf_counter(), self.env_steps, self.updates)
+                        if cfg.target_return is not None and last_eval.get("eval/return", -math.inf) >= cfg.target_return:
+                            stop = True
+                            break
+                    if cfg.checkpoint_every and self.updates % cfg.checkpoint_every == 0:
+                        self.checkpoint()
+                if len(recent) >= 50 or train_trials and len(recent) >= 10:
+                    metrics = {k: float(np.mean([m[k] for m in recent])) for k in recent[0]}
+                    metrics.update(summarize_trials(train_trials, "train"))
+                    self.logger.log(metrics, self.env_steps, self.updates)
+                    bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
+                    recent, train_trials = [], []
+            if not stop:
+                last_eval = self._log_eval(speed_mark, bar)
+            self.checkpoint()
+        finally:
+            bar.close()
+            self.close()
+        return last_eval
+
+    def _log_eval(self, mark: tuple[float, int, int], bar: tqdm) -> dict[str, float]:
+        elapsed = max(1e-9, time.perf_counter() - mark[0])
+        speed = {"speed/env_steps_per_s": (self.env_steps - mark[1]) / elapsed,
+                 "speed/updates_per_s": (self.updates - mark[2]) / elapsed}
+        result = self.evaluate()
+        row = self.logger.log({**result, **speed}, self.env_steps, self.updates)
+        line = (f"[eval] env_steps={self.env_steps} updates={self.updates} "
+                f"t={row['wall_time_s']:.0f}s env_steps/s={speed['speed/env_steps_per_s']:.0f} "
+                f"updates/s={speed['speed/updates_per_s']:.2f} return={result.get('eval/return', float('nan')):.3f}")
+        if "eval/success" in result:
+            line += f" success={result['eval/success']:.2f}"
+        bar.write(line) if not bar.disable else print(line, flush=True)
+        return result
+
+    def close(self) -> None:
+        if self.loader is not None:
+            self.loader.close()
+            self.loader = None
+        self.envs.close()
+        self.logger.close()
+
+
+def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, float]:
+    """Continue a run from its latest checkpoint and its replay buffer."""
+    from icrl.presets import apply_overrides
+
+    cfg = load_config(Path(run_dir) / "config.json")
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return Trainer(cfg, run_dir, resume=True).run()
