@@ -67,7 +67,10 @@ def build_train_config(argv: list[str]) -> Config:
     from icrl.presets import apply_overrides, preset_config
 
     env_id, preset, env_kwargs, rest = split_train_args(argv)
-    base = preset_config(preset)
+    try:
+        base = preset_config(preset)
+    except ValueError as exc:  # unknown preset: a one-line message, not a traceback
+        raise SystemExit(f"icrl train: {exc}") from None
     overrides: dict[str, Any] = {"env": {}}
     if env_id is not None and env_id != base.env.id:
         overrides["env"] = {"id": env_id, "kwargs": {}}  # a preset's env kwargs belong to its env

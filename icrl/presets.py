@@ -16,6 +16,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tmaze-quick": {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 50}},
         "model": {"context_len": 64},
+        "explore": {"eps_end": 0.01, "anneal_env_steps": 100_000},
+        "collect_steps": 64,
+        "updates_per_collect": 64,
         "total_env_steps": 30_000,
         "target_return": 0.99,
         "exp_name": "tmaze-quick",
@@ -23,6 +26,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tmaze-50": {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 50}},
         "model": {"context_len": 64},
+        "explore": {"eps_end": 0.01, "anneal_env_steps": 100_000},
+        "collect_steps": 64,
+        "updates_per_collect": 64,
         "total_env_steps": 40_000,
         "exp_name": "tmaze-50",
     },

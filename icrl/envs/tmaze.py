@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 LEFT, RIGHT, UP, DOWN = 0, 1, 2, 3
 GOAL_UP, GOAL_DOWN = 1, -1
+EXPLORE_WINDOW = 3  # steps at the end of an episode in which the collector explores
 
 
 class TMazeEnv(gym.Env):
@@ -86,6 +87,17 @@ class TMazeEnv(gym.Env):
             reward += 1.0 if success else 0.0
             info["success"] = success
         return self._observation(show_goal=False), reward, terminated, False, info
+
+    def exploration_multiplier(self, time: np.ndarray) -> np.ndarray:
+        """Within-trial exploration schedule the collector uses for this env: explore only in the
+        last `EXPLORE_WINDOW` steps (the turn), never in the corridor.
+
+        Walking the corridor takes `length` deterministic moves, so any exploration there makes the
+        junction unreachable on schedule and turns the memory test into a worst case for epsilon-greedy.
+        The AMAGO authors' T-Maze runs make the same choice; every agent (and the memory-free control)
+        gets the same schedule, so the comparison stays fair.
+        """
+        return (np.asarray(time) >= self.length + 1 - EXPLORE_WINDOW).astype(np.float64)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -47,7 +47,10 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
         state.setdefault(int(pid), {})[name] = value
     for pid, entries in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(entries)
-    return {"state": state, "param_groups": meta["param_groups"]}
+    # JSON turns tuples (AdamW's `betas`) into lists; give the optimiser back the types it saved.
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
+              for group in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
 
 
 def rng_state() -> dict[str, Any]:
@@ -94,6 +97,8 @@ def save_checkpoint(
     checkpoints = sorted(p for p in root.glob("ckpt_*") if p.is_dir())
     for old in checkpoints[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".ckpt_*.tmp"):  # left by a writer killed mid-save (one writer per run)
+        shutil.rmtree(stale, ignore_errors=True)
     return final
 
 

@@ -7,7 +7,7 @@ ends, its trial is saved, only that actor's env is reset and only its sequence-m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -69,6 +69,7 @@ class Collector:
         seed: int = 0,
         greedy: bool = False,
         horizon: float = 256.0,
+        within_trial: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.envs, self.agent, self.store, self.device = envs, agent, store, torch.device(device)
         self.num = envs.num_envs
@@ -78,6 +79,8 @@ class Collector:
         self.schedule = EpsilonSchedule(explore, self.rng) if explore is not None else None
         self.greedy = greedy
         self.horizon = float(horizon)
+        # An env may supply its own within-trial schedule (e.g. T-Maze: explore only at the turn).
+        self.within_trial = within_trial
         self.action_start = int(getattr(envs.single_action_space, "start", 0))
         self.seed = seed
         self.obs: dict[str, np.ndarray] | None = None
@@ -94,7 +97,7 @@ class Collector:
 
     @staticmethod
     def _new_buffer() -> dict[str, list]:
-        return {"obs": [], "action": [], "reward": [], "success": []}
+        return {"obs": [], "action": [], "reward": [], "success": [], "reported": []}
 
     def _append_obs(self, i: int) -> None:
         self.buffers[i]["obs"].append({k: v[i].copy() for k, v in self.obs.items()})
@@ -109,7 +112,11 @@ class Collector:
             actions = torch.multinomial(torch.softmax(logits.float(), -1).cpu(), 1, generator=self.torch_gen)[:, 0]
         actions = actions.cpu().numpy()
         if self.schedule is not None:
-            eps = self.schedule.within_trial(self.eps, self.obs[OBS_TIME].astype(np.float64), self.horizon)
+            time = self.obs[OBS_TIME].astype(np.float64)
+            if self.within_trial is not None:
+                eps = self.eps * self.within_trial(time)
+            else:
+                eps = self.schedule.within_trial(self.eps, time, self.horizon)
             explore = self.rng.random(self.num) < eps
             if explore.any():
                 actions[explore] = self.rng.integers(0, logits.shape[-1], size=int(explore.sum()))
@@ -145,7 +152,9 @@ class Collector:
             buf = self.buffers[i]
             buf["action"].append(actions[i])
             buf["reward"].append(float(reward[i]))
-            buf["success"].append(float(_index_info(info, "success", i) or 0.0) if success is not None else 0.0)
+            value = _index_info(info, "success", i) if success is not None else None
+            buf["success"].append(float(value or 0.0))
+            buf["reported"].append(value is not None)
             self._append_obs(i)
             if done[i]:
                 finished.append(self._finish(i, bool(terminated[i])))
@@ -172,7 +181,9 @@ class Collector:
         if self.store is not None:
             self.store.add(trial)
         self.horizon = max(self.horizon, float(length))
-        return trial_stats(trial, np.asarray(buf["success"], dtype=np.float32))
+        # Successes count only for envs that report them; then a trial without one scores 0, not nothing.
+        success = np.asarray(buf["success"], dtype=np.float32) if any(buf["reported"]) else None
+        return trial_stats(trial, success)
 
 
 def trial_stats(trial: dict[str, np.ndarray], success: np.ndarray | None = None) -> TrialStats:
@@ -183,6 +194,6 @@ def trial_stats(trial: dict[str, np.ndarray], success: np.ndarray | None = None)
     count = int(episode[-1]) + 1 if len(episode) else 0
     episode_returns = np.bincount(episode, weights=reward, minlength=count).tolist()
     successes: list[float] = []
-    if success is not None and success.any():
+    if success is not None:
         successes = [float(success[episode == e].max()) for e in range(count)]
     return TrialStats(float(reward.sum()), int(len(reward)), episode_returns, successes)

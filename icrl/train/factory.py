@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from icrl.agent.agent import Agent
 from icrl.config import Config
@@ -23,3 +25,12 @@ def env_factory(cfg: Config):
 
 def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
     return Agent(obs_space, action_space, cfg.model, cfg.agent, cfg.gammas)
+
+
+def env_exploration_schedule(cfg: Config) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The env's own within-trial exploration schedule (`exploration_multiplier(time)`), if it has one."""
+    probe = env_factory(cfg)()
+    try:
+        return getattr(probe.unwrapped, "exploration_multiplier", None)
+    finally:
+        probe.close()

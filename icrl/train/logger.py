@@ -25,42 +25,57 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _repair(path: Path) -> float:
-    """Drop a torn last line (the run was killed mid-write); return the last wall time logged."""
+def _repair(path: Path, resume_at: tuple[int, int] | None = None) -> float:
+    """Drop a torn last line (the run was killed mid-write) and, when resuming from a checkpoint taken at
+    `resume_at = (env_steps, updates)`, the rows logged after it (that work is redone, and keeping them
+    would make the counters in metrics.jsonl jump backwards); return the last wall time logged."""
     if not path.exists():
         return 0.0
     text = path.read_text()
     lines = text.splitlines(keepends=True)
     good = []
+    wall_time = 0.0
     for line in lines:
         try:
-            json.loads(line)
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if line.endswith("\n"):
-            good.append(line)
+        if not line.endswith("\n"):
+            continue
+        wall_time = max(wall_time, float(row.get("wall_time_s", 0.0)))
+        if resume_at is not None and (row.get("env_steps", 0) > resume_at[0]
+                                      or row.get("updates", 0) > resume_at[1]):
+            continue
+        good.append(line)
     if len(good) != len(lines):
         path.write_text("".join(good))
-    for line in reversed(good):
-        return float(json.loads(line).get("wall_time_s", 0.0))
-    return 0.0
+    return wall_time  # the time spent on dropped rows was spent all the same
 
 
 class RunLogger:
     """Appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard."""
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True, hparams: dict | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        tensorboard: bool = True,
+        hparams: dict | None = None,
+        resume_at: tuple[int, int] | None = None,
+    ) -> None:
+        """`resume_at`: (env_steps, updates) of the checkpoint a resumed run restarts from."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / METRICS
-        self.time_offset = _repair(self.path)  # wall time keeps counting across resumes
+        self.time_offset = _repair(self.path, resume_at)  # wall time keeps counting across resumes
         self.start = time.perf_counter()
         self.file = self.path.open("a", buffering=1)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            # On resume, drop TensorBoard events logged after the checkpoint, as in metrics.jsonl.
+            purge = resume_at[0] + 1 if resume_at is not None else None
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
             if hparams:
                 self.writer.add_text("config", "```\n" + json.dumps(hparams, indent=1) + "\n```")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import sys
 import time
@@ -28,7 +29,7 @@ from icrl.replay.store import ReplayStore
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from icrl.train.collector import Collector, TrialStats
 from icrl.train.evaluate import evaluate, summarize_trials
-from icrl.train.factory import build_agent, env_factory
+from icrl.train.factory import build_agent, env_exploration_schedule, env_factory
 from icrl.train.logger import RunLogger
 
 
@@ -79,8 +80,10 @@ class Trainer:
         self.collector = Collector(
             self.envs, self.agent, cfg.explore, self.device, store=self.store,
             seed=cfg.seed + 7919 * self.rounds, horizon=cfg.model.context_len,
+            within_trial=env_exploration_schedule(cfg),
         )
-        self.logger = RunLogger(self.run_dir, cfg.tensorboard, hparams=dataclasses.asdict(cfg))
+        self.logger = RunLogger(self.run_dir, cfg.tensorboard, hparams=dataclasses.asdict(cfg),
+                                resume_at=(self.env_steps, self.updates) if resume else None)
 
     # ------------------------------------------------------------------ pieces
     def _lr(self) -> float:
@@ -122,6 +125,7 @@ class Trainer:
         recent: list[dict[str, float]] = []
         speed_mark = (time.perf_counter(), self.env_steps, self.updates)
         stop = False
+        evaluated_at = checkpointed_at = None  # (env_steps, updates) of the last evaluation / checkpoint
         try:
             while self.env_steps < cfg.total_env_steps and not stop:
                 train_trials += self.collector.collect(cfg.collect_steps, self.env_steps)
@@ -141,21 +145,24 @@ class Trainer:
                     recent.append(self.update())
                     if cfg.eval_every and self.updates % cfg.eval_every == 0:
                         last_eval = self._log_eval(speed_mark, bar)
+                        evaluated_at = (self.env_steps, self.updates)
                         speed_mark = (time.perf_counter(), self.env_steps, self.updates)
                         if cfg.target_return is not None and last_eval.get("eval/return", -math.inf) >= cfg.target_return:
                             stop = True
                             break
                     if cfg.checkpoint_every and self.updates % cfg.checkpoint_every == 0:
                         self.checkpoint()
+                        checkpointed_at = (self.env_steps, self.updates)
                 if len(recent) >= 50 or train_trials and len(recent) >= 10:
                     metrics = {k: float(np.mean([m[k] for m in recent])) for k in recent[0]}
                     metrics.update(summarize_trials(train_trials, "train"))
                     self.logger.log(metrics, self.env_steps, self.updates)
                     bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
                     recent, train_trials = [], []
-            if not stop:
+            if evaluated_at != (self.env_steps, self.updates):  # no second evaluation of the same policy
                 last_eval = self._log_eval(speed_mark, bar)
-            self.checkpoint()
+            if checkpointed_at != (self.env_steps, self.updates):
+                self.checkpoint()
         finally:
             bar.close()
             self.close()
@@ -187,7 +194,12 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     """Continue a run from its latest checkpoint and its replay buffer."""
     from icrl.presets import apply_overrides
 
-    cfg = load_config(Path(run_dir) / "config.json")
+    path = Path(run_dir) / "config.json"
+    cfg = load_config(path)
     if overrides:
         cfg = apply_overrides(cfg, overrides)
+        # Persist the new settings (budget), or a later plain `icrl resume` would go back to the old ones.
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(cfg.to_json())
+        os.replace(tmp, path)
     return Trainer(cfg, run_dir, resume=True).run()

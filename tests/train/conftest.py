@@ -1,0 +1,66 @@
+"""Shared fixtures for the training-stack tests: tiny configs that train in about a second on one thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from icrl.config import Config
+from icrl.presets import apply_overrides
+
+# The tests share two cores with other work: one intra-op thread, and fewer threads also mean
+# bit-exact reproducibility of the determinism checks.
+torch.set_num_threads(1)
+
+TINY: dict[str, Any] = {
+    "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 5}, "num_actors": 2},
+    "model": {
+        "kind": "transformer", "d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "context_len": 16,
+        "encoder_hidden": [32], "actor_hidden": [32], "critic_hidden": [32],
+    },
+    "agent": {"num_critics": 2, "extra_gammas": [0.9], "warmup_updates": 1, "lr": 1e-3},
+    "replay": {"batch_size": 4, "cache_gb": 0.01},
+    "total_env_steps": 200,
+    "collect_steps": 10,
+    "updates_per_collect": 2,
+    "learning_starts": 20,
+    "eval_every": 10,
+    "eval_trials": 4,
+    "checkpoint_every": 10,
+    "tensorboard": False,
+    "progress": False,
+    "threads": 1,
+}
+
+# The same settings as command-line flags (for subprocess runs of `python -m icrl.cli train`).
+TINY_CLI: list[str] = [
+    "--env.length", "5", "--env.num-actors", "2",
+    "--model.d-model", "32", "--model.n-layers", "1", "--model.n-heads", "2", "--model.d-ff", "64",
+    "--model.context-len", "16", "--model.encoder-hidden", "32", "--model.actor-hidden", "32",
+    "--model.critic-hidden", "32", "--agent.num-critics", "2", "--agent.extra-gammas", "0.9",
+    "--agent.warmup-updates", "1", "--replay.batch-size", "4", "--replay.cache-gb", "0.01",
+    "--collect-steps", "10", "--updates-per-collect", "2", "--learning-starts", "20",
+    "--eval-trials", "4", "--no-tensorboard", "--no-progress", "--threads", "1",
+]
+
+
+def make_tiny_config(run_dir: Any = None, **overrides: Any) -> Config:
+    """The tiny config with nested overrides (`env={"num_actors": 4}`, `seed=3`, ...)."""
+    cfg = apply_overrides(Config(), TINY)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    if run_dir is not None:
+        cfg = apply_overrides(cfg, {"run_dir": str(run_dir)})
+    return cfg
+
+
+@pytest.fixture
+def tiny_config():
+    return make_tiny_config
+
+
+@pytest.fixture
+def tiny_cli():
+    return list(TINY_CLI)

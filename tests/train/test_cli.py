@@ -1,0 +1,143 @@
+"""The `icrl` command line: argument splitting, config building, help, train -> eval -> plot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from icrl.cli import _parse_value, build_train_config, main, split_train_args
+from icrl.config import load_config
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_train_args():
+    argv = ["icrl/TMaze-v0", "--env.length", "50", "--seed", "3", "--run-dir", "X",
+            "--total-env-steps", "100", "--model.kind", "mlp", "--preset", "tmaze-quick",
+            "--env.num-actors", "3", "--env.p=0.5"]
+    env_id, preset, env_kwargs, rest = split_train_args(argv)
+    assert env_id == "icrl/TMaze-v0"
+    assert preset == "tmaze-quick"
+    assert env_kwargs == {"length": 50, "p": 0.5}
+    assert type(env_kwargs["length"]) is int
+    # EnvConfig's own fields (num_actors, ...) and everything else go to tyro.
+    assert rest == ["--seed", "3", "--run-dir", "X", "--total-env-steps", "100", "--model.kind", "mlp",
+                    "--env.num-actors", "3"]
+    assert split_train_args(["--preset=tmaze-50"]) == (None, "tmaze-50", {}, [])
+    with pytest.raises(SystemExit):
+        split_train_args(["--preset"])
+    with pytest.raises(SystemExit):
+        split_train_args(["icrl/TMaze-v0", "--env.length"])
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("50", 50), ("2.5", 2.5), ("true", True), ("False", False), ("none", None), ("[1, 2]", [1, 2]),
+     ("abc", "abc"), ("icrl/TMaze-v0", "icrl/TMaze-v0")],
+)
+def test_parse_env_values(text, value):
+    parsed = _parse_value(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_build_train_config_from_preset_and_flags():
+    cfg = build_train_config(["icrl/TMaze-v0", "--env.length", "50", "--seed", "3", "--run-dir", "X",
+                              "--total-env-steps", "100", "--model.kind", "mlp", "--preset", "tmaze-quick"])
+    assert cfg.env.id == "icrl/TMaze-v0"
+    assert cfg.env.kwargs == {"length": 50} and type(cfg.env.kwargs["length"]) is int
+    assert cfg.seed == 3 and cfg.run_dir == "X"
+    assert cfg.total_env_steps == 100  # the command line beats the preset's 30_000
+    assert cfg.model.kind == "mlp"
+    assert cfg.model.context_len == 64 and cfg.exp_name == "tmaze-quick"  # from the preset
+    assert cfg.target_return == 0.99
+
+
+def test_env_kwargs_follow_the_env():
+    # The preset's env kwargs (TMaze length) must not leak into another env.
+    cfg = build_train_config(["icrl/MetaFrozenLake-v0", "--preset", "tmaze-quick", "--env.size", "3"])
+    assert cfg.env.id == "icrl/MetaFrozenLake-v0" and cfg.env.kwargs == {"size": 3}
+    # Same env as the preset: flags merge into the preset's kwargs.
+    cfg = build_train_config(["--preset", "dark-key-door", "--env.size", "5", "--env.num-actors", "3"])
+    assert cfg.env.kwargs == {"size": 5, "episode_length": 20, "trial_length": 100}
+    assert cfg.env.num_actors == 3
+    # No preset: defaults plus flags.
+    cfg = build_train_config(["icrl/TMaze-v0", "--env.length", "7", "--model.encoder-hidden", "16", "16"])
+    assert cfg.env.kwargs == {"length": 7} and cfg.model.encoder_hidden == (16, 16)
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(SystemExit) as info:
+        build_train_config(["--preset", "no-such-preset"])
+    message = str(info.value.code)
+    assert "unknown preset 'no-such-preset'" in message and "tmaze-quick" in message
+
+
+def test_help_lists_options(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--total-env-steps", "--seed", "--run-dir", "--env.num-actors", "--model.kind",
+                   "--model.d-model", "--agent.gamma", "--explore.eps-start", "--replay.batch-size",
+                   "--checkpoint-every", "--preset", "--env.KEY"):
+        assert option in out, option
+    main(["--help"])
+    assert "icrl resume RUN_DIR" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert "unknown command 'frobnicate'" in str(info.value.code)
+
+
+def _cli_train(run_dir, tiny_cli, *extra):
+    main(["train", "icrl/TMaze-v0", *tiny_cli, "--total-env-steps", "60", "--eval-every", "0",
+          "--checkpoint-every", "0", "--run-dir", str(run_dir), *extra])
+
+
+def test_train_eval_plot(tmp_path, tiny_cli, capsys):
+    run = tmp_path / "tmaze"
+    _cli_train(run, tiny_cli, "--seed", "4")
+    out = capsys.readouterr().out
+    assert f"icrl: run directory {run}" in out
+    summary = json.loads(out.splitlines()[-2])
+    assert summary["run_dir"] == str(run) and "eval/return" in summary
+    cfg = load_config(run / "config.json")
+    assert cfg.seed == 4 and cfg.env.kwargs == {"length": 5} and cfg.model.d_model == 32
+    assert cfg.total_env_steps == 60 and cfg.tensorboard is False
+
+    # A second `train` into the same directory refuses to overwrite the run.
+    with pytest.raises(FileExistsError):
+        _cli_train(run, tiny_cli)
+
+    main(["eval", str(run), "--trials", "3"])
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads((run / "eval.json").read_text()) == printed
+    assert printed["checkpoint"] == "ckpt_000000006"
+    assert printed["env_steps"] == 60 and printed["updates"] == 6
+    assert printed["eval/trials"] == 3 and printed["greedy"] is True
+    assert -2.0 <= printed["eval/return"] <= 1.0
+
+    main(["plot", str(run)])
+    assert capsys.readouterr().out.split() == [str(run / "learning_curve.png")]
+    assert (run / "learning_curve.png").read_bytes()[:8] == PNG_MAGIC
+    assert not (run / "adaptation_curve.png").exists()  # one episode per trial
+
+    lake = tmp_path / "lake"
+    main(["train", "icrl/MetaFrozenLake-v0", "--env.size", "3", "--env.attempts", "2", *tiny_cli[2:],
+          "--total-env-steps", "40", "--eval-every", "0", "--run-dir", str(lake)])
+    capsys.readouterr()
+    out_dir = tmp_path / "plots"
+    main(["plot", str(lake), str(run), "--out", str(out_dir)])
+    written = capsys.readouterr().out.split()
+    assert written == [str(out_dir / "learning_curve.png"), str(out_dir / "adaptation_curve.png")]
+    for path in written:
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_MAGIC
+
+
+def test_plot_without_evaluations_fails_clearly(tmp_path):
+    run = tmp_path / "empty"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"env_steps": 1, "updates": 0, "wall_time_s": 0.1}) + "\n")
+    with pytest.raises(ValueError, match="no evaluation rows"):
+        main(["plot", str(run)])
