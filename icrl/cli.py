@@ -1,9 +1,9 @@
 """The `icrl` command line: train, resume, eval, plot, bench.
 
-    icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [options]   (options: icrl train --help)
-    icrl resume RUN_DIR [--total-env-steps N]
-    icrl eval RUN_DIR [--trials N] [--sampled]
-    icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
+icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [options]   (options: icrl train --help)
+icrl resume RUN_DIR [--total-env-steps N]
+icrl eval RUN_DIR [--trials N] [--sampled]
+icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import tyro
 from icrl.config import Config, EnvConfig
 
 USAGE = __doc__ or ""
-_ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | set(EnvConfig.__dataclass_fields__)
+_ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | set(
+    EnvConfig.__dataclass_fields__
+)
 
 
 def _parse_value(text: str) -> Any:
@@ -46,8 +48,8 @@ def split_train_args(argv: list[str]) -> tuple[str | None, str | None, dict[str,
                 if i + 1 >= len(argv):
                     raise SystemExit("icrl train: --preset needs a name")
                 preset, i = argv[i + 1], i + 1
-        elif arg.startswith("--env.") and arg[len("--env."):].split("=")[0] not in _ENV_FIELDS:
-            key = arg[len("--env."):]
+        elif arg.startswith("--env.") and arg[len("--env.") :].split("=")[0] not in _ENV_FIELDS:
+            key = arg[len("--env.") :]
             if "=" in key:
                 key, value = key.split("=", 1)
             else:
@@ -75,8 +77,10 @@ def build_train_config(argv: list[str]) -> Config:
     if env_id is not None and env_id != base.env.id:
         overrides["env"] = {"id": env_id, "kwargs": {}}  # a preset's env kwargs belong to its env
     if env_kwargs:
-        overrides["env"]["kwargs"] = {**(base.env.kwargs if "kwargs" not in overrides["env"] else {}),
-                                      **env_kwargs}
+        overrides["env"]["kwargs"] = {
+            **(base.env.kwargs if "kwargs" not in overrides["env"] else {}),
+            **env_kwargs,
+        }
     base = apply_overrides(base, overrides)
     description = (
         "Train an agent. Usage: icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [options]. "
@@ -93,8 +97,11 @@ def cmd_train(argv: list[str]) -> None:
     print(f"icrl: run directory {trainer.run_dir}", flush=True)
     result = trainer.run()
     print(json.dumps({"run_dir": str(trainer.run_dir), **result}), flush=True)
-    print(f"icrl: results in {trainer.run_dir} (metrics.jsonl, tensorboard/, checkpoints/); "
-          f"plot them with `icrl plot {trainer.run_dir}`", flush=True)
+    print(
+        f"icrl: results in {trainer.run_dir} (metrics.jsonl, tensorboard/, checkpoints/); "
+        f"plot them with `icrl plot {trainer.run_dir}`",
+        flush=True,
+    )
 
 
 def cmd_resume(argv: list[str]) -> None:

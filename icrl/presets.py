@@ -11,12 +11,17 @@ from typing import Any
 
 from icrl.config import Config, config_from_dict
 
+# T-Maze: AMAGO's T-Maze anneal (1.0 -> 0.01 over 100k steps), greedy actions plus epsilon; the env
+# itself restricts exploration to the turn (`TMazeEnv.exploration_multiplier`): walking the corridor
+# needs `length` deterministic moves, which sampled actions or epsilon in the corridor would break.
+TMAZE_EXPLORE = {"eps_end": 0.01, "anneal_env_steps": 100_000, "sample_actions": False}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The `make train` job: T-Maze with a 50-cell corridor, a few minutes on 2 cores.
     "tmaze-quick": {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 50}},
-        "model": {"context_len": 64},
-        "explore": {"eps_end": 0.01, "anneal_env_steps": 100_000},
+        "model": {"context_len": 51},
+        "explore": TMAZE_EXPLORE,
         "collect_steps": 64,
         "updates_per_collect": 64,
         "total_env_steps": 30_000,
@@ -25,8 +30,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "tmaze-50": {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 50}},
-        "model": {"context_len": 64},
-        "explore": {"eps_end": 0.01, "anneal_env_steps": 100_000},
+        "model": {"context_len": 51},
+        "explore": TMAZE_EXPLORE,
         "collect_steps": 64,
         "updates_per_collect": 64,
         "total_env_steps": 40_000,
@@ -34,7 +39,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "tmaze-200": {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 200}},
-        "model": {"context_len": 208},
+        "model": {"context_len": 201},
+        "explore": TMAZE_EXPLORE,
+        "collect_steps": 201,
+        "updates_per_collect": 200,
         "total_env_steps": 150_000,
         "exp_name": "tmaze-200",
     },
@@ -49,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "id": "icrl/DarkKeyToDoor-v0",
             "kwargs": {"size": 4, "episode_length": 20, "trial_length": 100},
         },
-        "model": {"context_len": 101},
+        "model": {"context_len": 100},
         "total_env_steps": 150_000,
         "exp_name": "dark-key-door",
     },

@@ -101,8 +101,13 @@ class Agent(nn.Module):
             )  # (B, L, G)
             if cfg.n_step > 1:
                 target = losses.n_step_targets(
-                    batch["reward"], batch["terminated"], next_value, self.gammas, cfg.n_step,
-                    cfg.reward_multiplier, mask,
+                    batch["reward"],
+                    batch["terminated"],
+                    next_value,
+                    self.gammas,
+                    cfg.n_step,
+                    cfg.reward_multiplier,
+                    mask,
                 )
             else:
                 target = losses.td_targets(
@@ -141,7 +146,9 @@ class Agent(nn.Module):
                 "loss/critic": critic_loss.item(),
                 "loss/pg": pg_loss.item(),
                 "loss/bc": bc_loss.item(),
-                "stats/q_main": (self._denormalize(q_taken[..., None])[..., -1, 0].mean(-1) * mask).sum().item()
+                "stats/q_main": (self._denormalize(q_taken[..., None])[..., -1, 0].mean(-1) * mask)
+                .sum()
+                .item()
                 / valid.item(),
                 "stats/target_main": ((target[..., -1]) * mask).sum().item() / valid.item(),
                 "stats/entropy_main": (entropy * mask).sum().item() / valid.item(),

@@ -48,8 +48,10 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     for pid, entries in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(entries)
     # JSON turns tuples (AdamW's `betas`) into lists; give the optimiser back the types it saved.
-    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
-              for group in meta["param_groups"]]
+    groups = [
+        {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
+        for group in meta["param_groups"]
+    ]
     return {"state": state, "param_groups": groups}
 
 

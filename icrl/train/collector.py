@@ -6,8 +6,9 @@ ends, its trial is saved, only that actor's env is reset and only its sequence-m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -109,7 +110,9 @@ class Collector:
         if self.greedy or (self.explore is not None and not self.explore.sample_actions):
             actions = logits.argmax(-1)
         else:
-            actions = torch.multinomial(torch.softmax(logits.float(), -1).cpu(), 1, generator=self.torch_gen)[:, 0]
+            actions = torch.multinomial(torch.softmax(logits.float(), -1).cpu(), 1, generator=self.torch_gen)[
+                :, 0
+            ]
         actions = actions.cpu().numpy()
         if self.schedule is not None:
             time = self.obs[OBS_TIME].astype(np.float64)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from icrl.agent.agent import Agent
 from icrl.config import Config, load_config
 from icrl.envs.vector import make_vector_env
-from icrl.agent.agent import Agent
 from icrl.train.collector import Collector, TrialStats
 from icrl.train.factory import build_agent, env_factory
 
@@ -19,8 +19,10 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
     """Mean return, per-episode-index returns and success rates of finished trials."""
     if not trials:
         return {}
-    out = {f"{prefix}/return": float(np.mean([t.total_return for t in trials])),
-           f"{prefix}/trials": len(trials)}
+    out = {
+        f"{prefix}/return": float(np.mean([t.total_return for t in trials])),
+        f"{prefix}/trials": len(trials),
+    }
     max_eps = max(len(t.episode_returns) for t in trials)
     if max_eps > 1:
         for i in range(max_eps):
@@ -50,7 +52,9 @@ def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool
     return summarize_trials(trials, "eval")
 
 
-def evaluate_run(run_dir: str | Path, trials: int | None = None, greedy: bool = True, seed: int = 12345) -> dict:
+def evaluate_run(
+    run_dir: str | Path, trials: int | None = None, greedy: bool = True, seed: int = 12345
+) -> dict:
     """Evaluate a run's latest checkpoint; the result is also written to `<run_dir>/eval.json`."""
     from icrl.train.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -65,7 +69,12 @@ def evaluate_run(run_dir: str | Path, trials: int | None = None, greedy: bool = 
     extra = load_checkpoint(ckpt, agent, restore_rng=False)
     agent.to(torch.device(cfg.device))
     result = evaluate(agent, cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
-    result = {"checkpoint": ckpt.name, "env_steps": extra.get("env_steps"), "updates": extra.get("updates"),
-              "greedy": greedy, **result}
+    result = {
+        "checkpoint": ckpt.name,
+        "env_steps": extra.get("env_steps"),
+        "updates": extra.get("updates"),
+        "greedy": greedy,
+        **result,
+    }
     (run_dir / "eval.json").write_text(json.dumps(result, indent=1))
     return result

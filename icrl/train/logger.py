@@ -43,8 +43,9 @@ def _repair(path: Path, resume_at: tuple[int, int] | None = None) -> float:
         if not line.endswith("\n"):
             continue
         wall_time = max(wall_time, float(row.get("wall_time_s", 0.0)))
-        if resume_at is not None and (row.get("env_steps", 0) > resume_at[0]
-                                      or row.get("updates", 0) > resume_at[1]):
+        if resume_at is not None and (
+            row.get("env_steps", 0) > resume_at[0] or row.get("updates", 0) > resume_at[1]
+        ):
             continue
         good.append(line)
     if len(good) != len(lines):
@@ -83,7 +84,11 @@ class RunLogger:
         return self.time_offset + time.perf_counter() - self.start
 
     def log(self, metrics: dict[str, Any], env_steps: int, updates: int) -> dict[str, Any]:
-        row = {"env_steps": int(env_steps), "updates": int(updates), "wall_time_s": round(self.wall_time(), 3)}
+        row = {
+            "env_steps": int(env_steps),
+            "updates": int(updates),
+            "wall_time_s": round(self.wall_time(), 3),
+        }
         for key, value in metrics.items():
             if isinstance(value, float) and not math.isfinite(value):
                 value = None

@@ -54,8 +54,12 @@ def plot_runs(run_dirs: list[Path], out_dir: str | Path | None = None) -> list[P
         for run, rows in episodic.items():
             last = rows[-1]
             idx = sorted(int(m.group(1)) for k in last if (m := _EPISODE_KEY.match(k)))
-            ax.plot([i + 1 for i in idx], [last[f"eval/return_episode_{i}"] for i in idx], marker="o",
-                    label=f"{_label(run)} @ {last['env_steps']} steps")
+            ax.plot(
+                [i + 1 for i in idx],
+                [last[f"eval/return_episode_{i}"] for i in idx],
+                marker="o",
+                label=f"{_label(run)} @ {last['env_steps']} steps",
+            )
         ax.set_xlabel("episode index inside the trial")
         ax.set_ylabel("eval return of that episode")
         ax.grid(alpha=0.3)

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from icrl.agent.agent import Agent
 from icrl.config import Config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
@@ -78,12 +77,21 @@ class Trainer:
                 self.rounds = extra.get("rounds", 0)
         # After a resume the actors start fresh trials; a different seed avoids replaying the same ones.
         self.collector = Collector(
-            self.envs, self.agent, cfg.explore, self.device, store=self.store,
-            seed=cfg.seed + 7919 * self.rounds, horizon=cfg.model.context_len,
+            self.envs,
+            self.agent,
+            cfg.explore,
+            self.device,
+            store=self.store,
+            seed=cfg.seed + 7919 * self.rounds,
+            horizon=cfg.model.context_len,
             within_trial=env_exploration_schedule(cfg),
         )
-        self.logger = RunLogger(self.run_dir, cfg.tensorboard, hparams=dataclasses.asdict(cfg),
-                                resume_at=(self.env_steps, self.updates) if resume else None)
+        self.logger = RunLogger(
+            self.run_dir,
+            cfg.tensorboard,
+            hparams=dataclasses.asdict(cfg),
+            resume_at=(self.env_steps, self.updates) if resume else None,
+        )
 
     # ------------------------------------------------------------------ pieces
     def _lr(self) -> float:
@@ -100,7 +108,9 @@ class Trainer:
             group["lr"] = self._lr()
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.agent.trainable_parameters(), self.cfg.agent.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.agent.trainable_parameters(), self.cfg.agent.grad_clip
+        )
         self.optimizer.step()
         self.agent.update_targets()
         self.updates += 1
@@ -109,17 +119,30 @@ class Trainer:
 
     def checkpoint(self) -> Path:
         extra = {"env_steps": self.env_steps, "updates": self.updates, "rounds": self.rounds}
-        return save_checkpoint(self.run_dir / "checkpoints", f"{self.updates:09d}", self.agent, self.optimizer, extra)
+        return save_checkpoint(
+            self.run_dir / "checkpoints", f"{self.updates:09d}", self.agent, self.optimizer, extra
+        )
 
     def evaluate(self) -> dict[str, float]:
-        return evaluate(self.agent, self.cfg, self.cfg.eval_trials, seed=10_000 + self.updates, greedy=self.cfg.eval_greedy)
+        return evaluate(
+            self.agent,
+            self.cfg,
+            self.cfg.eval_trials,
+            seed=10_000 + self.updates,
+            greedy=self.cfg.eval_greedy,
+        )
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, float]:
         cfg = self.cfg
         show = cfg.progress and sys.stderr.isatty()
-        bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_steps, cfg.total_env_steps),
-                   disable=not show, unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.total_env_steps,
+            initial=min(self.env_steps, cfg.total_env_steps),
+            disable=not show,
+            unit="step",
+            dynamic_ncols=True,
+        )
         last_eval: dict[str, float] = {}
         train_trials: list[TrialStats] = []
         recent: list[dict[str, float]] = []
@@ -137,9 +160,14 @@ class Trainer:
                 if self.env_steps < cfg.learning_starts or len(self.store) == 0:
                     continue
                 if self.loader is None:
-                    sampler = TrialSampler(self.store, cfg.replay.batch_size, cfg.model.context_len,
-                                           weight_by_length=cfg.replay.weight_by_length, seed=cfg.seed + self.rounds,
-                                           cache_bytes=int(cfg.replay.cache_gb * 2**30))
+                    sampler = TrialSampler(
+                        self.store,
+                        cfg.replay.batch_size,
+                        cfg.model.context_len,
+                        weight_by_length=cfg.replay.weight_by_length,
+                        seed=cfg.seed + self.rounds,
+                        cache_bytes=int(cfg.replay.cache_gb * 2**30),
+                    )
                     self.loader = BatchLoader(sampler)
                 for _ in range(cfg.updates_per_collect):
                     recent.append(self.update())
@@ -147,7 +175,10 @@ class Trainer:
                         last_eval = self._log_eval(speed_mark, bar)
                         evaluated_at = (self.env_steps, self.updates)
                         speed_mark = (time.perf_counter(), self.env_steps, self.updates)
-                        if cfg.target_return is not None and last_eval.get("eval/return", -math.inf) >= cfg.target_return:
+                        if (
+                            cfg.target_return is not None
+                            and last_eval.get("eval/return", -math.inf) >= cfg.target_return
+                        ):
                             stop = True
                             break
                     if cfg.checkpoint_every and self.updates % cfg.checkpoint_every == 0:
@@ -170,13 +201,18 @@ class Trainer:
 
     def _log_eval(self, mark: tuple[float, int, int], bar: tqdm) -> dict[str, float]:
         elapsed = max(1e-9, time.perf_counter() - mark[0])
-        speed = {"speed/env_steps_per_s": (self.env_steps - mark[1]) / elapsed,
-                 "speed/updates_per_s": (self.updates - mark[2]) / elapsed}
+        speed = {
+            "speed/env_steps_per_s": (self.env_steps - mark[1]) / elapsed,
+            "speed/updates_per_s": (self.updates - mark[2]) / elapsed,
+        }
         result = self.evaluate()
         row = self.logger.log({**result, **speed}, self.env_steps, self.updates)
-        line = (f"[eval] env_steps={self.env_steps} updates={self.updates} "
-                f"t={row['wall_time_s']:.0f}s env_steps/s={speed['speed/env_steps_per_s']:.0f} "
-                f"updates/s={speed['speed/updates_per_s']:.2f} return={result.get('eval/return', float('nan')):.3f}")
+        line = (
+            f"[eval] env_steps={self.env_steps} updates={self.updates} "
+            f"t={row['wall_time_s']:.0f}s env_steps/s={speed['speed/env_steps_per_s']:.0f} "
+            f"updates/s={speed['speed/updates_per_s']:.2f} "
+            f"return={result.get('eval/return', float('nan')):.3f}"
+        )
         if "eval/success" in result:
             line += f" success={result['eval/success']:.2f}"
         bar.write(line) if not bar.disable else print(line, flush=True)

@@ -49,7 +49,7 @@ def test_build_train_config_from_preset_and_flags():
     assert cfg.seed == 3 and cfg.run_dir == "X"
     assert cfg.total_env_steps == 100  # the command line beats the preset's 30_000
     assert cfg.model.kind == "mlp"
-    assert cfg.model.context_len == 64 and cfg.exp_name == "tmaze-quick"  # from the preset
+    assert cfg.model.context_len == 51 and cfg.exp_name == "tmaze-quick"  # from the preset
     assert cfg.target_return == 0.99
 
 
