@@ -34,7 +34,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "explore": TMAZE_EXPLORE,
         "collect_steps": 64,
         "updates_per_collect": 64,
-        "total_env_steps": 40_000,
+        "total_env_steps": 30_000,
+        "eval_every": 128,
         "exp_name": "tmaze-50",
     },
     "tmaze-200": {
@@ -49,7 +50,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "frozen-lake": {
         "env": {"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 4, "attempts": 5}},
         "model": {"context_len": 128},
-        "total_env_steps": 150_000,
+        "explore": {"anneal_env_steps": 30_000},
+        "collect_steps": 50,
+        "updates_per_collect": 40,
+        "total_env_steps": 60_000,
+        "eval_every": 300,
+        "eval_trials": 32,
         "exp_name": "frozen-lake",
     },
     "dark-key-door": {
@@ -58,7 +64,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "kwargs": {"size": 4, "episode_length": 20, "trial_length": 100},
         },
         "model": {"context_len": 100},
-        "total_env_steps": 150_000,
+        "explore": {"anneal_env_steps": 30_000},
+        "collect_steps": 50,
+        "updates_per_collect": 40,
+        "total_env_steps": 60_000,
+        "eval_every": 300,
+        "eval_trials": 32,
         "exp_name": "dark-key-door",
     },
     # Config S of the speed benchmark (issue "Speed"): T-Maze 255, context 256.

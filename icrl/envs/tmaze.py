@@ -89,15 +89,18 @@ class TMazeEnv(gym.Env):
         return self._observation(show_goal=False), reward, terminated, False, info
 
     def exploration_multiplier(self, time: np.ndarray) -> np.ndarray:
-        """Within-trial exploration schedule the collector uses for this env: explore only in the
-        last `EXPLORE_WINDOW` steps (the turn), never in the corridor.
+        """Within-trial exploration schedule the collector uses for this env: full epsilon in the last
+        `EXPLORE_WINDOW` steps (the turn), epsilon / length per step in the corridor.
 
-        Walking the corridor takes `length` deterministic moves, so any exploration there makes the
-        junction unreachable on schedule and turns the memory test into a worst case for epsilon-greedy.
-        The AMAGO authors' T-Maze runs make the same choice; every agent (and the memory-free control)
-        gets the same schedule, so the comparison stays fair.
+        Walking the corridor takes `length` deterministic moves, so a constant epsilon there makes the
+        junction unreachable on schedule and turns the memory test into a worst case for epsilon-greedy
+        (the AMAGO authors' T-Maze runs restrict exploration in the same spirit). Scaling the corridor's
+        share by 1/length keeps about `epsilon` random moves per corridor at any length: enough to see
+        what each move does, rare enough to reach the junction on time about half the time. Every agent
+        (and the memory-free control) gets the same schedule, so comparisons stay fair.
         """
-        return (np.asarray(time) >= self.length + 1 - EXPLORE_WINDOW).astype(np.float64)
+        at_turn = np.asarray(time) >= self.length + 1 - EXPLORE_WINDOW
+        return np.where(at_turn, 1.0, 1.0 / self.length)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -27,6 +27,7 @@ class TrialStats:
     length: int
     episode_returns: list[float]
     episode_successes: list[float] = field(default_factory=list)
+    actor: int = -1
 
 
 class EpsilonSchedule:
@@ -136,13 +137,20 @@ class Collector:
         return finished
 
     def run_trials(self, num_trials: int) -> list[TrialStats]:
-        """Evaluation: fresh trials in every actor until `num_trials` trials have finished."""
+        """Evaluation: the first `ceil(num_trials / N)` trials of every actor (`num_trials` in all).
+
+        Taking whichever trials finish first would over-represent short (often failed) trials; a fixed
+        number per actor keeps the estimate unbiased.
+        """
         self.start()
         self.agent.eval()
-        finished: list[TrialStats] = []
-        while len(finished) < num_trials:
-            finished.extend(self._step(0))
-        return finished[:num_trials]
+        per_actor = -(-num_trials // self.num)
+        finished: list[list[TrialStats]] = [[] for _ in range(self.num)]
+        while min(len(f) for f in finished) < per_actor:
+            for stats in self._step(0):
+                finished[stats.actor].append(stats)
+        ordered = [f[k] for k in range(per_actor) for f in finished]
+        return ordered[:num_trials]
 
     def _step(self, env_steps: int) -> list[TrialStats]:
         actions = self._policy(env_steps)
@@ -186,7 +194,9 @@ class Collector:
         self.horizon = max(self.horizon, float(length))
         # Successes count only for envs that report them; then a trial without one scores 0, not nothing.
         success = np.asarray(buf["success"], dtype=np.float32) if any(buf["reported"]) else None
-        return trial_stats(trial, success)
+        stats = trial_stats(trial, success)
+        stats.actor = i
+        return stats
 
 
 def trial_stats(trial: dict[str, np.ndarray], success: np.ndarray | None = None) -> TrialStats:

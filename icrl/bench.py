@@ -1,0 +1,115 @@
+"""`icrl bench`: learner and rollout throughput of a named configuration, as one JSON line.
+
+It builds a real Trainer in a temporary directory (same code path as `icrl train`), measures
+rollouts with N actors through the KV-cached policy, fills the replay buffer with them, then times
+steady-state updates with the data loader in the loop. FLOPs per update are counted with
+`torch.utils.flop_counter`; `peak_fraction` divides achieved FLOP/s by the matmul peak that this command
+measures itself on the same threads.
+
+    icrl bench --preset bench-s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import tempfile
+import time
+
+import torch
+
+from icrl.presets import apply_overrides, preset_config
+
+
+def matmul_peak_flops(dtype: torch.dtype = torch.float32, size: int = 1024, seconds: float = 1.0) -> float:
+    """Best FLOP/s of square matmuls on the current torch threads."""
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    for _ in range(3):
+        torch.mm(a, b)
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b)
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def count_update_flops(trainer) -> float:
+    """FLOPs of one forward + backward of the agent's loss on one batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = trainer.loader.next_batch()
+    trainer.agent.train()
+    with FlopCounterMode(display=False) as counter:
+        out = trainer.agent.loss(batch, generator=trainer.loss_gen)
+        out.loss.backward()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def run_bench(preset: str, updates: int, rollout_steps: int | None, threads: int | None) -> dict:
+    from icrl.replay.loader import BatchLoader
+    from icrl.replay.sampler import TrialSampler
+    from icrl.train.trainer import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = preset_config(preset)
+    with tempfile.TemporaryDirectory(prefix="icrl-bench-") as tmp:
+        cfg = apply_overrides(cfg, {"tensorboard": False, "progress": False, "run_dir": tmp})
+        trainer = Trainer(cfg, tmp)
+        try:
+            actors = cfg.env.num_actors
+            steps = rollout_steps or cfg.model.context_len
+            trainer.collector.collect(8, 0)  # warm-up: allocations, first trials
+            start = time.perf_counter()
+            trainer.collector.collect(steps, 0)
+            rollout_s = time.perf_counter() - start
+            while len(trainer.store) < cfg.replay.batch_size:  # enough whole trials to sample from
+                trainer.collector.collect(cfg.model.context_len, 0)
+            sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
+            trainer.loader = BatchLoader(sampler)
+            flops = count_update_flops(trainer)
+            for _ in range(3):
+                trainer.update()
+            start = time.perf_counter()
+            for _ in range(updates):
+                trainer.update()
+            update_s = (time.perf_counter() - start) / updates
+        finally:
+            trainer.close()
+    peak = matmul_peak_flops(torch.float32)
+    peak_bf16 = matmul_peak_flops(torch.bfloat16)
+    return {
+        "preset": preset,
+        "updates_per_s": round(1.0 / update_s, 3),
+        "flops_per_update": flops,
+        "achieved_gflops": round(flops / update_s / 1e9, 2),
+        "peak_gflops_fp32": round(peak / 1e9, 1),
+        "peak_gflops_bf16": round(peak_bf16 / 1e9, 1),
+        "peak_fraction": round(flops / update_s / peak, 4),
+        "env_steps_per_s": round(actors * steps / rollout_s, 1),
+        "rollout_actors": actors,
+        "rollout_context": steps,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="icrl bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="bench-s", help="Named configuration (see icrl.presets).")
+    parser.add_argument("--updates", type=int, default=20, help="Timed updates (after 3 warm-up ones).")
+    parser.add_argument("--rollout-steps", type=int, default=None,
+                        help="Timed env steps per actor (default: the context length).")
+    parser.add_argument("--threads", type=int, default=None, help="Torch threads (default: torch's).")
+    args = parser.parse_args(argv)
+    print(json.dumps(run_bench(args.preset, args.updates, args.rollout_steps, args.threads)), flush=True)
