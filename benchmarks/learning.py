@@ -25,9 +25,25 @@ def run_one(preset: str, seed: int, kind: str, root: Path, threads: int, extra: 
     run_dir = root / f"{preset}__{kind}__{seed}"
     if (run_dir / "config.json").exists():
         return run_dir  # already ran (re-reading results is free)
-    cmd = [sys.executable, "-m", "icrl.cli", "train", "--preset", preset, "--seed", str(seed),
-           "--model.kind", kind, "--run-dir", str(run_dir), "--threads", str(threads), "--no-progress",
-           "--no-tensorboard", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "icrl.cli",
+        "train",
+        "--preset",
+        preset,
+        "--seed",
+        str(seed),
+        "--model.kind",
+        kind,
+        "--run-dir",
+        str(run_dir),
+        "--threads",
+        str(threads),
+        "--no-progress",
+        "--no-tensorboard",
+        *extra,
+    ]
     log = run_dir.with_suffix(".log")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
@@ -40,8 +56,13 @@ def summarize(run_dir: Path, threshold: float | None, metric: str) -> dict:
     if not rows:
         return {"run": run_dir.name, "final": None}
     final = rows[-1]
-    out = {"run": run_dir.name, "final": final[metric], "best": max(r[metric] for r in rows),
-           "env_steps": final["env_steps"], "wall_s": final["wall_time_s"]}
+    out = {
+        "run": run_dir.name,
+        "final": final[metric],
+        "best": max(r[metric] for r in rows),
+        "env_steps": final["env_steps"],
+        "wall_s": final["wall_time_s"],
+    }
     for key in sorted(final):
         if key.startswith("eval/") and key != metric and key != "eval/trials":
             out[key] = final[key]
@@ -53,7 +74,9 @@ def summarize(run_dir: Path, threshold: float | None, metric: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--kinds", nargs="+", default=["transformer", "mlp"])
@@ -68,13 +91,22 @@ def main() -> None:
     start = time.time()
     jobs = [(seed, kind) for kind in args.kinds for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda job: run_one(args.preset, job[0], job[1], root, args.threads, extra), jobs))
+        runs = list(
+            pool.map(lambda job: run_one(args.preset, job[0], job[1], root, args.threads, extra), jobs)
+        )
     results = [summarize(run, args.threshold, args.metric) for run in runs]
-    print(f"| run | final {args.metric} | best | env steps | wall s | reached {args.threshold} at (s / steps) |")
+    print(
+        f"| run | final {args.metric} | best | env steps | wall s | reached {args.threshold} at (s / steps) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in results:
-        reached = f"{r.get('reached_at_s')} / {r.get('reached_at_steps')}" if args.threshold is not None else "-"
-        print(f"| {r['run']} | {r['final']} | {r.get('best')} | {r.get('env_steps')} | {r.get('wall_s')} | {reached} |")
+        reached = (
+            f"{r.get('reached_at_s')} / {r.get('reached_at_steps')}" if args.threshold is not None else "-"
+        )
+        print(
+            f"| {r['run']} | {r['final']} | {r.get('best')} | {r.get('env_steps')} "
+            f"| {r.get('wall_s')} | {reached} |"
+        )
     print(f"total wall time {time.time() - start:.0f}s, extra args: {' '.join(extra) or '-'}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -104,12 +104,17 @@ def run_bench(preset: str, updates: int, rollout_steps: int | None, threads: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="icrl bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="icrl bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="bench-s", help="Named configuration (see icrl.presets).")
     parser.add_argument("--updates", type=int, default=20, help="Timed updates (after 3 warm-up ones).")
-    parser.add_argument("--rollout-steps", type=int, default=None,
-                        help="Timed env steps per actor (default: the context length).")
+    parser.add_argument(
+        "--rollout-steps",
+        type=int,
+        default=None,
+        help="Timed env steps per actor (default: the context length).",
+    )
     parser.add_argument("--threads", type=int, default=None, help="Torch threads (default: torch's).")
     args = parser.parse_args(argv)
     print(json.dumps(run_bench(args.preset, args.updates, args.rollout_steps, args.threads)), flush=True)

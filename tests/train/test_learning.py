@@ -14,8 +14,16 @@ from icrl.train.trainer import Trainer
 def tmaze_config(tmp_path, kind: str, length: int, steps: int, seed: int = 0):
     overrides = {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": length}, "num_actors": 8},
-        "model": {"kind": kind, "context_len": length + 1, "d_model": 64, "n_layers": 2, "n_heads": 4,
-                  "encoder_hidden": [64], "actor_hidden": [64], "critic_hidden": [64, 64]},
+        "model": {
+            "kind": kind,
+            "context_len": length + 1,
+            "d_model": 64,
+            "n_layers": 2,
+            "n_heads": 4,
+            "encoder_hidden": [64],
+            "actor_hidden": [64],
+            "critic_hidden": [64, 64],
+        },
         "agent": {"lr": 3e-4, "warmup_updates": 50},
         "explore": {"eps_end": 0.01, "anneal_env_steps": 20_000, "sample_actions": False},
         "collect_steps": 2 * (length + 1),
