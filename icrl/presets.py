@@ -42,7 +42,7 @@ TMAZE_50 = {
     "explore": TMAZE_EXPLORE,
     "collect_steps": 64,
     "updates_per_collect": 64,
-    "total_env_steps": 30_000,
+    "total_env_steps": 50_000,
     "eval_every": 128,
     "exp_name": "tmaze-50",
 }
