@@ -33,30 +33,34 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _option_value(argv: list[str], i: int) -> tuple[str, str, int]:
+    """`--name=value` or `--name value` at argv[i] -> (name, value, index of the last token used)."""
+    arg = argv[i]
+    if "=" in arg:
+        name, value = arg.split("=", 1)
+        return name, value, i
+    if i + 1 >= len(argv):
+        raise SystemExit(f"icrl train: {arg} needs a value")
+    return arg, argv[i + 1], i + 1
+
+
 def split_train_args(argv: list[str]) -> tuple[str | None, str | None, dict[str, Any], list[str]]:
-    """Pull out ENV_ID, --preset and the env's keyword arguments; the rest goes to tyro."""
+    """Pull out ENV_ID (positional or `--env.id`), --preset and the env's keyword arguments; the rest
+    goes to tyro."""
     env_id = preset = None
     env_kwargs: dict[str, Any] = {}
     rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg.startswith("--preset"):
-            if "=" in arg:
-                preset = arg.split("=", 1)[1]
-            else:
-                if i + 1 >= len(argv):
-                    raise SystemExit("icrl train: --preset needs a name")
-                preset, i = argv[i + 1], i + 1
-        elif arg.startswith("--env.") and arg[len("--env.") :].split("=")[0] not in _ENV_FIELDS:
-            key = arg[len("--env.") :]
-            if "=" in key:
-                key, value = key.split("=", 1)
-            else:
-                if i + 1 >= len(argv):
-                    raise SystemExit(f"icrl train: {arg} needs a value")
-                value, i = argv[i + 1], i + 1
-            env_kwargs[key.replace("-", "_")] = _parse_value(value)
+        option = arg.split("=", 1)[0]
+        if option == "--preset":
+            _, preset, i = _option_value(argv, i)
+        elif option == "--env.id":
+            _, env_id, i = _option_value(argv, i)
+        elif option.startswith("--env.") and option[len("--env.") :] not in _ENV_FIELDS:
+            name, value, i = _option_value(argv, i)
+            env_kwargs[name[len("--env.") :].replace("-", "_")] = _parse_value(value)
         elif env_id is None and not arg.startswith("-") and not rest:
             env_id = arg
         else:

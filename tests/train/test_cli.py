@@ -141,3 +141,12 @@ def test_plot_without_evaluations_fails_clearly(tmp_path):
     (run / "metrics.jsonl").write_text(json.dumps({"env_steps": 1, "updates": 0, "wall_time_s": 0.1}) + "\n")
     with pytest.raises(ValueError, match="no evaluation rows"):
         main(["plot", str(run)])
+
+
+def test_env_id_option_replaces_the_presets_env_and_its_kwargs():
+    from icrl.cli import build_train_config
+
+    cfg = build_train_config(["--preset", "tmaze-quick", "--env.id", "CartPole-v1", "--seed", "2"])
+    assert cfg.env.id == "CartPole-v1" and cfg.env.kwargs == {} and cfg.seed == 2
+    cfg = build_train_config(["--preset=tmaze-quick", "--env.id=icrl/TMaze-v0", "--env.length=7"])
+    assert cfg.env.id == "icrl/TMaze-v0" and cfg.env.kwargs == {"length": 7}
