@@ -78,6 +78,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         {
             "env": {"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 4, "attempts": 5}},
             "model": {"context_len": 128},
+            "total_env_steps": 100_000,
             "exp_name": "frozen-lake",
         },
     ),
