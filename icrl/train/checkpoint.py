@@ -22,9 +22,10 @@ from safetensors.torch import load_file, save_file
 LATEST = "latest.json"
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one rename: readers see the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -95,7 +96,7 @@ def save_checkpoint(
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _write_json_atomic(root / LATEST, {"checkpoint": final.name})
+    write_text_atomic(root / LATEST, json.dumps({"checkpoint": final.name}, indent=1))
     checkpoints = sorted(p for p in root.glob("ckpt_*") if p.is_dir())
     for old in checkpoints[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

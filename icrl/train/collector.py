@@ -31,10 +31,19 @@ class TrialStats:
 
 
 class EpsilonSchedule:
-    """Epsilon that is annealed over training, differs per actor and shrinks within a trial."""
+    """Epsilon that is annealed over training, differs per actor and shrinks within a trial.
 
-    def __init__(self, cfg: ExplorationConfig, rng: np.random.Generator) -> None:
-        self.cfg, self.rng = cfg, rng
+    `env_multiplier(time)` replaces the default within-trial decay when the env supplies its own
+    schedule (e.g. T-Maze: explore at the turn, barely in the corridor).
+    """
+
+    def __init__(
+        self,
+        cfg: ExplorationConfig,
+        rng: np.random.Generator,
+        env_multiplier: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.cfg, self.rng, self.env_multiplier = cfg, rng, env_multiplier
 
     def max_epsilon(self, env_steps: int) -> float:
         frac = min(1.0, env_steps / max(1, self.cfg.anneal_env_steps))
@@ -48,6 +57,8 @@ class EpsilonSchedule:
 
     def within_trial(self, eps: np.ndarray, time: np.ndarray, horizon: float) -> np.ndarray:
         """More exploration early in a trial, less late: linear decay to `late_trial_fraction`."""
+        if self.env_multiplier is not None:
+            return eps * self.env_multiplier(time)
         progress = np.minimum(1.0, time / max(1.0, horizon))
         return eps * (1.0 - (1.0 - self.cfg.late_trial_fraction) * progress)
 
@@ -78,11 +89,9 @@ class Collector:
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(seed)
         self.explore = explore
-        self.schedule = EpsilonSchedule(explore, self.rng) if explore is not None else None
+        self.schedule = EpsilonSchedule(explore, self.rng, within_trial) if explore is not None else None
         self.greedy = greedy
         self.horizon = float(horizon)
-        # An env may supply its own within-trial schedule (e.g. T-Maze: explore only at the turn).
-        self.within_trial = within_trial
         self.action_start = int(getattr(envs.single_action_space, "start", 0))
         self.seed = seed
         self.obs: dict[str, np.ndarray] | None = None
@@ -116,11 +125,7 @@ class Collector:
             ]
         actions = actions.cpu().numpy()
         if self.schedule is not None:
-            time = self.obs[OBS_TIME].astype(np.float64)
-            if self.within_trial is not None:
-                eps = self.eps * self.within_trial(time)
-            else:
-                eps = self.schedule.within_trial(self.eps, time, self.horizon)
+            eps = self.schedule.within_trial(self.eps, self.obs[OBS_TIME].astype(np.float64), self.horizon)
             explore = self.rng.random(self.num) < eps
             if explore.any():
                 actions[explore] = self.rng.integers(0, logits.shape[-1], size=int(explore.sum()))
@@ -156,14 +161,13 @@ class Collector:
         actions = self._policy(env_steps)
         obs, reward, terminated, truncated, info = self.envs.step(actions)
         self.obs = obs
-        success = info.get("success") if isinstance(info, dict) else None
         done = np.logical_or(terminated, truncated)
         finished = []
         for i in range(self.num):
             buf = self.buffers[i]
             buf["action"].append(actions[i])
             buf["reward"].append(float(reward[i]))
-            value = _index_info(info, "success", i) if success is not None else None
+            value = _index_info(info, "success", i)  # None where the env said nothing this step
             buf["success"].append(float(value or 0.0))
             buf["reported"].append(value is not None)
             self._append_obs(i)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 import sys
 import time
@@ -25,7 +24,7 @@ from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
 from icrl.replay.sampler import TrialSampler
 from icrl.replay.store import ReplayStore
-from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from icrl.train.collector import Collector, TrialStats
 from icrl.train.evaluate import evaluate, summarize_trials
 from icrl.train.factory import build_agent, env_exploration_schedule, env_factory
@@ -235,7 +234,5 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     if overrides:
         cfg = apply_overrides(cfg, overrides)
         # Persist the new settings (budget), or a later plain `icrl resume` would go back to the old ones.
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(cfg.to_json())
-        os.replace(tmp, path)
+        write_text_atomic(path, cfg.to_json())
     return Trainer(cfg, run_dir, resume=True).run()

@@ -55,8 +55,16 @@ LAKE = {"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 3, "attempts": 2}}
 
 def _check_trial_format(trial: dict[str, np.ndarray], num_actions: int) -> int:
     t = validate_trial(trial)
-    assert set(trial) == {"obs", "prev_action", "prev_reward", "time", "first",
-                          "action", "reward", "terminated"}
+    assert set(trial) == {
+        "obs",
+        "prev_action",
+        "prev_reward",
+        "time",
+        "first",
+        "action",
+        "reward",
+        "terminated",
+    }
     assert trial["action"].dtype == np.int64 and trial["action"].shape == (t,)
     assert trial["reward"].dtype == np.float32 and trial["terminated"].dtype == np.bool_
     np.testing.assert_array_equal(trial["time"], np.arange(t + 1))  # one uninterrupted trial
@@ -130,8 +138,9 @@ def test_greedy_and_epsilon_actions(tmp_path, tiny_config):
         np.testing.assert_array_equal(np.concatenate(per_actor[actor]), expected[:, actor])
 
     # Epsilon 1 everywhere: uniformly random actions, whatever the policy says.
-    always = ExplorationConfig(eps_start=1.0, eps_end=1.0, eps_min=1.0, late_trial_fraction=1.0,
-                               sample_actions=False)
+    always = ExplorationConfig(
+        eps_start=1.0, eps_end=1.0, eps_min=1.0, late_trial_fraction=1.0, sample_actions=False
+    )
     store = ReplayStore(tmp_path / "random", max_fifo_trials=1000)
     Collector(envs, agent, always, store=store, seed=3).collect(60)
     envs.close()
@@ -141,8 +150,9 @@ def test_greedy_and_epsilon_actions(tmp_path, tiny_config):
 
 
 def test_epsilon_schedule():
-    cfg = ExplorationConfig(eps_start=1.0, eps_end=0.1, eps_min=0.05, anneal_env_steps=1000,
-                            late_trial_fraction=0.2)
+    cfg = ExplorationConfig(
+        eps_start=1.0, eps_end=0.1, eps_min=0.05, anneal_env_steps=1000, late_trial_fraction=0.2
+    )
     schedule = EpsilonSchedule(cfg, np.random.default_rng(0))
     assert schedule.max_epsilon(0) == pytest.approx(1.0)
     assert schedule.max_epsilon(250) == pytest.approx(0.775)
@@ -162,8 +172,9 @@ def test_epsilon_schedule():
 
     base = np.array([0.5, 0.5, 0.5, 0.5, 0.2])
     time = np.array([0.0, 50.0, 100.0, 400.0, 100.0])
-    np.testing.assert_allclose(schedule.within_trial(base, time, horizon=100.0),
-                               [0.5, 0.5 * 0.6, 0.5 * 0.2, 0.5 * 0.2, 0.2 * 0.2])
+    np.testing.assert_allclose(
+        schedule.within_trial(base, time, horizon=100.0), [0.5, 0.5 * 0.6, 0.5 * 0.2, 0.5 * 0.2, 0.2 * 0.2]
+    )
 
 
 def test_trial_stats_from_first_flags():
@@ -182,8 +193,11 @@ def test_trial_stats_from_first_flags():
 
 
 def test_summarize_trials():
-    trials = [TrialStats(1.0, 6, [0.0, 1.0], [0.0, 1.0]), TrialStats(0.0, 8, [0.0, 0.0], [0.0, 0.0]),
-              TrialStats(3.0, 9, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])]
+    trials = [
+        TrialStats(1.0, 6, [0.0, 1.0], [0.0, 1.0]),
+        TrialStats(0.0, 8, [0.0, 0.0], [0.0, 0.0]),
+        TrialStats(3.0, 9, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
+    ]
     out = summarize_trials(trials, "eval")
     assert out["eval/return"] == pytest.approx(4.0 / 3) and out["eval/trials"] == 3
     assert out["eval/return_episode_0"] == pytest.approx(1 / 3)
@@ -195,3 +209,15 @@ def test_summarize_trials():
     # Envs that report no success at all: no success keys.
     assert "eval/success" not in summarize_trials([TrialStats(1.0, 3, [1.0], [])], "eval")
     assert summarize_trials([], "eval") == {}
+
+
+def test_env_supplied_multiplier_replaces_the_default_within_trial_decay():
+    from icrl.config import ExplorationConfig
+
+    schedule = EpsilonSchedule(
+        ExplorationConfig(), np.random.default_rng(0), lambda t: (t >= 5).astype(float)
+    )
+    eps = np.full(3, 0.4)
+    np.testing.assert_allclose(
+        schedule.within_trial(eps, np.array([0.0, 4.0, 9.0]), horizon=10.0), [0, 0, 0.4]
+    )
