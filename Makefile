@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	# torch first, pinned: this version resolves to the local CPU wheel (others pull CUDA packages)
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e ".[dev]"
+	# popgym (the POPGym suite, tests/envs/test_popgym.py) needs only numpy and gymnasium; mujoco (a
+	# ~10 MB wheel, tests/envs/test_half_cheetah_vel.py) runs icrl/HalfCheetahVel-v0
+	$(PY) -m pip install -e ".[dev,popgym,mujoco]"
 	touch $(STAMP)
 
 setup: $(STAMP)

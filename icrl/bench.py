@@ -15,26 +15,46 @@ import argparse
 import json
 import platform
 import resource
+import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 
 from icrl.presets import apply_overrides, preset_config
 
 
-def matmul_peak_flops(dtype: torch.dtype = torch.float32, size: int = 1024, seconds: float = 1.0) -> float:
-    """Best FLOP/s of square matmuls on the current torch threads."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def matmul_peak_flops(
+    dtype: torch.dtype = torch.float32,
+    size: int | None = None,
+    seconds: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Best FLOP/s of square matmuls on `device` (on CPU: the current torch threads)."""
+    device = torch.device(device)
+    size = size or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     for _ in range(3):
         torch.mm(a, b)
+    _sync(device)
     best = 0.0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         for _ in range(4):
             torch.mm(a, b)
+        _sync(device)
         best = max(best, 4 * 2 * size**3 / (time.perf_counter() - start))
     return best
 
@@ -43,7 +63,7 @@ def count_update_flops(trainer) -> float:
     """FLOPs of one forward + backward of the agent's loss on one batch."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    batch = trainer.loader.next_batch()
+    batch = {k: v.to(trainer.device) for k, v in trainer.loader.next_batch().items()}
     trainer.agent.train()
     with FlopCounterMode(display=False) as counter:
         out = trainer.agent.loss(batch, generator=trainer.loss_gen)
@@ -52,14 +72,23 @@ def count_update_flops(trainer) -> float:
     return float(counter.get_total_flops())
 
 
-def run_bench(preset: str, updates: int, rollout_steps: int | None, threads: int | None) -> dict:
+def run_bench(
+    preset: str,
+    updates: int,
+    rollout_steps: int | None,
+    threads: int | None,
+    overrides: dict[str, Any] | None = None,
+) -> dict:
     from icrl.replay.loader import BatchLoader
     from icrl.replay.sampler import TrialSampler
     from icrl.train.trainer import Trainer
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = preset_config(preset)
+    cfg = apply_overrides(preset_config(preset), overrides or {})
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory(prefix="icrl-bench-") as tmp:
         cfg = apply_overrides(cfg, {"tensorboard": False, "progress": False, "run_dir": tmp})
         trainer = Trainer(cfg, tmp)
@@ -67,32 +96,50 @@ def run_bench(preset: str, updates: int, rollout_steps: int | None, threads: int
             actors = cfg.env.num_actors
             steps = rollout_steps or cfg.model.context_len
             trainer.collector.collect(8, 0)  # warm-up: allocations, first trials
+            _sync(device)
             start = time.perf_counter()
             trainer.collector.collect(steps, 0)
+            _sync(device)
             rollout_s = time.perf_counter() - start
+            _progress(f"rollouts: {actors} x {steps} steps in {rollout_s:.1f} s")
             while len(trainer.store) < cfg.replay.batch_size:  # enough whole trials to sample from
                 trainer.collector.collect(cfg.model.context_len, 0)
             sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
             trainer.loader = BatchLoader(sampler)
+            _progress(f"buffer filled: {len(trainer.store)} trials")
             flops = count_update_flops(trainer)
+            _progress(f"counted {flops / 1e9:.1f} GFLOP per update")
             for _ in range(3):
                 trainer.update()
+            _sync(device)
             start = time.perf_counter()
             for _ in range(updates):
                 trainer.update()
+            _sync(device)
             update_s = (time.perf_counter() - start) / updates
         finally:
             trainer.close()
-    peak = matmul_peak_flops(torch.float32)
-    peak_bf16 = matmul_peak_flops(torch.bfloat16)
+    peak = matmul_peak_flops(torch.float32, device=device)
+    peak_bf16 = matmul_peak_flops(torch.bfloat16, device=device)
+    # The fraction is taken against the peak of the dtype the sequence model computes in.
+    compute_peak = peak_bf16 if cfg.model.precision == "bfloat16" else peak
+    gpu = {}
+    if device.type == "cuda":
+        gpu = {
+            "gpu": torch.cuda.get_device_name(device),
+            "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2),
+        }
     return {
         "preset": preset,
+        "overrides": overrides or {},
+        "device": str(device),
+        "precision": cfg.model.precision,
         "updates_per_s": round(1.0 / update_s, 3),
         "flops_per_update": flops,
         "achieved_gflops": round(flops / update_s / 1e9, 2),
         "peak_gflops_fp32": round(peak / 1e9, 1),
         "peak_gflops_bf16": round(peak_bf16 / 1e9, 1),
-        "peak_fraction": round(flops / update_s / peak, 4),
+        "peak_fraction": round(flops / update_s / compute_peak, 4),
         "env_steps_per_s": round(actors * steps / rollout_s, 1),
         "rollout_actors": actors,
         "rollout_context": steps,
@@ -100,6 +147,7 @@ def run_bench(preset: str, updates: int, rollout_steps: int | None, threads: int
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
+        **gpu,
     }
 
 
@@ -116,5 +164,36 @@ def main(argv: list[str] | None = None) -> None:
         help="Timed env steps per actor (default: the context length).",
     )
     parser.add_argument("--threads", type=int, default=None, help="Torch threads (default: torch's).")
+    parser.add_argument("--device", default=None, help="Torch device (default: the preset's, i.e. cpu).")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Config override, e.g. --set model.precision=bfloat16 --set replay.batch_size=12 (repeatable).",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(run_bench(args.preset, args.updates, args.rollout_steps, args.threads)), flush=True)
+    overrides = parse_overrides(args.set)
+    if args.device:
+        overrides["device"] = args.device
+    result = run_bench(args.preset, args.updates, args.rollout_steps, args.threads, overrides)
+    print(json.dumps(result), flush=True)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["model.d_model=64", "seed=1"]` -> `{"model": {"d_model": 64}, "seed": 1}` (values as on the
+    `icrl train` command line: JSON where it parses, else strings)."""
+    from icrl.cli import parse_value
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        value = parse_value(text)
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out

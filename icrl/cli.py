@@ -24,7 +24,7 @@ _ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | se
 )
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """`--env.KEY VALUE`: JSON when it parses (numbers, true/false, lists), else the string."""
     lowered = {"true": "true", "false": "false", "none": "null"}.get(text.lower(), text)
     try:
@@ -60,7 +60,7 @@ def split_train_args(argv: list[str]) -> tuple[str | None, str | None, dict[str,
             _, env_id, i = _option_value(argv, i)
         elif option.startswith("--env.") and option[len("--env.") :] not in _ENV_FIELDS:
             name, value, i = _option_value(argv, i)
-            env_kwargs[name[len("--env.") :].replace("-", "_")] = _parse_value(value)
+            env_kwargs[name[len("--env.") :].replace("-", "_")] = parse_value(value)
         elif env_id is None and not arg.startswith("-") and not rest:
             env_id = arg
         else:

@@ -63,6 +63,8 @@ class ModelConfig:
     """Hidden widths of the actor head."""
     critic_hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of each critic."""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of the sequence model (bfloat16 autocast; heads, losses and weights stay float32)."""
 
 
 @dataclass
@@ -97,6 +99,10 @@ class AgentConfig:
     """PopArt normalisation of value targets."""
     popart_beta: float = 5e-4
     """EMA rate of PopArt's statistics."""
+    num_action_samples: int = 4
+    """Box/MultiBinary actions: actions sampled per discount for the critic target's value, -Q and filter."""
+    action_bound_eps: float = 1e-3
+    """Box actions: stored actions are clipped to ±(1 - this) before the BC log-likelihood (finite atanh)."""
     lr: float = 1e-4
     """AdamW learning rate."""
     warmup_updates: int = 200
@@ -109,7 +115,8 @@ class AgentConfig:
 
 @dataclass
 class ExplorationConfig:
-    """Epsilon-greedy exploration for discrete actions (noise scale for continuous ones)."""
+    """Exploration: epsilon-greedy for Discrete actions; for Box actions epsilon is the std of Gaussian noise
+    added to the [-1, 1] action (then clipped); for MultiBinary each bit flips with probability epsilon."""
 
     eps_start: float = 1.0
     """Largest per-actor epsilon at the start of training."""

@@ -93,6 +93,137 @@ PRESETS: dict[str, dict[str, Any]] = {
             "exp_name": "dark-key-door",
         },
     ),
+    # POPGym with the paper's agent settings (for a GPU: add --device cuda): d_model 256, 3 layers, a
+    # timestep MLP 512-512-200 (hidden widths 512, 512, 200, then the projection to d_model), 18 discounts
+    # (17 extra + the main 0.999), reward multiplier 100, lr 1e-4, gradient clip 1, and a context that
+    # holds the longest non-navigation episode whole (RepeatFirstHard: 832 timesteps).
+    "popgym-paper": {
+        "env": {"id": "popgym-RepeatPreviousEasy-v0", "num_actors": 24},
+        "model": {
+            "d_model": 256,
+            "n_layers": 3,
+            "n_heads": 8,
+            "d_ff": 1024,
+            "encoder_hidden": (512, 512, 200),
+            "actor_hidden": (256, 256),
+            "critic_hidden": (256, 256),
+            "context_len": 1024,
+        },
+        "agent": {
+            "extra_gammas": (
+                0.1, 0.7, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.992,
+                0.994, 0.995, 0.996, 0.997, 0.998, 0.9985, 0.9992, 0.9995,
+            ),
+            "reward_multiplier": 100.0,
+            "lr": 1e-4,
+            "grad_clip": 1.0,
+        },
+        "total_env_steps": 15_000_000,
+        "exp_name": "popgym-paper",
+    },
+    # POPGym on 2 CPU cores: a small Transformer, one episode per trial, 64-step windows (the Easy
+    # diagnostic episodes, 52 timesteps, fit whole; longer episodes are seen through sliding windows).
+    # Rotary position embeddings: RepeatPreviousEasy is solved (return 1.0) after ~8k env steps with them
+    # and still at -0.1 after 30k with learned ones (the task is "recall the card 4 steps back", a
+    # relative offset).
+    "popgym-cpu": _merge(
+        {"model": SMALL_MODEL},
+        {
+            "env": {"id": "popgym-RepeatPreviousEasy-v0", "num_actors": 8},
+            "model": {"n_layers": 2, "context_len": 64, "pos_emb": "rope"},
+            "agent": {"reward_multiplier": 100.0, "lr": 3e-4, "warmup_updates": 100},
+            "explore": {"eps_end": 0.02, "anneal_env_steps": 30_000},
+            "collect_steps": 64,
+            "updates_per_collect": 32,
+            "learning_starts": 2_000,
+            "total_env_steps": 100_000,
+            "eval_every": 200,
+            "eval_trials": 32,
+            "checkpoint_every": 1_000,
+            "exp_name": "popgym-cpu",
+        },
+    ),
+    # The paper's longest memory task, for one GPU: T-Maze 10,000 with the whole trial (10,001 timesteps) in
+    # context, bfloat16 attention (flash kernels on GPUs), 16 windows of 10,002 timesteps per batch.
+    "tmaze-10k": _merge(
+        TMAZE_50,
+        {
+            "env": {"kwargs": {"length": 10_000}},
+            "model": {
+                "d_model": 128,
+                "n_heads": 8,
+                "context_len": 10_001,
+                "precision": "bfloat16",
+                "encoder_hidden": (128,),
+                "actor_hidden": (128,),
+                "critic_hidden": (128, 128),
+            },
+            "replay": {"batch_size": 16},
+            "collect_steps": 1_000,
+            "updates_per_collect": 20,
+            "learning_starts": 80_008,
+            "total_env_steps": 2_000_000,
+            "eval_every": 200,
+            "eval_trials": 8,
+            "checkpoint_every": 200,
+            "device": "cuda",
+            "exp_name": "tmaze-10k",
+        },
+    ),
+    # Pendulum-v1 (a plain MDP, one 200-step episode per trial): the memory-free model over 16-step
+    # windows, two discounts (0.95 and the main 0.99), 2 critics and 2 sampled actions per discount (the
+    # critics run on B x L x G x K actions, the bulk of an update's cost on CPU), Gaussian action noise
+    # annealed to std 0.1 and kept flat within a trial, one update per env step.
+    "pendulum": {
+        "env": {"id": "Pendulum-v1", "num_actors": 8},
+        "model": {**SMALL_MODEL, "kind": "mlp", "n_layers": 2, "context_len": 16},
+        "agent": {
+            "gamma": 0.99,
+            "extra_gammas": (0.95,),
+            "num_critics": 2,
+            "num_action_samples": 2,
+            "lr": 3e-4,
+            "warmup_updates": 100,
+            "tau": 0.005,
+        },
+        "explore": {"eps_start": 1.0, "eps_end": 0.1, "anneal_env_steps": 10_000, "late_trial_fraction": 1.0},
+        "replay": {"batch_size": 32},
+        "collect_steps": 25,
+        "updates_per_collect": 200,
+        "learning_starts": 2_000,
+        "total_env_steps": 30_000,
+        "eval_every": 1_000,
+        "eval_trials": 8,
+        "checkpoint_every": 2_000,
+        "exp_name": "pendulum",
+    },
+    # HalfCheetahVel (needs icrl[mujoco]): a hidden target velocity per trial of 3 x 200 steps; a small
+    # Transformer over 200-step windows (one episode's worth of context), continuous-action settings as for
+    # Pendulum. Meant for a GPU (--device cuda) or a long CPU run; evaluate adaptation on held-out
+    # velocities with `--env.split test`.
+    "half-cheetah-vel": {
+        "env": {"id": "icrl/HalfCheetahVel-v0", "kwargs": {"split": "train"}, "num_actors": 8},
+        "model": {**SMALL_MODEL, "n_layers": 2, "context_len": 200},
+        "agent": {
+            "gamma": 0.99,
+            "extra_gammas": (0.9, 0.95),
+            "num_critics": 2,
+            "num_action_samples": 2,
+            "lr": 3e-4,
+            "warmup_updates": 200,
+            "tau": 0.005,
+        },
+        "explore": {"eps_start": 0.5, "eps_end": 0.1, "anneal_env_steps": 100_000},
+        "replay": {"batch_size": 16},
+        "collect_steps": 50,
+        "updates_per_collect": 50,
+        "learning_starts": 5_000,
+        "total_env_steps": 1_000_000,
+        "eval_every": 2_000,
+        "eval_trials": 8,
+        "checkpoint_every": 2_000,
+        "exp_name": "half-cheetah-vel",
+    },
     # Config S of the speed benchmark: T-Maze 255 (context 256), d_model 128, 3 layers, 8 heads, ff 512,
     # batch 24, 4 critics, 7 discounts, 8 actors.
     "bench-s": {

@@ -2,8 +2,10 @@
 
 This module only wires networks and the pure loss functions of `icrl.agent.losses` together:
 one forward pass of the sequence model gives the loss at every position of every window, for every
-critic and every discount (DESIGN §6). Shapes: B windows, L transitions (L + 1 timesteps), D width,
-C critics, G discounts (the main one last), N discrete actions.
+critic and every discount (DESIGN §6). What depends on the action space (Discrete, Box, MultiBinary) —
+the heads, the target's value estimate, the actor's terms, rollout actions — lives in
+`icrl.agent.action_kinds`. Shapes: B windows, L transitions (L + 1 timesteps), D width, C critics,
+G discounts (the main one last).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from icrl.agent import losses
+from icrl.agent.action_kinds import Policy, make_action_kind
 from icrl.agent.popart import PopArt
 from icrl.config import AgentConfig, ModelConfig
+from icrl.nets.distributions import Categorical
 from icrl.nets.encoders import TimestepEncoder
-from icrl.nets.heads import DiscreteActorHead, DiscreteCriticEnsemble
 from icrl.nets.sequence import make_sequence_model
 
 
@@ -31,7 +35,7 @@ class LossOutput:
 
 
 class Agent(nn.Module):
-    """Shared actor-critic over whole trials (discrete actions)."""
+    """Shared actor-critic over whole trials (Discrete, Box in [-1, 1], or MultiBinary actions)."""
 
     def __init__(
         self,
@@ -42,13 +46,10 @@ class Agent(nn.Module):
         gammas: tuple[float, ...],
     ) -> None:
         super().__init__()
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise NotImplementedError(
-                f"the agent supports Discrete action spaces for now, got {action_space}"
-            )
+        if model.precision == "bfloat16" and model.kind in ("gru", "lstm"):
+            raise ValueError("model.precision bfloat16 is supported for the transformer and mlp models only")
         self.model_cfg, self.agent_cfg = model, agent
-        self.num_actions = int(action_space.n)
-        self.action_start = int(action_space.start)
+        self.action_kind = make_action_kind(action_space, agent)
         self.register_buffer("gammas", torch.tensor(gammas, dtype=torch.float32))
         num_gammas = len(gammas)
         d = model.d_model
@@ -65,10 +66,7 @@ class Agent(nn.Module):
             sigma_reparam=model.sigma_reparam,
             normformer=model.normformer,
         )
-        self.actor = DiscreteActorHead(d, self.num_actions, num_gammas, hidden=model.actor_hidden)
-        self.critics = DiscreteCriticEnsemble(
-            d, self.num_actions, agent.num_critics, num_gammas, hidden=model.critic_hidden
-        )
+        self.actor, self.critics = self.action_kind.build_heads(d, num_gammas, model, agent)
         # Targets are EMA copies of the heads only: they read the online sequence model's (detached)
         # output, which avoids a second pass through the expensive sequence model.
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
@@ -82,23 +80,29 @@ class Agent(nn.Module):
     def encode(self, obs: dict[str, Tensor]) -> Tensor:
         """Sequence-model output at every timestep: obs (B, L+1, ...) -> (B, L+1, D)."""
         x = self.encoder(obs)  # (B, L+1, D)
-        return self.seq(x, obs["time"].long())
+        with self._autocast(x):
+            h = self.seq(x, obs["time"].long())
+        return h.float()
+
+    def _autocast(self, x: Tensor) -> torch.autocast:
+        """bfloat16 autocast of the sequence model when `model.precision` asks for it (else a no-op)."""
+        return torch.autocast(
+            x.device.type, dtype=torch.bfloat16, enabled=self.model_cfg.precision == "bfloat16"
+        )
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> LossOutput:
-        cfg = self.agent_cfg
+        cfg, kind = self.agent_cfg, self.action_kind
         mask = batch["mask"]  # (B, L)
-        action = (batch["action"].long() - self.action_start).clamp(0, self.num_actions - 1)  # (B, L)
+        action = kind.batch_action(batch["action"])  # (B, L) int64 or (B, L, A) float
         s = self.encode(batch)  # (B, L+1, D)
         s_t, s_next = s[:, :-1], s[:, 1:].detach()
 
         with torch.no_grad():
-            target_q = self.target_critics(s_next)  # (B, L, C, G, N), normalised
-            target_q = self._denormalize(target_q)
-            target_probs = torch.softmax(self.target_actor(s_next), dim=-1)  # (B, L, G, N)
             reduce = "min_random_subset" if cfg.pg_weight > 0 else "mean"
-            next_value = losses.discrete_state_value(
-                target_q, target_probs, reduce=reduce, subset_size=cfg.critic_subset, generator=generator
-            )  # (B, L, G)
+            next_value = kind.next_value(
+                self.target_actor, self.target_critics, s_next, self._denormalize, reduce,
+                cfg.critic_subset, generator,
+            )  # (B, L, G), return units
             if cfg.n_step > 1:
                 target = losses.n_step_targets(
                     batch["reward"],
@@ -113,52 +117,35 @@ class Agent(nn.Module):
                 target = losses.td_targets(
                     batch["reward"], batch["terminated"], next_value, self.gammas, cfg.reward_multiplier
                 )  # (B, L, G)
+            target_main = target[..., -1]  # (B, L) in return units, for the logs
             if self.popart is not None:
                 self._popart_update(target, mask)
                 target = self.popart.normalize(target)
 
-        q = self.critics(s_t)  # (B, L, C, G, N), normalised
-        index = action[:, :, None, None, None].expand(*q.shape[:-1], 1)
-        q_taken = q.gather(-1, index).squeeze(-1)  # (B, L, C, G)
-        critic_loss = losses.critic_loss(q_taken, target, mask)
-
-        logits = self.actor(s_t)  # (B, L, G, N)
-        log_probs = torch.log_softmax(logits, dim=-1)
-        probs = log_probs.exp()
-        # The actor sees the critics' values as constants: "a frozen copy on a detached state".
-        q_actor = q.detach().mean(dim=2)  # (B, L, G, N)
-        q_policy = (probs * q_actor).sum(-1)  # (B, L, G)
-        pg_loss = losses.policy_gradient_loss(q_policy, mask)
-        a_index = action[:, :, None, None].expand(*log_probs.shape[:-1], 1)
-        q_of_taken = q_actor.gather(-1, a_index).squeeze(-1)  # (B, L, G)
-        advantage = q_of_taken - q_policy.detach()
-        logp_taken = log_probs.gather(-1, a_index).squeeze(-1)  # (B, L, G)
+        terms = kind.terms(self.actor, self.critics, s_t, action, mask, generator)
+        critic_loss = losses.critic_loss(terms.q_taken, target, mask)
         bc_loss = losses.filtered_bc_loss(
-            logp_taken, advantage, mask, kind=cfg.filter, beta=cfg.exp_filter_beta
+            terms.logp_taken, terms.advantage, mask, kind=cfg.filter, beta=cfg.exp_filter_beta
         )
-        total = cfg.pg_weight * pg_loss + cfg.bc_weight * bc_loss + cfg.critic_weight * critic_loss
+        total = cfg.pg_weight * terms.pg_loss + cfg.bc_weight * bc_loss + cfg.critic_weight * critic_loss
 
         with torch.no_grad():
-            valid = mask.float().sum().clamp_min(1.0)
-            entropy = -(probs[..., -1, :] * log_probs[..., -1, :]).sum(-1)
+            q_main = self._denormalize(terms.q_taken[..., None])[..., -1, 0].mean(-1)  # (B, L)
             metrics = {
                 "loss/total": total.item(),
                 "loss/critic": critic_loss.item(),
-                "loss/pg": pg_loss.item(),
+                "loss/pg": terms.pg_loss.item(),
                 "loss/bc": bc_loss.item(),
-                "stats/q_main": (self._denormalize(q_taken[..., None])[..., -1, 0].mean(-1) * mask)
-                .sum()
-                .item()
-                / valid.item(),
-                "stats/target_main": ((target[..., -1]) * mask).sum().item() / valid.item(),
-                "stats/entropy_main": (entropy * mask).sum().item() / valid.item(),
-                "stats/filter_frac_main": ((advantage[..., -1] > 0).float() * mask).sum().item()
-                / valid.item(),
+                "stats/q_main": losses.masked_mean(q_main, mask).item(),
+                "stats/target_main": losses.masked_mean(target_main, mask).item(),
+                "stats/entropy_main": losses.masked_mean(terms.entropy, mask).item(),
+                "stats/filter_frac_main": losses.masked_mean((terms.advantage[..., -1] > 0).float(), mask)
+                .item(),
             }
         return LossOutput(total, metrics)
 
     def _denormalize(self, q: Tensor) -> Tensor:
-        """q (..., G, N) in PopArt's normalised space -> returns on the env's scale."""
+        """q (..., G, M) in PopArt's normalised space -> returns on the env's scale (M actions/samples)."""
         if self.popart is None:
             return q
         return self.popart.denormalize(q, dim=-2)
@@ -184,9 +171,36 @@ class Agent(nn.Module):
         return self.seq.reset_state(state, done)
 
     @torch.no_grad()
-    def act_logits(self, obs: dict[str, Tensor], state: Any) -> tuple[Tensor, Any]:
-        """One rollout step for N actors: obs (N, ...) -> logits of the main discount (N, A)."""
+    def policy(self, obs: dict[str, Tensor], state: Any) -> tuple[Policy, Any]:
+        """One rollout step for N actors: obs (N, ...) -> the main discount's policy (batch shape (N,))."""
         x = self.encoder({k: v[:, None] for k, v in obs.items()})[:, 0]  # (N, D)
+        # Rollouts stay in float32 whatever `model.precision` says: one timestep per actor is latency-bound,
+        # and autocast would re-cast every weight at every step (measured: 4x slower on CPU; on a GPU,
+        # bfloat16 attention over a cache that grows by one slot per step re-plans its kernel each step).
         h, state = self.seq.step(x, obs["time"].long(), state)  # (N, D)
-        logits = self.actor(h[:, None])[:, 0, -1]  # (N, A)
-        return logits, state
+        return self.action_kind.policy(self.actor, h), state
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: dict[str, Tensor],
+        state: Any,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """One rollout step: env-ready actions (N, *action_space.shape) as numpy, and the new state.
+
+        Greedy: argmax (Discrete), tanh(mean) (Box, in [-1, 1]), bits with probability > 1/2 (MultiBinary);
+        else a sample drawn with ``generator``. Exploration noise is the collector's business.
+        """
+        dist, state = self.policy(obs, state)
+        action = dist.greedy() if greedy else dist.sample(generator=generator)
+        return self.action_kind.to_env(action), state
+
+    @torch.no_grad()
+    def act_logits(self, obs: dict[str, Tensor], state: Any) -> tuple[Tensor, Any]:
+        """Discrete actions only: logits of the main discount's policy (N, n) for one rollout step."""
+        dist, state = self.policy(obs, state)
+        if not isinstance(dist, Categorical):
+            raise TypeError("act_logits is for Discrete actions; use policy() or act()")
+        return dist.logits, state

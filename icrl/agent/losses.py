@@ -1,9 +1,9 @@
 """Pure loss functions of the AMAGO / AMAGO-2 update (DESIGN.md §6).
 
 Shape letters: B batch, L window length (transitions), C critics, G discounts, N discrete actions,
-Kb value bins. ``mask`` is (B, L) bool/float, True on real transitions; padded positions may hold any
-finite garbage and never influence a loss value or gradient. Everything is batched: no Python loops over
-time, critics or discounts.
+K sampled actions (continuous / multi-binary), Kb value bins. ``mask`` is (B, L) bool/float, True on real
+transitions; padded positions may hold any finite garbage and never influence a loss value or gradient.
+Everything is batched: no Python loops over time, critics or discounts.
 """
 
 from __future__ import annotations
@@ -140,6 +140,29 @@ def discrete_state_value(
     return (probs * reduce_critics(q, -3, reduce, subset_size, generator)).sum(-1)
 
 
+def sampled_state_value(
+    q: Tensor,
+    reduce: ReduceMode = "min_random_subset",
+    subset_size: int = 2,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """V_g(s) = mean_k reduce_c Q_{c,g}(s, a_k), a_k ~ pi_g(s): q (B, L, C, G, K) -> (B, L, G).
+
+    The Monte-Carlo counterpart of :func:`discrete_state_value` for continuous and multi-binary actions:
+    the critics are reduced per sampled action, then the K samples are averaged (uniform weights).
+    """
+    return reduce_critics(q, -3, reduce, subset_size, generator).mean(-1)
+
+
+def sampled_advantage(q_taken: Tensor, q_samples: Tensor) -> Tensor:
+    """A_g(s, a_t) = Q_g(s, a_t) - mean_k Q_g(s, a_k): q_taken (B, L, G), q_samples (B, L, G, K) -> (B, L, G).
+
+    The baseline is the mean over the policy's K sampled actions (a Monte-Carlo V). No gradient.
+    """
+    with torch.no_grad():
+        return q_taken.detach() - q_samples.detach().mean(-1)
+
+
 def q_of_actions(q: Tensor, action: Tensor) -> Tensor:
     """Q of discrete actions taken: q (B, L, C, G, N), action (B, L) int -> (B, L, C, G)."""
     idx = action.long()[..., None, None, None].expand(*q.shape[:-1], 1)
@@ -203,6 +226,27 @@ def policy_gradient_loss(q_policy: Tensor, mask: Tensor | None) -> Tensor:
     a reparameterised sample. Minimising this raises the value of the policy's actions.
     """
     return -masked_mean(q_policy, mask)
+
+
+def score_function_pg_loss(q_samples: Tensor, log_prob_samples: Tensor, mask: Tensor | None) -> Tensor:
+    """-Q term for policies without reparameterisation (multi-binary): a REINFORCE estimate -> scalar.
+
+    q_samples (B, L, G, K): Q̄_g(s, a_k) of K actions sampled from pi_g (constants); log_prob_samples
+    (B, L, G, K): log pi_g(a_k|s), carrying the gradient. Each sample's baseline is the mean Q of the other
+    K - 1 samples (leave-one-out, so the estimate stays unbiased), giving
+        loss = -mean_{b,t,g,k} (Q_k - mean_{j != k} Q_j) log pi(a_k),
+    whose gradient is an unbiased estimate of -grad E_pi[Q̄]. With K = 1 there is no baseline and the
+    term is 0. Masked mean over (B, L), plain mean over G and K.
+    """
+    k = q_samples.shape[-1]
+    with torch.no_grad():
+        q = q_samples.detach()
+        if k > 1:
+            baseline = (q.sum(-1, keepdim=True) - q) / (k - 1)
+        else:
+            baseline = q
+        weight = q - baseline
+    return -masked_mean(weight * log_prob_samples, mask)
 
 
 # ---------------------------------------------------------------------------------- AMAGO-2 classification

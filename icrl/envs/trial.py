@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icrl.envs.popgym_adapter import is_popgym_id, make_popgym_env
 from icrl.envs.spaces import (
     OBS_KEY,
     action_feature_dim,
@@ -176,8 +177,11 @@ def make_trial_env(
 
     With neither `episodes` nor `steps` the env's own `default_trial` is used (every built-in env declares
     one, e.g. `{"episodes": attempts}` for MetaFrozenLake); foreign envs fall back to one episode.
+    POPGym ids (`popgym-*`) import popgym on first use and go through `POPGymAdapter`.
     """
-    if isinstance(env_id_or_callable, str):
+    if isinstance(env_id_or_callable, str) and is_popgym_id(env_id_or_callable):
+        env = make_popgym_env(env_id_or_callable, **env_kwargs)  # imports popgym lazily
+    elif isinstance(env_id_or_callable, str):
         env = gym.make(env_id_or_callable, **env_kwargs)
     elif isinstance(env_id_or_callable, gym.Env):
         if env_kwargs:

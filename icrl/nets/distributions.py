@@ -19,11 +19,14 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    # Draw on the generator's device (a CPU generator may drive a CUDA learner), then move to x's.
+    device = x.device if generator is None else generator.device
+    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
 
 
 def _rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    device = x.device if generator is None else generator.device
+    return torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
 
 
 def tanh_log_abs_det_jacobian(u: Tensor) -> Tensor:
@@ -87,6 +90,10 @@ class TanhGaussian:
         """Deterministic action tanh(mean): (..., A)."""
         return torch.tanh(self.mean)
 
+    def greedy(self) -> Tensor:
+        """The greedy action of the rollout policy, tanh(mean): (..., A) (same as :meth:`mode`)."""
+        return self.mode()
+
 
 class Categorical:
     """Categorical over the last dim of ``logits`` (..., N); actions are int64 tensors of shape (...)."""
@@ -141,9 +148,12 @@ class Bernoulli:
         return F.binary_cross_entropy_with_logits(self.logits, p, reduction="none").sum(-1)
 
     @torch.no_grad()
-    def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        """(..., A) float 0/1."""
-        return (_rand_like(self.logits, generator) < self.probs).to(self.logits.dtype)
+    def sample(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Float 0/1 bits (..., A), or (..., K, A) with ``num_samples=K``."""
+        probs = self.probs
+        if num_samples is not None:
+            probs = probs.unsqueeze(-2).expand(*probs.shape[:-1], num_samples, probs.shape[-1])
+        return (_rand_like(probs, generator) < probs).to(self.logits.dtype)
 
     def greedy(self) -> Tensor:
         """(..., A) float 0/1: each bit set iff its probability exceeds 1/2."""

@@ -63,6 +63,30 @@ class EpsilonSchedule:
         return eps * (1.0 - (1.0 - self.cfg.late_trial_fraction) * progress)
 
 
+def explore_actions(
+    space: gym.Space, actions: np.ndarray, eps: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Exploration on env-ready actions (N, ...) with a per-actor scale eps (N,).
+
+    Discrete: a uniformly random action with probability eps. Box (the agent's [-1, 1] space): Gaussian
+    noise of std eps, then clipped to [-1, 1]. MultiBinary: each bit flips with probability eps.
+    """
+    if isinstance(space, gym.spaces.Discrete):
+        explore = rng.random(len(actions)) < eps
+        if explore.any():
+            actions = actions.copy()
+            actions[explore] = int(space.start) + rng.integers(0, int(space.n), size=int(explore.sum()))
+        return actions
+    scale = eps.reshape(-1, *([1] * (actions.ndim - 1)))
+    if isinstance(space, gym.spaces.Box):
+        noisy = actions + scale * rng.standard_normal(actions.shape)
+        return np.clip(noisy, -1.0, 1.0).astype(actions.dtype)
+    if isinstance(space, gym.spaces.MultiBinary):
+        flip = rng.random(actions.shape) < scale
+        return np.where(flip, 1 - actions, actions).astype(actions.dtype)
+    raise NotImplementedError(f"no exploration for action space {space}")
+
+
 def _index_info(info: dict[str, Any], key: str, i: int) -> Any:
     if key in info and info.get(f"_{key}", np.ones(len(info[key]), bool))[i]:
         return info[key][i]
@@ -92,7 +116,6 @@ class Collector:
         self.schedule = EpsilonSchedule(explore, self.rng, within_trial) if explore is not None else None
         self.greedy = greedy
         self.horizon = float(horizon)
-        self.action_start = int(getattr(envs.single_action_space, "start", 0))
         self.seed = seed
         self.obs: dict[str, np.ndarray] | None = None
 
@@ -116,20 +139,12 @@ class Collector:
     # ------------------------------------------------------------------ acting
     def _policy(self, env_steps: int) -> np.ndarray:
         obs_t = {k: torch.as_tensor(v, device=self.device) for k, v in self.obs.items()}
-        logits, self.state = self.agent.act_logits(obs_t, self.state)
-        if self.greedy or (self.explore is not None and not self.explore.sample_actions):
-            actions = logits.argmax(-1)
-        else:
-            actions = torch.multinomial(torch.softmax(logits.float(), -1).cpu(), 1, generator=self.torch_gen)[
-                :, 0
-            ]
-        actions = actions.cpu().numpy()
+        greedy = self.greedy or (self.explore is not None and not self.explore.sample_actions)
+        actions, self.state = self.agent.act(obs_t, self.state, greedy=greedy, generator=self.torch_gen)
         if self.schedule is not None:
             eps = self.schedule.within_trial(self.eps, self.obs[OBS_TIME].astype(np.float64), self.horizon)
-            explore = self.rng.random(self.num) < eps
-            if explore.any():
-                actions[explore] = self.rng.integers(0, logits.shape[-1], size=int(explore.sum()))
-        return actions + self.action_start
+            actions = explore_actions(self.envs.single_action_space, actions, eps, self.rng)
+        return actions
 
     def collect(self, steps_per_actor: int, env_steps: int = 0) -> list[TrialStats]:
         """Run every actor for `steps_per_actor` steps; returns the trials that finished."""
@@ -190,6 +205,8 @@ class Collector:
         trial = {k: np.stack([o[k] for o in buf["obs"]]) for k in keys}
         length = len(buf["action"])
         trial["action"] = np.asarray(buf["action"])
+        if isinstance(self.envs.single_action_space, gym.spaces.MultiBinary):
+            trial["action"] = trial["action"].astype(np.float32)  # stored as float 0/1 (ARCHITECTURE §2)
         trial["reward"] = np.asarray(buf["reward"], dtype=np.float32)
         trial["terminated"] = np.zeros(length, dtype=bool)
         trial["terminated"][-1] = terminated

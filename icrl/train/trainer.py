@@ -204,6 +204,8 @@ class Trainer:
             "speed/env_steps_per_s": (self.env_steps - mark[1]) / elapsed,
             "speed/updates_per_s": (self.updates - mark[2]) / elapsed,
         }
+        if self.device.type == "cuda":
+            speed["speed/gpu_peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         result = self.evaluate()
         row = self.logger.log({**result, **speed}, self.env_steps, self.updates)
         line = (
@@ -212,6 +214,8 @@ class Trainer:
             f"updates/s={speed['speed/updates_per_s']:.2f} "
             f"return={result.get('eval/return', float('nan')):.3f}"
         )
+        if "speed/gpu_peak_mem_gb" in speed:
+            line += f" gpu_mem={speed['speed/gpu_peak_mem_gb']:.1f}GiB"
         if "eval/success" in result:
             line += f" success={result['eval/success']:.2f}"
         bar.write(line) if not bar.disable else print(line, flush=True)

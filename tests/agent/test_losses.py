@@ -254,3 +254,77 @@ def test_classification_critic_loss_mask():
     torch.testing.assert_close(loss, per[mask].mean())
     loss.backward()
     assert torch.all(logits.grad[~mask] == 0)
+
+
+# ------------------------------------------------------------------ continuous / multi-binary terms
+def test_sampled_state_value_hand_computed():
+    from icrl.agent.losses import sampled_state_value
+
+    # q (B=1, L=1, C=3, G=2, K=2)
+    q = torch.tensor([[1.0, 5.0], [2.0, 0.0]])  # critic 0: rows are discounts, columns samples
+    q = torch.stack([q, q + 1.0, q - 3.0])[None, None]  # critics 1 and 2 shifted by +1 and -3
+    # min over critics per sample, then the mean over samples
+    expected_min = torch.tensor([[[(-2.0 + 2.0) / 2, (-1.0 - 3.0) / 2]]])
+    torch.testing.assert_close(sampled_state_value(q, reduce="min"), expected_min)
+    expected_mean = torch.tensor([[[(1 - 2 / 3 + 5 - 2 / 3) / 2, (2 - 2 / 3 - 2 / 3) / 2]]])
+    torch.testing.assert_close(sampled_state_value(q, reduce="mean"), expected_mean)
+    # subset of 2 out of 3 critics, drawn with the generator: equals the min over that pair
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(3, generator=torch.Generator().manual_seed(0))[:2]
+    pair = q[:, :, idx].amin(2).mean(-1)
+    torch.testing.assert_close(sampled_state_value(q, "min_random_subset", 2, g), pair)
+    # equals discrete_state_value with uniform weights over the samples
+    uniform = torch.full((1, 1, 2, 2), 0.5)
+    torch.testing.assert_close(sampled_state_value(q, "min"), discrete_state_value(q, uniform, "min"))
+
+
+def test_sampled_advantage_hand_computed():
+    from icrl.agent.losses import sampled_advantage
+
+    q_taken = torch.tensor([[[1.0, -2.0]]], requires_grad=True)  # (1, 1, G=2)
+    q_samples = torch.tensor([[[[0.0, 4.0, 2.0], [-1.0, -1.0, -4.0]]]], requires_grad=True)  # K = 3
+    adv = sampled_advantage(q_taken, q_samples)
+    torch.testing.assert_close(adv, torch.tensor([[[1.0 - 2.0, -2.0 + 2.0]]]))
+    assert not adv.requires_grad
+
+
+def test_score_function_pg_loss_hand_computed():
+    from icrl.agent.losses import score_function_pg_loss
+
+    q = torch.tensor([[[[1.0, 2.0, 6.0]], [[0.0, 0.0, 3.0]]]])  # (B=1, L=2, G=1, K=3)
+    logp = torch.tensor([[[[-1.0, -2.0, -0.5]], [[-0.1, -0.2, -0.3]]]], requires_grad=True)
+    mask = torch.tensor([[True, False]])
+    loss = score_function_pg_loss(q, logp, mask)
+    # leave-one-out baselines at t=0: (2+6)/2=4, (1+6)/2=3.5, (1+2)/2=1.5 -> weights -3, -1.5, 4.5
+    expected = -((-3.0 * -1.0) + (-1.5 * -2.0) + (4.5 * -0.5)) / 3
+    assert loss.item() == pytest.approx(expected)
+    loss.backward()
+    torch.testing.assert_close(logp.grad[0, 0, 0], torch.tensor([3.0, 1.5, -4.5]) / 3)
+    assert torch.all(logp.grad[0, 1] == 0)  # the padded position contributes nothing
+    # the critic values are constants of this loss
+    q_grad = q.clone().requires_grad_(True)
+    score_function_pg_loss(q_grad, logp.detach().requires_grad_(True), mask).backward()
+    assert q_grad.grad is None or torch.all(q_grad.grad == 0)
+    # one sample: no baseline, no signal
+    assert score_function_pg_loss(q[..., :1], logp[..., :1], None).item() == 0.0
+
+
+def test_score_function_gradient_is_unbiased_for_bernoulli():
+    """E[grad] of the leave-one-out estimator equals the exact gradient of E_pi[Q] (one Bernoulli bit)."""
+    from icrl.agent.losses import score_function_pg_loss
+    from icrl.nets.distributions import Bernoulli
+
+    logit = torch.tensor([0.3], requires_grad=True)
+    q_of = torch.tensor([1.0, 3.0])  # Q(bit=0), Q(bit=1)
+    # exact: d/dlogit [ (1-p) 1 + p 3 ] = 2 p (1 - p)
+    p = torch.sigmoid(logit.detach())
+    exact = 2 * p * (1 - p)
+    num, k = 20000, 4
+    logits = logit.expand(num, 1, 1, k, 1)  # (B=num, L=1, G=1, K, A=1)
+    dist = Bernoulli(logits)
+    bits = dist.sample(generator=torch.Generator().manual_seed(0))
+    q = q_of[bits.long()].squeeze(-1)  # (num, 1, 1, K)
+    score_function_pg_loss(q, dist.log_prob(bits), None).backward()
+    # every one of the num * K terms is an unbiased estimate of -grad E[Q]; the loss is their mean
+    estimate = -logit.grad
+    assert estimate.item() == pytest.approx(exact.item(), rel=0.03)

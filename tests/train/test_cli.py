@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from icrl.cli import _parse_value, build_train_config, main, split_train_args
+from icrl.cli import build_train_config, main, parse_value, split_train_args
 from icrl.config import load_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -37,7 +37,7 @@ def test_split_train_args():
      ("abc", "abc"), ("icrl/TMaze-v0", "icrl/TMaze-v0")],
 )
 def test_parse_env_values(text, value):
-    parsed = _parse_value(text)
+    parsed = parse_value(text)
     assert parsed == value and type(parsed) is type(value)
 
 

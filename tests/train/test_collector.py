@@ -33,10 +33,12 @@ class SpyAgent:
         self.resets.append(done.cpu().numpy().copy())
         return self.agent.reset_state(state, done)
 
-    def act_logits(self, obs, state):
-        logits, state = self.agent.act_logits(obs, state)
-        self.steps.append((obs["time"].cpu().numpy().copy(), logits.cpu().numpy().copy()))
-        return logits, state
+    def act(self, obs, state, greedy=False, generator=None):
+        # Agent.act, with the policy's logits recorded on the way.
+        dist, state = self.agent.policy(obs, state)
+        self.steps.append((obs["time"].cpu().numpy().copy(), dist.logits.cpu().numpy().copy()))
+        action = dist.greedy() if greedy else dist.sample(generator=generator)
+        return self.agent.action_kind.to_env(action), state
 
     def eval(self):
         self.agent.eval()

@@ -1,0 +1,278 @@
+"""Per-action-space wiring of the actor and critic heads (DESIGN §5, §6).
+
+The agent (:mod:`icrl.agent.agent`) is written once for every action space; what differs between
+Discrete, Box and MultiBinary actions lives here, one class per kind:
+
+- which heads to build (categorical / tanh-Gaussian / Bernoulli actor; Q(s, ·) over all discrete actions
+  or Q(s, a) on given actions);
+- the value V'_g(s') of the critic target: the exact expectation over the policy for discrete actions,
+  the mean over K sampled actions otherwise;
+- the actor's terms: the -Q term (exact expectation / reparameterised samples / score function), the
+  log-likelihood of the stored action and the filter's advantage;
+- the rollout action (greedy or sampled) in the form the env takes.
+
+Shape letters as in :mod:`icrl.nets.heads`: B batch, L window, D width, C critics, G discounts, N discrete
+actions, A action dim (flattened Box shape / number of bits), K sampled actions. Critic values are in
+PopArt's normalised space unless a ``denormalize`` function is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from icrl.agent import losses
+from icrl.config import AgentConfig, ModelConfig
+from icrl.nets.distributions import Bernoulli, Categorical, TanhGaussian
+from icrl.nets.heads import (
+    ContinuousActorHead,
+    ContinuousCriticEnsemble,
+    DiscreteActorHead,
+    DiscreteCriticEnsemble,
+)
+
+Policy = Categorical | TanhGaussian | Bernoulli
+Denormalize = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class ActorCriticTerms:
+    """What the agent's loss needs from the heads at the stored actions."""
+
+    q_taken: Tensor  # (B, L, C, G) normalised Q of the stored actions, with gradient to the critics
+    pg_loss: Tensor  # scalar: the -Q actor term
+    logp_taken: Tensor  # (B, L, G): log pi_g(a_t | s_t), with gradient to the actor
+    advantage: Tensor  # (B, L, G): the filter's input, no gradient
+    entropy: Tensor  # (B, L): entropy of the main discount's policy (a sample estimate for Box), no gradient
+
+
+def frozen_call(module: nn.Module, *args: Tensor) -> Tensor:
+    """module(*args) with its parameters treated as constants: gradients reach the inputs only.
+
+    The -Q actor term reads "a frozen copy of the critics" (DESIGN §6.5) without copying any weights.
+    """
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return functional_call(module, params, args)
+
+
+class ActionKind:
+    """Base class; see the module docstring. Subclasses set ``space`` and implement every method."""
+
+    space: gym.Space
+
+    def build_heads(
+        self, d_model: int, num_gammas: int, model: ModelConfig, agent: AgentConfig
+    ) -> tuple[nn.Module, nn.Module]:
+        """(actor, critics) reading (B, L, D)."""
+        raise NotImplementedError
+
+    def batch_action(self, action: Tensor) -> Tensor:
+        """Stored actions (B, L, ...) -> the kind's internal form: int64 (B, L) or float (B, L, A)."""
+        raise NotImplementedError
+
+    def next_value(
+        self,
+        actor: nn.Module,
+        critics: nn.Module,
+        s_next: Tensor,
+        denormalize: Denormalize,
+        reduce: losses.ReduceMode,
+        subset_size: int,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """V'_g(s_{t+1}) in return units for the critic target: s_next (B, L, D) -> (B, L, G)."""
+        raise NotImplementedError
+
+    def terms(
+        self,
+        actor: nn.Module,
+        critics: nn.Module,
+        s_t: Tensor,
+        action: Tensor,
+        mask: Tensor,
+        generator: torch.Generator | None,
+    ) -> ActorCriticTerms:
+        """Critic values of the stored actions and the actor's terms at every position."""
+        raise NotImplementedError
+
+    def policy(self, actor: nn.Module, h: Tensor) -> Policy:
+        """The main discount's policy at rollout states h (N, D): a distribution with batch shape (N,)."""
+        raise NotImplementedError
+
+    def to_env(self, action: Tensor) -> np.ndarray:
+        """Policy actions (N,) or (N, A) -> numpy actions (N, *space.shape) the vector env accepts."""
+        raise NotImplementedError
+
+
+class DiscreteActions(ActionKind):
+    """Discrete(n): categorical policy, exact expectations over the n actions."""
+
+    def __init__(self, space: gym.spaces.Discrete) -> None:
+        self.space = space
+        self.num_actions, self.start = int(space.n), int(space.start)
+
+    def build_heads(self, d_model, num_gammas, model, agent):
+        actor = DiscreteActorHead(d_model, self.num_actions, num_gammas, hidden=model.actor_hidden)
+        critics = DiscreteCriticEnsemble(
+            d_model, self.num_actions, agent.num_critics, num_gammas, hidden=model.critic_hidden
+        )
+        return actor, critics
+
+    def batch_action(self, action):
+        return (action.long() - self.start).clamp(0, self.num_actions - 1)  # (B, L)
+
+    def next_value(self, actor, critics, s_next, denormalize, reduce, subset_size, generator):
+        target_q = denormalize(critics(s_next))  # (B, L, C, G, N)
+        target_probs = torch.softmax(actor(s_next), dim=-1)  # (B, L, G, N)
+        return losses.discrete_state_value(target_q, target_probs, reduce, subset_size, generator)
+
+    def terms(self, actor, critics, s_t, action, mask, generator):
+        q = critics(s_t)  # (B, L, C, G, N)
+        q_taken = losses.q_of_actions(q, action)  # (B, L, C, G)
+        log_probs = torch.log_softmax(actor(s_t), dim=-1)  # (B, L, G, N)
+        probs = log_probs.exp()
+        # The actor sees the critics' values as constants: "a frozen copy on a detached state".
+        q_actor = q.detach().mean(dim=2)  # (B, L, G, N)
+        q_policy = (probs * q_actor).sum(-1)  # (B, L, G)
+        a_index = action[:, :, None, None].expand(*log_probs.shape[:-1], 1)
+        advantage = q_actor.gather(-1, a_index).squeeze(-1) - q_policy.detach()  # (B, L, G)
+        logp_taken = log_probs.gather(-1, a_index).squeeze(-1)  # (B, L, G)
+        with torch.no_grad():
+            entropy = -(probs[..., -1, :] * log_probs[..., -1, :]).sum(-1)  # (B, L)
+        return ActorCriticTerms(
+            q_taken, losses.policy_gradient_loss(q_policy, mask), logp_taken, advantage, entropy
+        )
+
+    def policy(self, actor, h):
+        return Categorical(actor(h[:, None])[:, 0, -1])  # logits (N, n)
+
+    def to_env(self, action):
+        return action.cpu().numpy().astype(np.int64) + self.start
+
+
+class _SampledActions(ActionKind):
+    """Shared logic of the kinds whose critics score given actions, Q(s, a): Box and MultiBinary.
+
+    Subclasses define the actor head, ``_dist`` (the head's output as a distribution) and ``_actor_terms``.
+    """
+
+    def __init__(self, space: gym.Space, agent: AgentConfig) -> None:
+        self.space = space
+        self.shape = tuple(space.shape)
+        self.action_dim = int(np.prod(self.shape))
+        self.num_samples = int(agent.num_action_samples)
+        if self.num_samples < 1:
+            raise ValueError(f"agent.num_action_samples must be >= 1, got {self.num_samples}")
+
+    def _critics(self, d_model: int, num_gammas: int, model: ModelConfig, agent: AgentConfig) -> nn.Module:
+        return ContinuousCriticEnsemble(
+            d_model, self.action_dim, agent.num_critics, num_gammas, hidden=model.critic_hidden
+        )
+
+    def _dist(self, out) -> TanhGaussian | Bernoulli:
+        raise NotImplementedError
+
+    def batch_action(self, action):
+        return action.float().reshape(*action.shape[:2], self.action_dim)  # (B, L, A)
+
+    def next_value(self, actor, critics, s_next, denormalize, reduce, subset_size, generator):
+        next_actions = self._dist(actor(s_next)).sample(self.num_samples, generator=generator)  # (B,L,G,K,A)
+        target_q = denormalize(critics(s_next, next_actions))  # (B, L, C, G, K)
+        return losses.sampled_state_value(target_q, reduce, subset_size, generator)
+
+    def _q_taken(self, critics: nn.Module, s_t: Tensor, action: Tensor) -> Tensor:
+        B, L, A = action.shape
+        stored = action[:, :, None, None].expand(B, L, critics.num_gammas, 1, A)  # (B, L, G, 1, A)
+        return critics(s_t, stored)[..., 0]  # (B, L, C, G)
+
+    def policy(self, actor, h):
+        out = actor(h[:, None])
+        if isinstance(out, tuple):
+            return self._dist(tuple(x[:, 0, -1] for x in out))  # (N, A) each
+        return self._dist(out[:, 0, -1])
+
+    def to_env(self, action):
+        return action.cpu().numpy().astype(self.space.dtype).reshape(-1, *self.shape)
+
+
+class BoxActions(_SampledActions):
+    """Box actions in [-1, 1]^A (the TrialWrapper's rescaled space): tanh-squashed Gaussian per discount.
+
+    -Q through K reparameterised samples; BC on the log-likelihood of the stored action, clipped to
+    ±(1 - action_bound_eps) first; advantage Q(s, a_t) - mean_k Q(s, a_k).
+    """
+
+    def __init__(self, space: gym.spaces.Box, agent: AgentConfig) -> None:
+        super().__init__(space, agent)
+        self.bound = 1.0 - float(agent.action_bound_eps)
+
+    def build_heads(self, d_model, num_gammas, model, agent):
+        actor = ContinuousActorHead(d_model, self.action_dim, num_gammas, hidden=model.actor_hidden)
+        return actor, self._critics(d_model, num_gammas, model, agent)
+
+    def _dist(self, out):
+        return TanhGaussian(*out)
+
+    def terms(self, actor, critics, s_t, action, mask, generator):
+        q_taken = self._q_taken(critics, s_t, action)  # (B, L, C, G)
+        dist = TanhGaussian(*actor(s_t))  # mean, log_std (B, L, G, A)
+        sampled, logp_sampled = dist.rsample(self.num_samples, generator)  # (B, L, G, K, A), (B, L, G, K)
+        q_sampled = frozen_call(critics, s_t.detach(), sampled).mean(2)  # (B, L, G, K), grad to actions
+        pg_loss = losses.policy_gradient_loss(q_sampled.mean(-1), mask)
+        stored = action.clamp(-self.bound, self.bound)[:, :, None].expand_as(dist.mean)  # (B, L, G, A)
+        logp_taken = dist.log_prob(stored)  # (B, L, G)
+        advantage = losses.sampled_advantage(q_taken.mean(2), q_sampled)
+        entropy = -logp_sampled[..., -1, :].detach().mean(-1)  # (B, L) Monte-Carlo estimate
+        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
+
+
+class BinaryActions(_SampledActions):
+    """MultiBinary actions: independent Bernoulli bits per discount.
+
+    -Q through the score function (REINFORCE with a leave-one-out baseline over K samples, since bits
+    cannot be reparameterised); BC on the stored bits; advantage Q(s, a_t) - mean_k Q(s, a_k).
+    """
+
+    def build_heads(self, d_model, num_gammas, model, agent):
+        actor = DiscreteActorHead(d_model, self.action_dim, num_gammas, hidden=model.actor_hidden)
+        return actor, self._critics(d_model, num_gammas, model, agent)
+
+    def _dist(self, out):
+        return Bernoulli(out)
+
+    def terms(self, actor, critics, s_t, action, mask, generator):
+        q_taken = self._q_taken(critics, s_t, action)  # (B, L, C, G)
+        logits = actor(s_t)  # (B, L, G, A)
+        dist = Bernoulli(logits)
+        sampled = dist.sample(self.num_samples, generator=generator)  # (B, L, G, K, A)
+        logp_sampled = Bernoulli(logits.unsqueeze(-2).expand_as(sampled)).log_prob(sampled)  # (B, L, G, K)
+        with torch.no_grad():
+            q_sampled = critics(s_t, sampled).mean(2)  # (B, L, G, K)
+            entropy = dist.entropy()[..., -1]  # (B, L)
+        pg_loss = losses.score_function_pg_loss(q_sampled, logp_sampled, mask)
+        logp_taken = dist.log_prob(action[:, :, None].expand_as(logits))  # (B, L, G)
+        advantage = losses.sampled_advantage(q_taken.mean(2), q_sampled)
+        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
+
+
+def make_action_kind(space: gym.Space, agent: AgentConfig) -> ActionKind:
+    """The wiring for an agent-facing action space (Box spaces must already be [-1, 1])."""
+    if isinstance(space, gym.spaces.Discrete):
+        return DiscreteActions(space)
+    if isinstance(space, gym.spaces.Box):
+        if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
+            raise ValueError(
+                f"Box actions must be rescaled to [-1, 1] (the TrialWrapper does this), got {space}"
+            )
+        return BoxActions(space, agent)
+    if isinstance(space, gym.spaces.MultiBinary):
+        return BinaryActions(space, agent)
+    raise NotImplementedError(
+        f"the agent supports Discrete, Box and MultiBinary action spaces, got {space}"
+    )
