@@ -1,8 +1,9 @@
 """The `icrl` command line: train, resume, eval, plot, bench.
 
-icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [options]   (options: icrl train --help)
+icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...] [options]
+           (options: icrl train --help)
 icrl resume RUN_DIR [--total-env-steps N]
-icrl eval RUN_DIR [--trials N] [--sampled]
+icrl eval RUN_DIR [--trials N] [--sampled] [--env.KEY VALUE ...]
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 """
 
@@ -69,9 +70,29 @@ def split_train_args(argv: list[str]) -> tuple[str | None, str | None, dict[str,
     return env_id, preset, env_kwargs, rest
 
 
+def split_prefixed_kwargs(argv: list[str], prefix: str, command: str) -> tuple[dict[str, Any], list[str]]:
+    """Pull `--<prefix>KEY VALUE` / `--<prefix>KEY=VALUE` out of argv (e.g. prefix `eval-env.`):
+    ({KEY: parsed VALUE}, the other arguments). Dashes in KEY become underscores."""
+    flag = f"--{prefix}"
+    kwargs: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i].split("=", 1)[0].startswith(flag) and argv[i].split("=", 1)[0] != flag:
+            if "=" not in argv[i] and i + 1 >= len(argv):
+                raise SystemExit(f"icrl {command}: {argv[i]} needs a value")
+            name, value, i = _option_value(argv, i)
+            kwargs[name[len(flag) :].replace("-", "_")] = parse_value(value)
+        else:
+            rest.append(argv[i])
+        i += 1
+    return kwargs, rest
+
+
 def build_train_config(argv: list[str]) -> Config:
     from icrl.presets import apply_overrides, preset_config
 
+    eval_env_kwargs, argv = split_prefixed_kwargs(argv, "eval-env.", "train")
     env_id, preset, env_kwargs, rest = split_train_args(argv)
     try:
         base = preset_config(preset)
@@ -79,16 +100,25 @@ def build_train_config(argv: list[str]) -> Config:
         raise SystemExit(f"icrl train: {exc}") from None
     overrides: dict[str, Any] = {"env": {}}
     if env_id is not None and env_id != base.env.id:
-        overrides["env"] = {"id": env_id, "kwargs": {}}  # a preset's env kwargs belong to its env
+        # A preset's env kwargs (training and evaluation) belong to its env.
+        overrides["env"] = {"id": env_id, "kwargs": {}, "eval_kwargs": {}}
     if env_kwargs:
         overrides["env"]["kwargs"] = {
             **(base.env.kwargs if "kwargs" not in overrides["env"] else {}),
             **env_kwargs,
         }
+    if eval_env_kwargs:
+        overrides["env"]["eval_kwargs"] = {
+            **(base.env.eval_kwargs if "eval_kwargs" not in overrides["env"] else {}),
+            **eval_env_kwargs,
+        }
     base = apply_overrides(base, overrides)
     description = (
-        "Train an agent. Usage: icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [options]. "
-        "--env.KEY VALUE passes KEY=VALUE to gymnasium.make (e.g. --env.length 50)."
+        "Train an agent. Usage: icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] "
+        "[--eval-env.KEY VALUE ...] [options]. "
+        "--env.KEY VALUE passes KEY=VALUE to gymnasium.make (e.g. --env.length 50); "
+        "--eval-env.KEY VALUE overrides it for evaluation envs only (e.g. --eval-env.split test: "
+        "score on held-out tasks)."
     )
     return tyro.cli(Config, default=base, args=rest, prog="icrl train", description=description)
 
@@ -128,8 +158,15 @@ def cmd_eval(argv: list[str]) -> None:
     parser.add_argument("--trials", type=int, default=None, help="Evaluation trials (default: the run's).")
     parser.add_argument("--sampled", action="store_true", help="Sample actions instead of greedy ones.")
     parser.add_argument("--seed", type=int, default=12345, help="Seed of the evaluation environments.")
+    parser.epilog = (
+        "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
+        "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
+    )
+    env_overrides, argv = split_prefixed_kwargs(argv, "env.", "eval")
     args = parser.parse_args(argv)
-    result = evaluate_run(args.run_dir, args.trials, greedy=not args.sampled, seed=args.seed)
+    result = evaluate_run(
+        args.run_dir, args.trials, greedy=not args.sampled, seed=args.seed, env_overrides=env_overrides
+    )
     print(json.dumps(result), flush=True)
 
 

@@ -23,6 +23,8 @@ class EnvConfig:
     """Gymnasium id of the environment (any registered id, e.g. `icrl/TMaze-v0` or `CartPole-v1`)."""
     kwargs: tyro.conf.Suppress[dict[str, Any]] = field(default_factory=dict)
     """Keyword arguments for `gymnasium.make` (set with `--env.KEY VALUE`)."""
+    eval_kwargs: tyro.conf.Suppress[dict[str, Any]] = field(default_factory=dict)
+    """Evaluation envs only: merged over `kwargs`, e.g. held-out tasks (set with `--eval-env.KEY VALUE`)."""
     trial_episodes: int | None = None
     """Episodes per trial (None: the env's own default, else 1)."""
     trial_steps: int | None = None

@@ -13,10 +13,11 @@ from icrl.config import Config, config_from_dict
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Nested dict update; an env's `kwargs` are replaced whole (they belong to one env)."""
+    """Nested dict update; an env's `kwargs` and `eval_kwargs` are replaced whole (they belong to one env)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "kwargs":
+        whole = key in ("kwargs", "eval_kwargs")
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not whole:
             out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -223,6 +224,37 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_trials": 8,
         "checkpoint_every": 2_000,
         "exp_name": "half-cheetah-vel",
+    },
+    # Meta-World ML1 reach on 2 CPU cores (needs icrl[metaworld]): k-shot trials of 3 episodes of 50 steps
+    # (a scripted reach succeeds in ~20) with a hidden goal per trial; a small Transformer holds the whole
+    # 150-step trial. Trains on the 50 ML1 train goals, evaluates on the 50 held-out test goals.
+    "metaworld-reach": {
+        "env": {
+            "id": "icrl/MetaWorldML1-v0",
+            "kwargs": {"task": "reach-v3", "split": "train", "episode_steps": 50, "episodes_per_trial": 3},
+            "eval_kwargs": {"split": "test"},
+            "num_actors": 8,
+        },
+        "model": {**SMALL_MODEL, "n_layers": 2, "context_len": 150},
+        "agent": {
+            "gamma": 0.99,
+            "extra_gammas": (0.95,),
+            "num_critics": 2,
+            "num_action_samples": 2,
+            "lr": 3e-4,
+            "warmup_updates": 200,
+            "tau": 0.005,
+        },
+        "explore": {"eps_start": 0.5, "eps_end": 0.1, "anneal_env_steps": 40_000},
+        "replay": {"batch_size": 16},
+        "collect_steps": 50,
+        "updates_per_collect": 40,
+        "learning_starts": 4_000,
+        "total_env_steps": 200_000,
+        "eval_every": 500,
+        "eval_trials": 16,
+        "checkpoint_every": 500,
+        "exp_name": "metaworld-reach",
     },
     # Config S of the speed benchmark: T-Maze 255 (context 256), d_model 128, 3 layers, 8 heads, ff 512,
     # batch 24, 4 critics, 7 discounts, 8 actors.

@@ -1,9 +1,15 @@
-"""Evaluation: the current policy on separate env instances, greedy or sampled, nothing stored."""
+"""Evaluation: the current policy on separate env instances, greedy or sampled, nothing stored.
+
+Evaluation envs are built with the run's env kwargs updated by `cfg.env.eval_kwargs` (e.g.
+`{"split": "test"}`: held-out tasks), so a run can train on some variations and be scored on others.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,10 +45,18 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
     return out
 
 
+def eval_env_config(cfg: Config, env_overrides: dict[str, Any] | None = None) -> Config:
+    """`cfg` with the env kwargs that evaluation uses: `kwargs`, then `eval_kwargs`, then `env_overrides`
+    (e.g. `icrl eval RUN --env.split test`); `eval_kwargs` is emptied (already applied)."""
+    kwargs = {**cfg.env.kwargs, **cfg.env.eval_kwargs, **(env_overrides or {})}
+    return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, kwargs=kwargs, eval_kwargs={}))
+
+
 def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool = True) -> dict[str, float]:
-    """Run the current policy on fresh env instances (no exploration, nothing stored)."""
+    """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
+    `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`."""
     num_envs = max(1, min(cfg.env.num_actors, num_trials))
-    envs = make_vector_env(env_factory(cfg), num_envs, asynchronous=False, seed=seed)
+    envs = make_vector_env(env_factory(eval_env_config(cfg)), num_envs, asynchronous=False, seed=seed)
     try:
         device = next(agent.parameters()).device
         collector = Collector(envs, agent, explore=None, device=device, seed=seed, greedy=greedy)
@@ -53,9 +67,16 @@ def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool
 
 
 def evaluate_run(
-    run_dir: str | Path, trials: int | None = None, greedy: bool = True, seed: int = 12345
+    run_dir: str | Path,
+    trials: int | None = None,
+    greedy: bool = True,
+    seed: int = 12345,
+    env_overrides: dict[str, Any] | None = None,
 ) -> dict:
-    """Evaluate a run's latest checkpoint; the result is also written to `<run_dir>/eval.json`."""
+    """Evaluate a run's latest checkpoint; the result is also written to `<run_dir>/eval.json`.
+
+    `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
+    `{"split": "test"}`; the result records the kwargs used as `env_kwargs`."""
     from icrl.train.checkpoint import latest_checkpoint, load_checkpoint
 
     run_dir = Path(run_dir)
@@ -68,12 +89,14 @@ def evaluate_run(
     probe.close()
     extra = load_checkpoint(ckpt, agent, restore_rng=False)
     agent.to(torch.device(cfg.device))
-    result = evaluate(agent, cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
+    eval_cfg = eval_env_config(cfg, env_overrides)
+    result = evaluate(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
     result = {
         "checkpoint": ckpt.name,
         "env_steps": extra.get("env_steps"),
         "updates": extra.get("updates"),
         "greedy": greedy,
+        "env_kwargs": eval_cfg.env.kwargs,
         **result,
     }
     (run_dir / "eval.json").write_text(json.dumps(result, indent=1))

@@ -74,6 +74,9 @@ class Trainer:
                 extra = load_checkpoint(ckpt, self.agent, self.optimizer)
                 self.env_steps, self.updates = extra["env_steps"], extra["updates"]
                 self.rounds = extra.get("rounds", 0)
+                if "loss_rng" in extra:  # the critic-subset draws continue where they stopped
+                    state = np.frombuffer(bytes.fromhex(extra["loss_rng"]), dtype=np.uint8).copy()
+                    self.loss_gen.set_state(torch.from_numpy(state))
         # After a resume the actors start fresh trials; a different seed avoids replaying the same ones.
         self.collector = Collector(
             self.envs,
@@ -117,7 +120,12 @@ class Trainer:
         return out.metrics
 
     def checkpoint(self) -> Path:
-        extra = {"env_steps": self.env_steps, "updates": self.updates, "rounds": self.rounds}
+        extra = {
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "rounds": self.rounds,
+            "loss_rng": self.loss_gen.get_state().numpy().tobytes().hex(),
+        }
         return save_checkpoint(
             self.run_dir / "checkpoints", f"{self.updates:09d}", self.agent, self.optimizer, extra
         )

@@ -83,6 +83,7 @@ def test_round_trip_weights_optimizer_counters_and_actions(tmp_path, tiny_config
 
     extra = load_checkpoint(ckpt, fresh, optimizer, restore_rng=False)
 
+    assert extra.pop("loss_rng")  # the critic-subset generator's state (hex)
     assert extra == {"env_steps": trainer.env_steps, "updates": trainer.updates, "rounds": trainer.rounds}
     assert extra["env_steps"] == 100 and extra["rounds"] == 5
     fresh_sd = fresh.state_dict()
@@ -203,3 +204,23 @@ def test_keep_prunes_old_checkpoints(tmp_path):
     load_checkpoint(latest_checkpoint(root), target, restore_rng=False)
     assert torch.all(target.weight == 9.0)
     shutil.rmtree(root)
+
+
+def test_resume_continues_the_critic_subset_rng(tmp_path, tiny_config):
+    """The generator that draws the critic subsets is checkpointed: a resumed trainer draws what the
+    original would have drawn next, not the draws of a fresh seed."""
+    cfg = tiny_config(
+        tmp_path / "run", total_env_steps=100, checkpoint_every=0, eval_every=0, agent={"num_critics": 3}
+    )
+    trainer = Trainer(cfg)
+    trainer.run()
+    assert trainer.updates > 0
+    expected = torch.randperm(100, generator=trainer.loss_gen)
+    resumed = Trainer(trainer.cfg, trainer.run_dir, resume=True)
+    try:
+        fresh = torch.randperm(100, generator=torch.Generator().manual_seed(trainer.cfg.seed))
+        got = torch.randperm(100, generator=resumed.loss_gen)
+        assert torch.equal(got, expected)
+        assert not torch.equal(got, fresh)
+    finally:
+        resumed.close()
