@@ -146,6 +146,9 @@ class ReplayConfig:
     """Sample trials proportionally to their length (else uniformly)."""
     cache_gb: float = 2.0
     """RAM cache of decoded trials."""
+    prefetch: int = 2
+    """Batches sampled ahead in a background thread (0: sample in the learner's thread; runs with the same
+    seed, on CPU with one torch thread, are then reproducible bit for bit)."""
 
 
 @dataclass

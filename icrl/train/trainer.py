@@ -175,7 +175,8 @@ class Trainer:
                         seed=cfg.seed + self.rounds,
                         cache_bytes=int(cfg.replay.cache_gb * 2**30),
                     )
-                    self.loader = BatchLoader(sampler)
+                    # With a prefetch thread, the file list a batch sees depends on thread timing.
+                    self.loader = BatchLoader(sampler, prefetch=cfg.replay.prefetch)
                 for _ in range(cfg.updates_per_collect):
                     recent.append(self.update())
                     if cfg.eval_every and self.updates % cfg.eval_every == 0:
