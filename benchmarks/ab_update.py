@@ -1,0 +1,92 @@
+"""A/B timing of one learner-update variant against the default, in one process.
+
+Both variants share the trainer, its weights and its batches; they alternate over `--rounds` rounds of
+`--updates` updates, so background load hits both alike (use it when the machine is not idle).
+
+    .venv/bin/python benchmarks/ab_update.py --variant bf16     # bfloat16 autocast of the sequence model
+    .venv/bin/python benchmarks/ab_update.py --variant compile  # torch.compile of encoder, sequence, heads
+    .venv/bin/python benchmarks/ab_update.py --variant math     # explicit attention instead of SDPA
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+
+from icrl.presets import apply_overrides, preset_config
+from icrl.replay.loader import BatchLoader
+from icrl.replay.sampler import TrialSampler
+from icrl.train.trainer import Trainer
+
+
+def _switches(trainer: Trainer, variant: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(use the default, use the variant) for one trainer."""
+    agent = trainer.agent
+    if variant == "bf16":
+        def precision(p: str) -> Callable[[], None]:
+            return lambda: setattr(agent, "model_cfg", dataclasses.replace(agent.model_cfg, precision=p))
+
+        return precision("float32"), precision("bfloat16")
+    if variant == "math":
+        def attention(backend: str) -> Callable[[], None]:
+            return lambda: setattr(agent.seq, "attention", backend)
+
+        return attention("sdpa"), attention("math")
+    if variant == "compile":
+        modules = (agent.encoder, agent.seq, agent.actor, agent.critics)
+        modules += (agent.target_actor, agent.target_critics)
+        eager = [m.forward for m in modules]
+        compiled = [torch.compile(f) for f in eager]
+
+        def use(forwards: list) -> Callable[[], None]:
+            return lambda: [setattr(m, "forward", f) for m, f in zip(modules, forwards, strict=True)]
+
+        return use(eager), use(compiled)
+    raise SystemExit(f"unknown variant {variant!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--variant", choices=("bf16", "compile", "math"), required=True)
+    parser.add_argument("--preset", default="bench-s")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--updates", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = apply_overrides(preset_config(args.preset), {"tensorboard": False, "progress": False})
+        trainer = Trainer(cfg, tmp)
+        try:
+            while len(trainer.store) < cfg.replay.batch_size:
+                trainer.collector.collect(cfg.model.context_len, 0)
+            sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
+            trainer.loader = BatchLoader(sampler)
+            default, variant = _switches(trainer, args.variant)
+            times: dict[str, list[float]] = {"default": [], args.variant: []}
+            for use in (variant, default):  # warm-up (and compilation) outside the timed rounds
+                use()
+                trainer.update()
+            for _ in range(args.rounds):
+                for name, use in (("default", default), (args.variant, variant)):
+                    use()
+                    trainer.update()
+                    start = time.perf_counter()
+                    for _ in range(args.updates):
+                        trainer.update()
+                    times[name].append(round((time.perf_counter() - start) / args.updates * 1000, 1))
+        finally:
+            trainer.close()
+    print(json.dumps({"preset": args.preset, "threads": args.threads, "ms_per_update": times}))
+
+
+if __name__ == "__main__":
+    main()
