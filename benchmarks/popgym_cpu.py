@@ -291,7 +291,7 @@ def plot_env(env: str, curves: dict[str, list[list[dict[str, float]]]], path: Pa
     ax.set_ylabel("evaluation return")
     ax.set_ylim(-1.05, 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best", framealpha=0.6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -15,10 +15,10 @@ when it is imported. Without the package the error says how to install it (`pip 
   `ValueError`. The mapping is row-major (C order, the last component varies fastest):
   `flat = numpy.ravel_multi_index(action - start, nvec)` and back with `numpy.unravel_index`; e.g. for
   MineSweeper's `MultiDiscrete([4, 4])`, flat action `4 * row + col` clicks cell `(row, col)`.
-- **Box actions** (the Pendulum envs) stay `Box` unless `box_action_bins=k` is given (e.g.
-  `--env.box_action_bins 9`): then each action element takes one of `k` evenly spaced values in
-  `[low, high]` (both ends included) and the elements are flattened into one `Discrete(k ** size)` with
-  the same row-major rule. The agent supports only Discrete actions today, so the Pendulum envs need it.
+- **Box actions** (the Pendulum envs) stay `Box` (the agent's continuous policy) unless
+  `box_action_bins=k` is given (e.g. `--env.box_action_bins 9`): then each action element takes one of
+  `k` evenly spaced values in `[low, high]` (both ends included) and the elements are flattened into one
+  `Discrete(k ** size)` with the same row-major rule.
 - Discrete actions, rewards and episode ends are untouched: POPGym ends its own episodes, with
   `terminated` (the game is over) or `truncated` (its step limit), and the trial wrapper bootstraps
   through truncation only. POPGym rewards are scaled so that an episode's return lies in [-1, 1].
@@ -72,7 +72,7 @@ def _flat_discrete(nvec: np.ndarray, max_flat_actions: int, what: str) -> spaces
     if size > max_flat_actions:
         raise ValueError(
             f"{what} would flatten to Discrete({size}), more than max_flat_actions={max_flat_actions}; "
-            "the agent supports only Discrete actions, so this env cannot be trained (raise "
+            "the agent has no MultiDiscrete actions, so this env cannot be trained (raise "
             "--env.max_flat_actions if the product is still manageable)"
         )
     return spaces.Discrete(size)

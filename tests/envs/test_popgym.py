@@ -51,7 +51,11 @@ def test_the_whole_non_navigation_suite_is_listed() -> None:
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
 def test_env_runs_one_trial_through_the_wrapper_and_the_agent_takes_an_update(env_id: str) -> None:
-    """Random actions for one whole trial (= one POPGym episode), then one agent update on that trial."""
+    """Random actions for one whole trial (= one POPGym episode), then one agent update on that trial.
+
+    Every env, the Pendulum ones binned, exposes Discrete actions here; Box Pendulum trains in
+    `test_trainer_runs_a_few_updates`.
+    """
     env = make_trial_env(env_id, **env_kwargs(env_id))
     assert isinstance(env.action_space, spaces.Discrete)
     obs, _ = env.reset(seed=0)
@@ -178,6 +182,7 @@ def test_presets_build_agents() -> None:
         ("popgym-RepeatFirstEasy-v0", {}, 120),  # 52-step episodes
         ("popgym-MineSweeperEasy-v0", {}, 120),
         ("popgym-PositionOnlyPendulumEasy-v0", {"box_action_bins": 3}, 440),  # 200-step episodes
+        ("popgym-PositionOnlyPendulumEasy-v0", {}, 440),  # Box actions: the continuous policy
     ],
 )
 def test_trainer_runs_a_few_updates(tmp_path, env_id: str, kwargs: dict[str, Any], steps: int) -> None:
