@@ -19,9 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from icrl.bench import attach_loader
 from icrl.presets import apply_overrides, preset_config
-from icrl.replay.loader import BatchLoader
-from icrl.replay.sampler import TrialSampler
 from icrl.train.trainer import Trainer
 
 
@@ -66,10 +65,7 @@ def main() -> None:
         cfg = apply_overrides(preset_config(args.preset), {"tensorboard": False, "progress": False})
         trainer = Trainer(cfg, tmp)
         try:
-            while len(trainer.store) < cfg.replay.batch_size:
-                trainer.collector.collect(cfg.model.context_len, 0)
-            sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
-            trainer.loader = BatchLoader(sampler)
+            attach_loader(trainer)
             default, variant = _switches(trainer, args.variant)
             times: dict[str, list[float]] = {"default": [], args.variant: []}
             for use in (variant, default):  # warm-up (and compilation) outside the timed rounds

@@ -10,9 +10,8 @@ import tempfile
 
 import torch
 
+from icrl.bench import attach_loader
 from icrl.presets import apply_overrides, preset_config
-from icrl.replay.loader import BatchLoader
-from icrl.replay.sampler import TrialSampler
 from icrl.train.trainer import Trainer
 
 
@@ -26,10 +25,7 @@ def main() -> None:
         cfg = apply_overrides(preset_config(args.preset), {"tensorboard": False, "progress": False})
         trainer = Trainer(cfg, tmp)
         try:
-            while len(trainer.store) < cfg.replay.batch_size:
-                trainer.collector.collect(cfg.model.context_len, 0)
-            sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
-            trainer.loader = BatchLoader(sampler)
+            attach_loader(trainer)
             for _ in range(2):
                 trainer.update()
             with torch.profiler.profile(record_shapes=False) as prof:

@@ -59,6 +59,19 @@ def matmul_peak_flops(
     return best
 
 
+def attach_loader(trainer) -> None:
+    """Collect whole trials until a batch can be sampled, then give the trainer its batch loader
+    (what `Trainer.run` does after `learning_starts`; for benchmark and profiling scripts)."""
+    from icrl.replay.loader import BatchLoader
+    from icrl.replay.sampler import TrialSampler
+
+    cfg = trainer.cfg
+    while len(trainer.store) < cfg.replay.batch_size:
+        trainer.collector.collect(cfg.model.context_len, 0)
+    sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
+    trainer.loader = BatchLoader(sampler)
+
+
 def count_update_flops(trainer) -> float:
     """FLOPs of one forward + backward of the agent's loss on one batch."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -79,8 +92,6 @@ def run_bench(
     threads: int | None,
     overrides: dict[str, Any] | None = None,
 ) -> dict:
-    from icrl.replay.loader import BatchLoader
-    from icrl.replay.sampler import TrialSampler
     from icrl.train.trainer import Trainer
 
     if threads:
@@ -102,10 +113,7 @@ def run_bench(
             _sync(device)
             rollout_s = time.perf_counter() - start
             _progress(f"rollouts: {actors} x {steps} steps in {rollout_s:.1f} s")
-            while len(trainer.store) < cfg.replay.batch_size:  # enough whole trials to sample from
-                trainer.collector.collect(cfg.model.context_len, 0)
-            sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
-            trainer.loader = BatchLoader(sampler)
+            attach_loader(trainer)
             _progress(f"buffer filled: {len(trainer.store)} trials")
             flops = count_update_flops(trainer)
             _progress(f"counted {flops / 1e9:.1f} GFLOP per update")

@@ -57,6 +57,17 @@ GRID_META = {
     "eval_every": 300,
     "eval_trials": 32,
 }
+# Continuous control on CPU: two discounts (0.95 and the main 0.99), 2 critics and 2 sampled actions per
+# discount (the critics run on B x L x G x K actions, the bulk of an update's cost on CPU).
+CONTINUOUS_AGENT = {
+    "gamma": 0.99,
+    "extra_gammas": (0.95,),
+    "num_critics": 2,
+    "num_action_samples": 2,
+    "lr": 3e-4,
+    "warmup_updates": 200,
+    "tau": 0.005,
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The `make train` job: T-Maze 50, stopping once solved (a few minutes on 2 cores).
@@ -178,15 +189,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "pendulum": {
         "env": {"id": "Pendulum-v1", "num_actors": 8},
         "model": {**SMALL_MODEL, "kind": "mlp", "n_layers": 2, "context_len": 16},
-        "agent": {
-            "gamma": 0.99,
-            "extra_gammas": (0.95,),
-            "num_critics": 2,
-            "num_action_samples": 2,
-            "lr": 3e-4,
-            "warmup_updates": 100,
-            "tau": 0.005,
-        },
+        "agent": {**CONTINUOUS_AGENT, "warmup_updates": 100},
         "explore": {"eps_start": 1.0, "eps_end": 0.1, "anneal_env_steps": 10_000, "late_trial_fraction": 1.0},
         "replay": {"batch_size": 32},
         "collect_steps": 25,
@@ -211,15 +214,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_actors": 8,
         },
         "model": {**SMALL_MODEL, "n_layers": 2, "context_len": 100, "pos_emb": "rope"},
-        "agent": {
-            "gamma": 0.99,
-            "extra_gammas": (0.95,),
-            "num_critics": 2,
-            "num_action_samples": 2,
-            "lr": 3e-4,
-            "warmup_updates": 200,
-            "tau": 0.005,
-        },
+        "agent": CONTINUOUS_AGENT,
         "explore": {"eps_start": 0.5, "eps_end": 0.1, "anneal_env_steps": 50_000, "late_trial_fraction": 1.0},
         "replay": {"batch_size": 16},
         "collect_steps": 50,
@@ -242,15 +237,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_actors": 8,
         },
         "model": {**SMALL_MODEL, "n_layers": 2, "context_len": 150},
-        "agent": {
-            "gamma": 0.99,
-            "extra_gammas": (0.95,),
-            "num_critics": 2,
-            "num_action_samples": 2,
-            "lr": 3e-4,
-            "warmup_updates": 200,
-            "tau": 0.005,
-        },
+        "agent": CONTINUOUS_AGENT,
         "explore": {"eps_start": 0.5, "eps_end": 0.1, "anneal_env_steps": 40_000},
         "replay": {"batch_size": 16},
         "collect_steps": 50,
@@ -286,3 +273,15 @@ def preset_config(name: str | None, base: Config | None = None) -> Config:
 
 def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     return config_from_dict(_merge(dataclasses.asdict(config), overrides))
+
+
+def build_config(*layers: dict[str, Any], run_dir: Any = None) -> Config:
+    """The defaults with nested override dicts applied in order (later ones win), e.g.
+    `build_config(PRESETS["tmaze-50"], {"seed": 3}, run_dir="runs/x")`."""
+    cfg = Config()
+    for layer in layers:
+        if layer:
+            cfg = apply_overrides(cfg, layer)
+    if run_dir is not None:
+        cfg = apply_overrides(cfg, {"run_dir": str(run_dir)})
+    return cfg

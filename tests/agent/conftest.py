@@ -11,7 +11,7 @@ import torch
 from gymnasium import spaces
 
 from icrl.config import Config
-from icrl.presets import apply_overrides
+from icrl.presets import build_config
 
 
 class ReachTargetEnv(gym.Env):
@@ -104,12 +104,7 @@ TINY: dict[str, Any] = {
 
 def make_agent_test_config(run_dir: Any = None, **overrides: Any) -> Config:
     """The tiny agent-test config with nested overrides (`env={"id": ...}`, `seed=3`, ...)."""
-    cfg = apply_overrides(Config(), TINY)
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-    if run_dir is not None:
-        cfg = apply_overrides(cfg, {"run_dir": str(run_dir)})
-    return cfg
+    return build_config(TINY, overrides, run_dir=run_dir)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from icrl.config import Config
-from icrl.presets import apply_overrides
+from icrl.presets import build_config
 
 # The tests share two cores with other work: one intra-op thread, and fewer threads also mean
 # bit-exact reproducibility of the determinism checks.
@@ -48,12 +48,7 @@ TINY_CLI: list[str] = [
 
 def make_tiny_config(run_dir: Any = None, **overrides: Any) -> Config:
     """The tiny config with nested overrides (`env={"num_actors": 4}`, `seed=3`, ...)."""
-    cfg = apply_overrides(Config(), TINY)
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-    if run_dir is not None:
-        cfg = apply_overrides(cfg, {"run_dir": str(run_dir)})
-    return cfg
+    return build_config(TINY, overrides, run_dir=run_dir)
 
 
 @pytest.fixture
