@@ -22,7 +22,10 @@ from icrl.train.factory import build_agent, env_factory
 
 
 def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
-    """Mean return, per-episode-index returns and success rates of finished trials."""
+    """Mean return, per-episode-index returns and success rates of finished trials.
+
+    With step-budget trials (e.g. DarkKeyToDoor) not every trial reaches episode i: `return_episode_i` is
+    then the mean over the trials that did, a conditional mean, and `trials_episode_i` says how many."""
     if not trials:
         return {}
     out = {
@@ -34,6 +37,8 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
         for i in range(max_eps):
             values = [t.episode_returns[i] for t in trials if len(t.episode_returns) > i]
             out[f"{prefix}/return_episode_{i}"] = float(np.mean(values))
+            if len(values) < len(trials):
+                out[f"{prefix}/trials_episode_{i}"] = len(values)
     with_success = [t for t in trials if t.episode_successes]
     if with_success:
         out[f"{prefix}/success"] = float(np.mean([max(t.episode_successes) for t in with_success]))

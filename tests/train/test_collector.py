@@ -205,6 +205,8 @@ def test_summarize_trials():
     assert out["eval/return_episode_0"] == pytest.approx(1 / 3)
     assert out["eval/return_episode_1"] == pytest.approx(2 / 3)
     assert out["eval/return_episode_2"] == pytest.approx(1.0)  # only the trial that had a third episode
+    assert out["eval/trials_episode_2"] == 1  # ...and it says so
+    assert "eval/trials_episode_0" not in out  # every trial had a first episode
     assert out["eval/success"] == pytest.approx(2 / 3)  # share of trials with a success
     assert out["eval/success_episode_0"] == pytest.approx(1 / 3)
     assert out["eval/success_episode_1"] == pytest.approx(2 / 3)
