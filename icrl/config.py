@@ -59,6 +59,9 @@ class ModelConfig:
     """Normformer's extra LayerNorms (after attention and inside the feed-forward)."""
     context_len: int = 256
     """Context length L: training windows hold L transitions; rollouts attend to the last L steps."""
+    max_time: int | None = None
+    """Learned positions: size of the table over the trial's time index (None: context_len + 1; later
+    times share the last embedding). Set it to the longest trial when trials are longer than the context."""
     encoder_hidden: tuple[int, ...] = (128,)
     """Hidden widths of the timestep encoder MLP."""
     actor_hidden: tuple[int, ...] = (128,)

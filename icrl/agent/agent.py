@@ -65,6 +65,7 @@ class Agent(nn.Module):
             pos_emb=model.pos_emb,
             sigma_reparam=model.sigma_reparam,
             normformer=model.normformer,
+            max_time=model.max_time,
         )
         self.actor, self.critics = self.action_kind.build_heads(d, num_gammas, model, agent)
         # Targets are EMA copies of the heads only: they read the online sequence model's (detached)
