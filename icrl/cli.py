@@ -158,6 +158,11 @@ def cmd_eval(argv: list[str]) -> None:
     parser.add_argument("--trials", type=int, default=None, help="Evaluation trials (default: the run's).")
     parser.add_argument("--sampled", action="store_true", help="Sample actions instead of greedy ones.")
     parser.add_argument("--seed", type=int, default=12345, help="Seed of the evaluation environments.")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="A checkpoint other than the latest: its name (ckpt_000007000) or update count (7000).",
+    )
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
@@ -165,7 +170,12 @@ def cmd_eval(argv: list[str]) -> None:
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "eval")
     args = parser.parse_args(argv)
     result = evaluate_run(
-        args.run_dir, args.trials, greedy=not args.sampled, seed=args.seed, env_overrides=env_overrides
+        args.run_dir,
+        args.trials,
+        greedy=not args.sampled,
+        seed=args.seed,
+        env_overrides=env_overrides,
+        checkpoint=args.checkpoint,
     )
     print(json.dumps(result), flush=True)
 

@@ -77,8 +77,10 @@ def evaluate_run(
     greedy: bool = True,
     seed: int = 12345,
     env_overrides: dict[str, Any] | None = None,
+    checkpoint: str | int | None = None,
 ) -> dict:
-    """Evaluate a run's latest checkpoint; the result is also written to `<run_dir>/eval.json`.
+    """Evaluate a run's latest checkpoint (or `checkpoint`: a name such as `ckpt_000007000`, or its update
+    count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one).
 
     `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
     `{"split": "test"}`; the result records the kwargs used as `env_kwargs`."""
@@ -86,9 +88,22 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.json")
-    ckpt = latest_checkpoint(run_dir / "checkpoints")
-    if ckpt is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    if checkpoint is None:
+        ckpt = latest_checkpoint(run_dir / "checkpoints")
+        if ckpt is None:
+            raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
+        out_name = "eval.json"
+    else:
+        name = f"ckpt_{int(checkpoint):09d}" if str(checkpoint).isdigit() else str(checkpoint)
+        ckpt = run_dir / "checkpoints" / name
+        if not (ckpt / "state.json").is_file():
+            found = sorted(
+                p.name for p in (run_dir / "checkpoints").glob("ckpt_*") if (p / "state.json").is_file()
+            )
+            raise FileNotFoundError(
+                f"no complete checkpoint {name} in {run_dir / 'checkpoints'}; found: {found}"
+            )
+        out_name = f"eval-{name}.json"
     probe = env_factory(cfg)()
     agent = build_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()
@@ -104,5 +119,5 @@ def evaluate_run(
         "env_kwargs": eval_cfg.env.kwargs,
         **result,
     }
-    (run_dir / "eval.json").write_text(json.dumps(result, indent=1))
+    (run_dir / out_name).write_text(json.dumps(result, indent=1))
     return result
