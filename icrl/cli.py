@@ -34,14 +34,14 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _option_value(argv: list[str], i: int) -> tuple[str, str, int]:
+def _option_value(argv: list[str], i: int, command: str = "train") -> tuple[str, str, int]:
     """`--name=value` or `--name value` at argv[i] -> (name, value, index of the last token used)."""
     arg = argv[i]
     if "=" in arg:
         name, value = arg.split("=", 1)
         return name, value, i
     if i + 1 >= len(argv):
-        raise SystemExit(f"icrl train: {arg} needs a value")
+        raise SystemExit(f"icrl {command}: {arg} needs a value")
     return arg, argv[i + 1], i + 1
 
 
@@ -78,10 +78,9 @@ def split_prefixed_kwargs(argv: list[str], prefix: str, command: str) -> tuple[d
     rest: list[str] = []
     i = 0
     while i < len(argv):
-        if argv[i].split("=", 1)[0].startswith(flag) and argv[i].split("=", 1)[0] != flag:
-            if "=" not in argv[i] and i + 1 >= len(argv):
-                raise SystemExit(f"icrl {command}: {argv[i]} needs a value")
-            name, value, i = _option_value(argv, i)
+        option = argv[i].split("=", 1)[0]
+        if option.startswith(flag) and option != flag:
+            name, value, i = _option_value(argv, i, command)
             kwargs[name[len(flag) :].replace("-", "_")] = parse_value(value)
         else:
             rest.append(argv[i])

@@ -23,17 +23,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icrl.envs.optional import import_optional
+
 VELOCITY_RANGE = (0.0, 3.0)
 TEST_BAND = (1.25, 1.75)
 MUJOCO_HINT = "icrl/HalfCheetahVel-v0 needs MuJoCo: pip install 'icrl[mujoco]' (mujoco and imageio)"
 
 
 def _half_cheetah_class() -> type[gym.Env]:
-    try:
-        from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
-    except (ImportError, gym.error.DependencyNotInstalled) as err:
-        raise ImportError(f"{MUJOCO_HINT} ({err})") from err
-    return HalfCheetahEnv
+    return import_optional("gymnasium.envs.mujoco.half_cheetah_v5", MUJOCO_HINT).HalfCheetahEnv
 
 
 class HalfCheetahVelEnv(gym.Env):

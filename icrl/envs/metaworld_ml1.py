@@ -21,15 +21,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icrl.envs.optional import import_optional
+
 METAWORLD_HINT = "icrl/MetaWorldML1-v0 needs Meta-World: pip install 'icrl[metaworld]'"
-
-
-def _import_metaworld() -> Any:
-    try:
-        import metaworld
-    except (ImportError, gym.error.DependencyNotInstalled) as err:
-        raise ImportError(f"{METAWORLD_HINT} ({err})") from err
-    return metaworld
 
 
 class MetaWorldML1Env(gym.Env):
@@ -51,7 +45,7 @@ class MetaWorldML1Env(gym.Env):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if episode_steps < 1 or episodes_per_trial < 1:
             raise ValueError("episode_steps and episodes_per_trial must be positive")
-        metaworld = _import_metaworld()
+        metaworld = import_optional("metaworld", METAWORLD_HINT)
         if task not in metaworld.ML1.ENV_NAMES:
             names = ", ".join(sorted(metaworld.ML1.ENV_NAMES))
             raise ValueError(f"unknown Meta-World task {task!r}; choose from: {names}")

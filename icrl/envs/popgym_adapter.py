@@ -30,13 +30,14 @@ installed (popgym's `navigation` extra); this project neither installs nor tests
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from icrl.envs.optional import import_optional
 
 POPGYM_PREFIX = "popgym-"
 MAX_FLAT_ACTIONS = 1024
@@ -50,12 +51,9 @@ def is_popgym_id(env_id: str) -> bool:
 
 def import_popgym() -> ModuleType:
     """Import `popgym` (which registers its ids with gymnasium); a clear ImportError if it is missing."""
-    try:
-        return importlib.import_module("popgym")
-    except ImportError as exc:
-        raise ImportError(
-            f"POPGym env ids need the `popgym` package, which is not installed: {INSTALL_HINT}"
-        ) from exc
+    return import_optional(
+        "popgym", f"POPGym env ids need the `popgym` package, which is not installed: {INSTALL_HINT}"
+    )
 
 
 def popgym_env_ids(include_navigation: bool = False) -> list[str]:

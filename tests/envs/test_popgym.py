@@ -14,7 +14,7 @@ import torch
 from gymnasium import spaces
 
 from icrl.config import Config
-from icrl.envs import make_trial_env
+from icrl.envs import make_trial_env, optional
 from icrl.envs import popgym_adapter as adapter
 from icrl.presets import apply_overrides, preset_config
 from icrl.train.factory import build_agent
@@ -159,7 +159,7 @@ def test_unknown_id_and_missing_package_errors(monkeypatch: pytest.MonkeyPatch) 
     def missing(name: str) -> Any:
         raise ModuleNotFoundError(f"No module named {name!r}")
 
-    monkeypatch.setattr(adapter.importlib, "import_module", missing)
+    monkeypatch.setattr(optional.importlib, "import_module", missing)
     with pytest.raises(ImportError, match=r"pip install 'icrl\[popgym\]'"):
         make_trial_env("popgym-RepeatPreviousEasy-v0")
 

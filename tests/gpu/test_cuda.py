@@ -10,9 +10,8 @@ import math
 import pytest
 import torch
 
+from icrl.bench import attach_loader
 from icrl.presets import apply_overrides, preset_config
-from icrl.replay.loader import BatchLoader
-from icrl.replay.sampler import TrialSampler
 from icrl.train.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -30,9 +29,7 @@ TINY = {
 def _trainer(tmp_path, **extra) -> Trainer:
     cfg = apply_overrides(preset_config(None), {**TINY, **extra, "run_dir": str(tmp_path)})
     trainer = Trainer(cfg, tmp_path)
-    while len(trainer.store) < cfg.replay.batch_size:
-        trainer.collector.collect(8, 0)
-    trainer.loader = BatchLoader(TrialSampler(trainer.store, cfg.replay.batch_size, 8, seed=0))
+    attach_loader(trainer)
     return trainer
 
 
