@@ -3,7 +3,7 @@
 Both variants share the trainer, its weights and its batches; they alternate over `--rounds` rounds of
 `--updates` updates, so background load hits both alike (use it when the machine is not idle).
 
-    .venv/bin/python benchmarks/ab_update.py --variant bf16     # bfloat16 autocast of the sequence model
+    .venv/bin/python benchmarks/ab_update.py --variant bf16     # model.precision bfloat16
     .venv/bin/python benchmarks/ab_update.py --variant compile  # torch.compile of encoder, sequence, heads
     .venv/bin/python benchmarks/ab_update.py --variant math     # explicit attention instead of SDPA
 """
@@ -28,11 +28,18 @@ def _switches(trainer: Trainer, variant: str) -> tuple[Callable[[], None], Calla
     """(use the default, use the variant) for one trainer."""
     agent = trainer.agent
     if variant == "bf16":
+
         def precision(p: str) -> Callable[[], None]:
-            return lambda: setattr(agent, "model_cfg", dataclasses.replace(agent.model_cfg, precision=p))
+            def use() -> None:
+                agent.model_cfg = dataclasses.replace(agent.model_cfg, precision=p)
+                for critics in (agent.critics, agent.target_critics):  # their hidden layers follow it too
+                    critics.mlp.hidden_dtype = torch.bfloat16 if p == "bfloat16" else None
+
+            return use
 
         return precision("float32"), precision("bfloat16")
     if variant == "math":
+
         def attention(backend: str) -> Callable[[], None]:
             return lambda: setattr(agent.seq, "attention", backend)
 

@@ -114,8 +114,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batches", type=int, default=100, help="batches timed per measurement")
-    parser.add_argument("--train-ms", type=float, default=0.0,
-                        help="simulated learner step on the main thread (e.g. 285 for 3.5 updates/s)")
+    parser.add_argument(
+        "--train-ms",
+        type=float,
+        default=0.0,
+        help="simulated learner step on the main thread (e.g. 285 for 3.5 updates/s)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core learns, the other loads
 
@@ -131,8 +135,12 @@ def main() -> None:
         file_kib = sum(p.stat().st_size for p in paths) / len(paths) / 1024
         result = {
             "benchmark": "replay_loader",
-            "trials": args.trials, "length": args.length, "batch": args.batch, "seq_len": args.seq_len,
-            "batches_timed": args.batches, "train_ms": args.train_ms,
+            "trials": args.trials,
+            "length": args.length,
+            "batch": args.batch,
+            "seq_len": args.seq_len,
+            "batches_timed": args.batches,
+            "train_ms": args.train_ms,
             "file_kib": round(file_kib, 2),
             "write_trials_per_s": round(args.trials / write_s, 1),
             "cold": measure(store, args, cache_bytes=0),

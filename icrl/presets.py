@@ -123,8 +123,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "agent": {
             "extra_gammas": (
-                0.1, 0.7, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.992,
-                0.994, 0.995, 0.996, 0.997, 0.998, 0.9985, 0.9992, 0.9995,
+                0.1,
+                0.7,
+                0.9,
+                0.93,
+                0.95,
+                0.97,
+                0.98,
+                0.99,
+                0.992,
+                0.994,
+                0.995,
+                0.996,
+                0.997,
+                0.998,
+                0.9985,
+                0.9992,
+                0.9995,
             ),
             "reward_multiplier": 100.0,
             "lr": 1e-4,
@@ -251,9 +266,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Config S of the speed benchmark: T-Maze 255 (context 256), d_model 128, 3 layers, 8 heads, ff 512,
     # batch 24, 4 critics, 7 discounts, 8 actors.
+    # Speed config S of the speed issue: T-Maze 255, a context of 256 timesteps (255 transitions; the
+    # window length is context_len + 1), d_model 128, 3 layers, 8 heads, feed-forward 512, batch 24,
+    # 4 critics, 7 discounts, 8 actors. bfloat16 matmuls: 2-3x the float32 GEMM rate on CPUs with
+    # AVX-512 BF16 / AMX (attention stays float32 on CPUs, see icrl.nets.transformer.attend).
     "bench-s": {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 255}, "num_actors": 8},
-        "model": {"d_model": 128, "n_layers": 3, "n_heads": 8, "d_ff": 512, "context_len": 256},
+        "model": {
+            "d_model": 128,
+            "n_layers": 3,
+            "n_heads": 8,
+            "d_ff": 512,
+            "context_len": 255,
+            "precision": "bfloat16",
+        },
         "agent": {"num_critics": 4},
         "replay": {"batch_size": 24},
         "exp_name": "bench-s",

@@ -101,8 +101,13 @@ class Agent(nn.Module):
         with torch.no_grad():
             reduce = "min_random_subset" if cfg.pg_weight > 0 else "mean"
             next_value = kind.next_value(
-                self.target_actor, self.target_critics, s_next, self._denormalize, reduce,
-                cfg.critic_subset, generator,
+                self.target_actor,
+                self.target_critics,
+                s_next,
+                self._denormalize,
+                reduce,
+                cfg.critic_subset,
+                generator,
             )  # (B, L, G), return units
             if cfg.n_step > 1:
                 target = losses.n_step_targets(
@@ -140,8 +145,9 @@ class Agent(nn.Module):
                 "stats/q_main": losses.masked_mean(q_main, mask).item(),
                 "stats/target_main": losses.masked_mean(target_main, mask).item(),
                 "stats/entropy_main": losses.masked_mean(terms.entropy, mask).item(),
-                "stats/filter_frac_main": losses.masked_mean((terms.advantage[..., -1] > 0).float(), mask)
-                .item(),
+                "stats/filter_frac_main": losses.masked_mean(
+                    (terms.advantage[..., -1] > 0).float(), mask
+                ).item(),
             }
         return LossOutput(total, metrics)
 
@@ -171,7 +177,7 @@ class Agent(nn.Module):
     def reset_state(self, state: Any, done: Tensor) -> Any:
         return self.seq.reset_state(state, done)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # cheaper per op than no_grad; rollouts never feed autograd
     def policy(self, obs: dict[str, Tensor], state: Any) -> tuple[Policy, Any]:
         """One rollout step for N actors: obs (N, ...) -> the main discount's policy (batch shape (N,))."""
         x = self.encoder({k: v[:, None] for k, v in obs.items()})[:, 0]  # (N, D)
@@ -181,7 +187,7 @@ class Agent(nn.Module):
         h, state = self.seq.step(x, obs["time"].long(), state)  # (N, D)
         return self.action_kind.policy(self.actor, h), state
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(
         self,
         obs: dict[str, Tensor],
@@ -198,7 +204,7 @@ class Agent(nn.Module):
         action = dist.greedy() if greedy else dist.sample(generator=generator)
         return self.action_kind.to_env(action), state
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act_logits(self, obs: dict[str, Tensor], state: Any) -> tuple[Tensor, Any]:
         """Discrete actions only: logits of the main discount's policy (N, n) for one rollout step."""
         dist, state = self.policy(obs, state)

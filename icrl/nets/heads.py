@@ -15,6 +15,7 @@ discount ``g`` (``per = N`` for discrete critics, ``1`` for continuous ones, tim
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -61,6 +62,12 @@ class BatchedLinear(nn.Module):
             y = torch.einsum("...ni,nio->...no", x, self.weight)
         return y if self.bias is None else y + self.bias
 
+    def member_major(self, h: Tensor) -> Tensor:
+        """h (n, N, d_in) -> (n, N, d_out), contiguous: one batched matmul with the bias fused in."""
+        if self.bias is None:
+            return torch.bmm(h, self.weight)
+        return torch.baddbmm(self.bias.unsqueeze(1), h, self.weight)
+
     def extra_repr(self) -> str:
         return (
             f"n_members={self.n_members}, d_in={self.d_in}, d_out={self.d_out}, bias={self.bias is not None}"
@@ -76,8 +83,12 @@ class BatchedLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(n_members, d))
         self.bias = nn.Parameter(torch.zeros(n_members, d))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight + self.bias
+    def forward(self, x: Tensor, member_major: bool = False) -> Tensor:
+        """x (..., n, d), or (n, N, d) with ``member_major=True``."""
+        weight, bias = (
+            (self.weight.unsqueeze(1), self.bias.unsqueeze(1)) if member_major else (self.weight, self.bias)
+        )
+        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * weight + bias
 
 
 class BatchedMLP(nn.Module):
@@ -85,6 +96,8 @@ class BatchedMLP(nn.Module):
 
     Each hidden layer is Linear -> (LayerNorm) -> activation -> (Dropout). ``forward(x, shared_input)``:
     x (..., n, d_in), or (..., d_in) with ``shared_input=True``; returns (..., n, d_out).
+    ``hidden_dtype=torch.bfloat16`` runs the hidden layers under bfloat16 autocast; the output layer
+    always computes in float32 (values and logits keep float32 resolution).
     """
 
     def __init__(
@@ -96,8 +109,10 @@ class BatchedMLP(nn.Module):
         activation: str = "leaky_relu",
         layer_norm: bool = False,
         dropout: float = 0.0,
+        hidden_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        self.n_members, self.hidden_dtype = n_members, hidden_dtype
         widths = (d_in, *hidden, d_out)
         self.layers = nn.ModuleList(
             BatchedLinear(n_members, a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
@@ -113,14 +128,29 @@ class BatchedMLP(nn.Module):
         return self.layers[-1]
 
     def hidden_block(self, i: int, h: Tensor) -> Tensor:
-        """Post-linear part of hidden layer ``i`` (norm, activation, dropout)."""
-        return self.dropout(self.act(self.norms[i](h)))
+        """Post-linear part of hidden layer ``i`` (norm, activation, dropout) on member-major h (n, N, d)."""
+        norm = self.norms[i]
+        h = norm(h, member_major=True) if isinstance(norm, BatchedLayerNorm) else h
+        return self.dropout(self.act(h))
 
     def forward(self, x: Tensor, shared_input: bool = False) -> Tensor:
-        h = self.layers[0](x, shared_input=shared_input)
-        for i, layer in enumerate(self.layers[1:]):
-            h = layer(self.hidden_block(i, h))
-        return h
+        # Computed member-major, (n, N, width) with N the flattened leading dims: every matmul is one
+        # contiguous baddbmm (bias fused) and every activation runs on contiguous memory. The token-major
+        # layout (N, n, width) made each elementwise op a strided pass, which cost more than the matmuls.
+        n = self.n_members
+        if shared_input:
+            lead = x.shape[:-1]
+            h = x.reshape(1, -1, x.shape[-1]).expand(n, -1, -1)  # (n, N, d_in), no copy
+        else:
+            lead = x.shape[:-2]
+            h = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # (n, N, d_in)
+        *hidden_layers, output_layer = self.layers
+        low = self.hidden_dtype
+        with torch.autocast(h.device.type, dtype=low) if low is not None else contextlib.nullcontext():
+            for i, layer in enumerate(hidden_layers):
+                h = self.hidden_block(i, layer.member_major(h))
+        h = output_layer.member_major(h.float())
+        return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])  # (..., n, d_out)
 
 
 class DiscreteActorHead(nn.Module):
@@ -207,12 +237,13 @@ class DiscreteCriticEnsemble(nn.Module):
         layer_norm: bool = False,
         dropout: float = 0.0,
         num_bins: int | None = None,
+        hidden_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.num_actions, self.num_critics, self.num_gammas = num_actions, num_critics, num_gammas
         self.num_bins = num_bins
         d_out = num_gammas * num_actions * (num_bins or 1)
-        self.mlp = BatchedMLP(num_critics, d_in, hidden, d_out, activation, layer_norm, dropout)
+        self.mlp = BatchedMLP(num_critics, d_in, hidden, d_out, activation, layer_norm, dropout, hidden_dtype)
 
     @property
     def output_layer(self) -> BatchedLinear:
@@ -248,6 +279,7 @@ class ContinuousCriticEnsemble(nn.Module):
         layer_norm: bool = False,
         dropout: float = 0.0,
         num_bins: int | None = None,
+        hidden_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if not hidden:
@@ -261,7 +293,14 @@ class ContinuousCriticEnsemble(nn.Module):
             nn.init.uniform_(p, -bound, bound)
         # The remaining layers (hidden[0] -> hidden[1:] -> output) form an ordinary BatchedMLP.
         self.mlp = BatchedMLP(
-            num_critics, hidden[0], hidden[1:], num_gammas * (num_bins or 1), activation, layer_norm, dropout
+            num_critics,
+            hidden[0],
+            hidden[1:],
+            num_gammas * (num_bins or 1),
+            activation,
+            layer_norm,
+            dropout,
+            hidden_dtype,
         )
         self.first_norm = BatchedLayerNorm(num_critics, hidden[0]) if layer_norm else nn.Identity()
         self.act = _ACTIVATIONS[activation]

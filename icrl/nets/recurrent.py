@@ -24,8 +24,9 @@ class RecurrentModel(SequenceModel):
             raise ValueError(f"kind must be 'gru' or 'lstm', got {kind!r}")
         self.kind, self.d_model, self.n_layers = kind, d_model, n_layers
         rnn = nn.GRU if kind == "gru" else nn.LSTM
-        self.rnn = rnn(d_model, d_model, num_layers=n_layers, batch_first=True,
-                       dropout=dropout if n_layers > 1 else 0.0)
+        self.rnn = rnn(
+            d_model, d_model, num_layers=n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0
+        )
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: Tensor, time: Tensor | None = None) -> Tensor:

@@ -17,7 +17,7 @@ Positions (`pos_emb`) come from the time index inside the trial, not from the po
 - "none": no position information besides causality.
 
 Rollouts (`step`) keep a KV cache per actor: k and v of every layer in preallocated tensors
-(layers, B, heads, max_len, head_dim) and a count of cached tokens per actor. Each step writes the new
+(layers, B, 2, heads, max_len, head_dim) and a count of cached tokens per actor. Each step writes the new
 k/v in place at each actor's own slot and attends, with a per-actor boolean mask, over that actor's
 cached tokens. The cache is a ring buffer: when an actor has seen more than `max_len` tokens since its
 reset, its newest token overwrites its oldest one, so it attends to its last `max_len` tokens (a sliding
@@ -94,7 +94,8 @@ class SigmaReparamLinear(nn.Module):
         if torch.is_grad_enabled():
             return self.weight * (self.gamma / self.sigma())
         w, g = self.weight, self.gamma
-        key = (w._version, w.data_ptr(), w.dtype, g._version, self.u._version, self.v._version)
+        # u and v always change together (power_iteration), so u's version stands for both.
+        key = (w._version, w.data_ptr(), g._version, self.u._version)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, w * (g / self.sigma()))
         return self._cache[1]
@@ -127,6 +128,13 @@ def attend(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, dropout_p: float, backend: str
 ) -> Tensor:
     """q (B, H, Lq, hd), k/v (B, H, S, hd), mask broadcastable to (B, H, Lq, S), True = attend."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        # Under bfloat16 autocast on a CPU only the matmuls of the linear layers gain (2-3x); PyTorch's CPU
+        # flash attention is slower in bfloat16 than in float32 (measured on config S: 78 vs 49 ms per
+        # layer, forward + backward), so attention runs in float32 and hands bfloat16 back.
+        with torch.autocast("cpu", enabled=False):
+            out = attend(q.float(), k.float(), v.float(), mask, causal, dropout_p, backend)
+        return out.to(torch.bfloat16)
     if backend == "sdpa":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal)
     # "math": the explicit reference path
@@ -188,8 +196,7 @@ class Block(nn.Module):
         self,
         h: Tensor,  # (B, D)
         rope: tuple[Tensor, Tensor] | None,  # cos, sin (B, 1, hd/2)
-        cache_k: Tensor,  # (B, H, max_len, hd), this layer's cache (a view, written in place)
-        cache_v: Tensor,
+        cache_kv: Tensor,  # (B, 2, H, max_len, hd), this layer's k and v (a view, written in place)
         rows: Tensor,  # (B,) arange
         slot: Tensor,  # (B,) where each actor writes
         mask: Tensor,  # (B, 1, 1, n) slots each actor attends to
@@ -197,28 +204,41 @@ class Block(nn.Module):
     ) -> Tensor:
         B, D = h.shape
         n = mask.shape[-1]
-        q, k, v = self.qkv(self.ln_1(h)).view(B, 3, self.n_heads, self.head_dim).unbind(1)  # (B, H, hd)
+        qkv = self.qkv(self.ln_1(h)).view(B, 3, self.n_heads, self.head_dim)  # (B, 3, H, hd)
+        q, kv = qkv[:, 0], qkv[:, 1:]  # (B, H, hd), (B, 2, H, hd)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        cache_k[rows, :, slot] = k.to(cache_k.dtype)  # in place, one (H, hd) row per actor
-        cache_v[rows, :, slot] = v.to(cache_v.dtype)
-        p = self.attn_dropout if self.training else 0.0
-        k_all, v_all = cache_k[:, :, :n], cache_v[:, :, :n]  # (B, H, n, hd) views, no copy
-        a = attend(q.unsqueeze(2), k_all.to(q.dtype), v_all.to(q.dtype), mask, False, p, backend)
+            q, k = apply_rope(q, *rope), apply_rope(kv[:, 0], *rope)
+            kv = torch.stack((k, kv[:, 1]), dim=1)
+        # in place, one (2, H, hd) row per actor: k and v in a single write
+        cache_kv[rows, :, :, slot] = kv.to(cache_kv.dtype)
+        k_all, v_all = cache_kv[:, 0, :, :n], cache_kv[:, 1, :, :n]  # (B, H, n, hd) views, no copy
+        if k_all.dtype != q.dtype:
+            k_all, v_all = k_all.to(q.dtype), v_all.to(q.dtype)
+        a = attend(q.unsqueeze(2), k_all, v_all, mask, False, 0.0, backend)
         a = a.reshape(B, D)  # (B, H, 1, hd) -> (B, D)
-        h = h + self.drop(self.ln_attn(self.proj(a)))
-        return h + self.drop(self._feed_forward(h))  # (B, D)
+        # No dropout: rollouts run the model in eval mode, where dropout is the identity (and every
+        # skipped module call counts at one timestep per call).
+        h = h + self.ln_attn(self.proj(a))
+        return h + self._feed_forward(h)  # (B, D)
 
 
 # --------------------------------------------------------------------------- model
 @dataclass
 class KVCache:
-    """Rollout state: k, v (layers, B, heads, max_len, head_dim); lengths (B,) int64 = tokens seen
-    since each actor's last reset (the next one goes to slot lengths % max_len)."""
+    """Rollout state: kv (layers, B, 2, heads, max_len, head_dim) holds k ([:, :, 0]) and v ([:, :, 1]);
+    lengths (B,) int64 = tokens seen since each actor's last reset (the next one goes to slot
+    lengths % max_len)."""
 
-    k: Tensor
-    v: Tensor
+    kv: Tensor
     lengths: Tensor
+
+    @property
+    def k(self) -> Tensor:
+        return self.kv[:, :, 0]  # (layers, B, heads, max_len, head_dim), a view
+
+    @property
+    def v(self) -> Tensor:
+        return self.kv[:, :, 1]
 
     @property
     def batch_size(self) -> int:
@@ -304,20 +324,19 @@ class CausalTransformer(SequenceModel):
         p = self.norm.weight
         device = p.device if device is None else device
         dtype = p.dtype if dtype is None else dtype
-        shape = (self.n_layers, batch_size, self.n_heads, self.max_len, self.head_dim)
+        shape = (self.n_layers, batch_size, 2, self.n_heads, self.max_len, self.head_dim)
         # zeros, not empty: masked slots must hold finite values (0 * nan = nan in attention)
         return KVCache(
-            k=torch.zeros(shape, device=device, dtype=dtype),
-            v=torch.zeros(shape, device=device, dtype=dtype),
+            kv=torch.zeros(shape, device=device, dtype=dtype),
             lengths=torch.zeros(batch_size, device=device, dtype=torch.long),
         )
 
     def reset_state(self, state: KVCache, done: Tensor) -> KVCache:
         done = as_done_mask(done, state.batch_size, state.lengths.device)
         # stale k/v stay in the cache but are masked out until overwritten
-        return KVCache(state.k, state.v, state.lengths.masked_fill(done, 0))
+        return KVCache(state.kv, state.lengths.masked_fill(done, 0))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, x: Tensor, time: Tensor, state: KVCache) -> tuple[Tensor, KVCache]:
         B = x.shape[0]
         lengths = state.lengths  # (B,)
@@ -331,5 +350,5 @@ class CausalTransformer(SequenceModel):
         h = self._embed(x, time)  # (B, D)
         rope = self._rope(time)  # (B, 1, hd/2) x 2
         for i, block in enumerate(self.blocks):
-            h = block.step(h, rope, state.k[i], state.v[i], rows, slot, mask, self.attention)
-        return self.norm(h), KVCache(state.k, state.v, lengths + 1)
+            h = block.step(h, rope, state.kv[i], rows, slot, mask, self.attention)
+        return self.norm(h), KVCache(state.kv, lengths + 1)

@@ -64,16 +64,20 @@ def validate_trial(trial: Mapping[str, np.ndarray]) -> int:
         if not isinstance(key, str) or not key:
             raise ValueError(f"trial keys must be non-empty strings, got {key!r}")
         if "/" in key or "\\" in key or "\x00" in key:
-            raise ValueError(f"trial key {key!r} must not contain '/', '\\' or NUL "
-                             "(it becomes a zip member name)")
+            raise ValueError(
+                f"trial key {key!r} must not contain '/', '\\' or NUL (it becomes a zip member name)"
+            )
         if key in _RESERVED_KEYS:
-            raise ValueError(f"trial key {key!r} is reserved "
-                             "(np.savez_compressed argument or the batch 'mask')")
+            raise ValueError(
+                f"trial key {key!r} is reserved (np.savez_compressed argument or the batch 'mask')"
+            )
         if not isinstance(value, np.ndarray):
             raise ValueError(f"trial key {key!r}: expected np.ndarray, got {type(value).__name__}")
         if value.dtype.hasobject or value.dtype.kind not in "biufc":
-            raise ValueError(f"trial key {key!r}: dtype {value.dtype} is not a plain numeric/bool dtype "
-                             "(object/str arrays cannot be loaded with allow_pickle=False)")
+            raise ValueError(
+                f"trial key {key!r}: dtype {value.dtype} is not a plain numeric/bool dtype "
+                "(object/str arrays cannot be loaded with allow_pickle=False)"
+            )
         if value.ndim == 0:
             raise ValueError(f"trial key {key!r}: expected at least one (time) dimension, got a scalar")
     for key in TRANSITION_KEYS:
@@ -92,8 +96,9 @@ def validate_trial(trial: Mapping[str, np.ndarray]) -> int:
     if t < 1:
         raise ValueError("trial key 'reward': a trial needs at least one transition (T >= 1), got T = 0")
     if terminated.shape != (t,):
-        raise ValueError(f"trial key 'terminated': expected shape ({t},) like 'reward', "
-                         f"got {terminated.shape}")
+        raise ValueError(
+            f"trial key 'terminated': expected shape ({t},) like 'reward', got {terminated.shape}"
+        )
     if terminated.dtype != np.bool_:
         raise ValueError(f"trial key 'terminated': expected dtype bool, got {terminated.dtype}")
     if terminated[:-1].any():
@@ -103,8 +108,10 @@ def validate_trial(trial: Mapping[str, np.ndarray]) -> int:
     for key in obs_keys:
         rows = trial[key].shape[0]
         if rows != t + 1:
-            raise ValueError(f"trial key {key!r}: observation keys need T + 1 = {t + 1} rows "
-                             f"(T = {t} transitions), got shape {trial[key].shape}")
+            raise ValueError(
+                f"trial key {key!r}: observation keys need T + 1 = {t + 1} rows "
+                f"(T = {t} transitions), got shape {trial[key].shape}"
+            )
     return t
 
 

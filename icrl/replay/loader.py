@@ -27,9 +27,7 @@ class _Failure:
         self.exc = exc
 
 
-def _batch_maker(
-    sampler: TrialSampler, device: torch.device | None, pin_memory: bool
-) -> Callable[[], Batch]:
+def _batch_maker(sampler: TrialSampler, device: torch.device | None, pin_memory: bool) -> Callable[[], Batch]:
     def make() -> Batch:
         batch = sampler.sample()
         if pin_memory:
@@ -98,8 +96,11 @@ class BatchLoader:
         self._thread: threading.Thread | None = None
         if prefetch > 0:
             self._thread = threading.Thread(
-                target=_work, args=(self._make_batch, self._queue, self._stop, poll_seconds),
-                name="icrl-replay-loader", daemon=True)
+                target=_work,
+                args=(self._make_batch, self._queue, self._stop, poll_seconds),
+                name="icrl-replay-loader",
+                daemon=True,
+            )
             self._thread.start()
 
     def next_batch(self) -> Batch:

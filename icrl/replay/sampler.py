@@ -183,7 +183,8 @@ class TrialSampler:
             self._schema = schema
             return True
         same = schema.keys() == self._schema.keys() and all(
-            schema[k][0] == self._schema[k][0] for k in schema)
+            schema[k][0] == self._schema[k][0] for k in schema
+        )
         if not same:
             shapes = {k: v[0] for k, v in schema.items()}
             expected = {k: v[0] for k, v in self._schema.items()}

@@ -161,8 +161,9 @@ class ReplayStore:
                 if not path.exists():
                     return None
                 length = 0  # unreadable: marked bad, listed only for eviction
-        return TrialInfo(protected=area == PROTECTED, order_key=(created, entry.name), path=path,
-                         length=length)
+        return TrialInfo(
+            protected=area == PROTECTED, order_key=(created, entry.name), path=path, length=length
+        )
 
     def _length_of(self, path: Path) -> int | None:
         """Length of a non-canonically named file (opened once, then cached)."""
@@ -223,8 +224,9 @@ class ReplayStore:
         if path in self._bad:
             return
         self._bad.add(path)
-        warnings.warn(f"icrl.replay: skipping unreadable trial file {path} ({reason})", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"icrl.replay: skipping unreadable trial file {path} ({reason})", RuntimeWarning, stacklevel=3
+        )
 
     @property
     def bad_paths(self) -> frozenset[Path]:
