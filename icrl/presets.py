@@ -123,23 +123,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "agent": {
             "extra_gammas": (
-                0.1,
-                0.7,
-                0.9,
-                0.93,
-                0.95,
-                0.97,
-                0.98,
-                0.99,
-                0.992,
-                0.994,
-                0.995,
-                0.996,
-                0.997,
-                0.998,
-                0.9985,
-                0.9992,
-                0.9995,
+                0.1, 0.7, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.992,
+                0.994, 0.995, 0.996, 0.997, 0.998, 0.9985, 0.9992, 0.9995,
             ),
             "reward_multiplier": 100.0,
             "lr": 1e-4,
@@ -264,8 +249,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 500,
         "exp_name": "metaworld-reach",
     },
-    # Config S of the speed benchmark: T-Maze 255 (context 256), d_model 128, 3 layers, 8 heads, ff 512,
-    # batch 24, 4 critics, 7 discounts, 8 actors.
     # Speed config S of the speed issue: T-Maze 255, a context of 256 timesteps (255 transitions; the
     # window length is context_len + 1), d_model 128, 3 layers, 8 heads, feed-forward 512, batch 24,
     # 4 critics, 7 discounts, 8 actors. bfloat16 matmuls: 2-3x the float32 GEMM rate on CPUs with
