@@ -61,9 +61,7 @@ def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool
     """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
     `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`."""
     num_envs = max(1, min(cfg.env.num_actors, num_trials))
-    envs = make_vector_env(  # copy=False: the collector copies what it keeps (see Trainer)
-        env_factory(eval_env_config(cfg)), num_envs, asynchronous=False, seed=seed, copy=False
-    )
+    envs = make_vector_env(env_factory(eval_env_config(cfg)), num_envs, asynchronous=False, seed=seed)
     try:
         device = next(agent.parameters()).device
         collector = Collector(envs, agent, explore=None, device=device, seed=seed, greedy=greedy)

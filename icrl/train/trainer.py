@@ -58,11 +58,7 @@ class Trainer:
         self.updates = 0
         self.rounds = 0
 
-        # copy=False: the collector copies each actor's observation into its trial buffer anyway, so the
-        # vector env's own deep copy of the whole batch at every step would be wasted work.
-        self.envs = make_vector_env(
-            env_factory(cfg), cfg.env.num_actors, cfg.env.asynchronous, seed=cfg.seed, copy=False
-        )
+        self.envs = make_vector_env(env_factory(cfg), cfg.env.num_actors, cfg.env.asynchronous, seed=cfg.seed)
         self.agent = build_agent(cfg, self.envs.single_observation_space, self.envs.single_action_space)
         self.agent.to(self.device)
         self.optimizer = torch.optim.AdamW(
