@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from icrl.nets.distributions import TanhGaussian
 
+_NO_CAST = contextlib.nullcontext()
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "leaky_relu": F.leaky_relu,
     "relu": F.relu,
@@ -61,6 +62,13 @@ class BatchedLinear(nn.Module):
         else:
             y = torch.einsum("...ni,nio->...no", x, self.weight)
         return y if self.bias is None else y + self.bias
+
+    def shared_member_major(self, x: Tensor) -> Tensor:
+        """x (N, d_in), the same input for every member -> (n, N, d_out): one matmul for all members
+        (expanding x to (n, N, d_in) instead would be copied n times, e.g. by an autocast cast)."""
+        w = self.weight.permute(1, 0, 2).reshape(self.d_in, -1)  # (d_in, n * d_out)
+        y = x @ w if self.bias is None else torch.addmm(self.bias.reshape(-1), x, w)  # (N, n * d_out)
+        return y.view(-1, self.n_members, self.d_out).transpose(0, 1).contiguous()
 
     def member_major(self, h: Tensor) -> Tensor:
         """h (n, N, d_in) -> (n, N, d_out), contiguous: one batched matmul with the bias fused in."""
@@ -140,16 +148,19 @@ class BatchedMLP(nn.Module):
         n = self.n_members
         if shared_input:
             lead = x.shape[:-1]
-            h = x.reshape(1, -1, x.shape[-1]).expand(n, -1, -1)  # (n, N, d_in), no copy
+            h = x.reshape(-1, x.shape[-1])  # (N, d_in), read by every member
         else:
             lead = x.shape[:-2]
             h = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # (n, N, d_in)
-        *hidden_layers, output_layer = self.layers
+        last = len(self.layers) - 1
         low = self.hidden_dtype
-        with torch.autocast(h.device.type, dtype=low) if low is not None else contextlib.nullcontext():
-            for i, layer in enumerate(hidden_layers):
-                h = self.hidden_block(i, layer.member_major(h))
-        h = output_layer.member_major(h.float())
+        for i, layer in enumerate(self.layers):
+            if i == last and low is not None:
+                h = h.float()  # the output layer computes in float32
+            with torch.autocast(h.device.type, dtype=low) if low is not None and i < last else _NO_CAST:
+                h = layer.shared_member_major(h) if i == 0 and shared_input else layer.member_major(h)
+                if i < last:
+                    h = self.hidden_block(i, h)
         return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])  # (..., n, d_out)
 
 
