@@ -11,7 +11,6 @@ Both variants share the trainer, its weights and its batches; they alternate ove
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
@@ -30,12 +29,7 @@ def _switches(trainer: Trainer, variant: str) -> tuple[Callable[[], None], Calla
     if variant == "bf16":
 
         def precision(p: str) -> Callable[[], None]:
-            def use() -> None:
-                agent.model_cfg = dataclasses.replace(agent.model_cfg, precision=p)
-                for critics in (agent.critics, agent.target_critics):  # their hidden layers follow it too
-                    critics.mlp.hidden_dtype = torch.bfloat16 if p == "bfloat16" else None
-
-            return use
+            return lambda: agent.set_precision(p)
 
         return precision("float32"), precision("bfloat16")
     if variant == "math":

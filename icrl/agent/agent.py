@@ -11,6 +11,7 @@ G discounts (the main one last).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +21,17 @@ import torch
 from torch import Tensor, nn
 
 from icrl.agent import losses
-from icrl.agent.action_kinds import Policy, make_action_kind
+from icrl.agent.action_kinds import Policy, critic_hidden_dtype, make_action_kind
 from icrl.agent.popart import PopArt
 from icrl.config import AgentConfig, ModelConfig
 from icrl.nets.distributions import Categorical
 from icrl.nets.encoders import TimestepEncoder
 from icrl.nets.sequence import make_sequence_model
+
+
+def _check_precision(model: ModelConfig) -> None:
+    if model.precision == "bfloat16" and model.kind in ("gru", "lstm"):
+        raise ValueError("model.precision bfloat16 is supported for the transformer and mlp models only")
 
 
 @dataclass
@@ -46,8 +52,7 @@ class Agent(nn.Module):
         gammas: tuple[float, ...],
     ) -> None:
         super().__init__()
-        if model.precision == "bfloat16" and model.kind in ("gru", "lstm"):
-            raise ValueError("model.precision bfloat16 is supported for the transformer and mlp models only")
+        _check_precision(model)
         self.model_cfg, self.agent_cfg = model, agent
         self.action_kind = make_action_kind(action_space, agent)
         self.register_buffer("gammas", torch.tensor(gammas, dtype=torch.float32))
@@ -84,6 +89,15 @@ class Agent(nn.Module):
         with self._autocast(x):
             h = self.seq(x, obs["time"].long())
         return h.float()
+
+    def set_precision(self, precision: str) -> None:
+        """Switch `model.precision` of a built agent: the sequence model's autocast and the hidden layers
+        of the critics and target critics follow it (for A/B timings and checks on one set of weights)."""
+        model = dataclasses.replace(self.model_cfg, precision=precision)
+        _check_precision(model)
+        self.model_cfg = model
+        for critics in (self.critics, self.target_critics):
+            critics.mlp.hidden_dtype = critic_hidden_dtype(model)
 
     def _autocast(self, x: Tensor) -> torch.autocast:
         """bfloat16 autocast of the sequence model when `model.precision` asks for it (else a no-op)."""

@@ -3,35 +3,13 @@ layers; attention, the critics' output layers (every Q value), losses and rollou
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 import torch
 
-from icrl.bench import attach_loader
 from icrl.nets.heads import BatchedMLP, DiscreteCriticEnsemble
 from icrl.nets.transformer import attend
-from icrl.presets import apply_overrides, preset_config
-from icrl.train.trainer import Trainer
-
-TINY = {
-    "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 6}, "num_actors": 4},
-    "model": {"d_model": 32, "n_heads": 4, "context_len": 8},
-    "replay": {"batch_size": 8},
-    "tensorboard": False,
-    "progress": False,
-}
-
-
-def _trainer(tmp_path, precision: str) -> Trainer:
-    cfg = apply_overrides(
-        preset_config(None),
-        {**TINY, "model": {**TINY["model"], "precision": precision}, "run_dir": str(tmp_path)},
-    )
-    trainer = Trainer(cfg, tmp_path)
-    attach_loader(trainer)
-    return trainer
 
 
 def test_cpu_attention_of_bfloat16_inputs_runs_in_float32_and_returns_bfloat16():
@@ -74,8 +52,8 @@ def test_member_major_ensemble_equals_a_loop_over_members():
         torch.testing.assert_close(q[:, :, c], h.reshape(5, 7, 2, 3))
 
 
-def test_bfloat16_precision_sets_the_critics_hidden_dtype(tmp_path):
-    trainer = _trainer(tmp_path, "bfloat16")
+def test_bfloat16_precision_sets_the_critics_hidden_dtype(tiny_trainer):
+    trainer = tiny_trainer(model={"precision": "bfloat16"})
     try:
         agent = trainer.agent
         assert agent.critics.mlp.hidden_dtype == torch.bfloat16
@@ -86,8 +64,8 @@ def test_bfloat16_precision_sets_the_critics_hidden_dtype(tmp_path):
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_cpu_updates_are_finite(tmp_path, precision):
-    trainer = _trainer(tmp_path, precision)
+def test_cpu_updates_are_finite(tiny_trainer, precision):
+    trainer = tiny_trainer(model={"precision": precision})
     try:
         for _ in range(3):
             metrics = trainer.update()
@@ -96,16 +74,15 @@ def test_cpu_updates_are_finite(tmp_path, precision):
         trainer.close()
 
 
-def test_bfloat16_loss_close_to_float32_on_cpu(tmp_path):
+def test_bfloat16_loss_close_to_float32_on_cpu(tiny_trainer):
     """Same weights, same batch: the bfloat16 matmuls change the loss only a little."""
-    trainer = _trainer(tmp_path, "float32")
+    trainer = tiny_trainer()
     try:
         batch = trainer.loader.next_batch()
         agent = trainer.agent.eval()
         ref = agent.loss(batch, generator=torch.Generator().manual_seed(0)).loss.item()
-        agent.model_cfg = dataclasses.replace(agent.model_cfg, precision="bfloat16")
-        for critics in (agent.critics, agent.target_critics):
-            critics.mlp.hidden_dtype = torch.bfloat16
+        agent.set_precision("bfloat16")
+        assert agent.critics.mlp.hidden_dtype == torch.bfloat16
         low = agent.loss(batch, generator=torch.Generator().manual_seed(0)).loss.item()
         assert low != ref  # the switch took effect
         assert abs(low - ref) <= 0.05 * abs(ref) + 1e-3

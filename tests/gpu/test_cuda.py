@@ -10,32 +10,12 @@ import math
 import pytest
 import torch
 
-from icrl.bench import attach_loader
-from icrl.presets import apply_overrides, preset_config
-from icrl.train.trainer import Trainer
-
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-TINY = {
-    "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 6}, "num_actors": 4},
-    "model": {"d_model": 32, "n_heads": 4, "context_len": 8},
-    "replay": {"batch_size": 8},
-    "tensorboard": False,
-    "progress": False,
-    "device": "cuda",
-}
-
-
-def _trainer(tmp_path, **extra) -> Trainer:
-    cfg = apply_overrides(preset_config(None), {**TINY, **extra, "run_dir": str(tmp_path)})
-    trainer = Trainer(cfg, tmp_path)
-    attach_loader(trainer)
-    return trainer
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_update_on_cuda_is_finite(tmp_path, precision):
-    trainer = _trainer(tmp_path, model={**TINY["model"], "precision": precision})
+def test_update_on_cuda_is_finite(tiny_trainer, precision):
+    trainer = tiny_trainer(device="cuda", model={"precision": precision})
     try:
         for _ in range(3):
             metrics = trainer.update()
@@ -45,15 +25,15 @@ def test_update_on_cuda_is_finite(tmp_path, precision):
         trainer.close()
 
 
-def test_bfloat16_loss_close_to_float32(tmp_path):
-    """Same weights, same batch: bfloat16 autocast of the sequence model changes the loss only a little."""
-    trainer = _trainer(tmp_path)
+def test_bfloat16_loss_close_to_float32(tiny_trainer):
+    """Same weights, same batch: model.precision bfloat16 changes the loss only a little."""
+    trainer = tiny_trainer(device="cuda")
     try:
         batch = {k: v.cuda() for k, v in trainer.loader.next_batch().items()}
         agent = trainer.agent.eval()
         gen = torch.Generator().manual_seed(0)
         ref = agent.loss(batch, generator=gen).loss.item()
-        agent.model_cfg = type(agent.model_cfg)(**{**vars(agent.model_cfg), "precision": "bfloat16"})
+        agent.set_precision("bfloat16")
         gen = torch.Generator().manual_seed(0)
         low = agent.loss(batch, generator=gen).loss.item()
         assert abs(low - ref) <= 0.05 * abs(ref) + 1e-3
