@@ -116,6 +116,7 @@ def run_bench(
             attach_loader(trainer)
             _progress(f"buffer filled: {len(trainer.store)} trials")
             flops = count_update_flops(trainer)
+            precision = trainer.agent.model_cfg.precision  # "auto" resolved for this device
             _progress(f"counted {flops / 1e9:.1f} GFLOP per update")
             for _ in range(3):
                 trainer.update()
@@ -141,7 +142,7 @@ def run_bench(
         "preset": preset,
         "overrides": overrides or {},
         "device": str(device),
-        "precision": cfg.model.precision,
+        "precision": precision,
         "updates_per_s": round(1.0 / update_s, 3),
         "flops_per_update": flops,
         "achieved_gflops": round(flops / update_s / 1e9, 2),

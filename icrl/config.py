@@ -68,9 +68,10 @@ class ModelConfig:
     """Hidden widths of the actor head."""
     critic_hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of each critic."""
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Literal["float32", "bfloat16", "auto"] = "float32"
     """Compute dtype of the sequence model and critic hidden layers (bfloat16 autocast; Q values, losses,
-    weights and rollouts stay float32). Pays on GPUs and on CPUs with AVX-512 BF16 / AMX."""
+    weights and rollouts stay float32). Pays on GPUs and on CPUs with AVX-512 BF16 / AMX; auto: bfloat16
+    where the device has it in hardware, else float32."""
 
 
 @dataclass
@@ -113,6 +114,8 @@ class AgentConfig:
     """AdamW learning rate."""
     warmup_updates: int = 200
     """Linear learning-rate warm-up length, in updates."""
+    lr_decay_to: float = 1.0
+    """After warm-up the learning rate falls linearly to lr x this at total_env_steps (1.0: constant)."""
     weight_decay: float = 1e-4
     """AdamW weight decay."""
     grad_clip: float = 1.0

@@ -251,8 +251,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Speed config S of the speed issue: T-Maze 255, a context of 256 timesteps (255 transitions; the
     # window length is context_len + 1), d_model 128, 3 layers, 8 heads, feed-forward 512, batch 24,
-    # 4 critics, 7 discounts, 8 actors. bfloat16 matmuls: 2-3x the float32 GEMM rate on CPUs with
-    # AVX-512 BF16 / AMX (attention stays float32 on CPUs, see icrl.nets.transformer.attend).
+    # 4 critics, 7 discounts, 8 actors. Precision auto: bfloat16 matmuls (2-3x the float32 GEMM rate) on
+    # CPUs with AVX-512 BF16 / AMX and on GPUs, float32 elsewhere (attention stays float32 on CPUs, see
+    # icrl.nets.transformer.attend).
     "bench-s": {
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 255}, "num_actors": 8},
         "model": {
@@ -261,7 +262,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "n_heads": 8,
             "d_ff": 512,
             "context_len": 255,
-            "precision": "bfloat16",
+            "precision": "auto",
         },
         "agent": {"num_critics": 4},
         "replay": {"batch_size": 24},

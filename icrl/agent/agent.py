@@ -29,7 +29,36 @@ from icrl.nets.encoders import TimestepEncoder
 from icrl.nets.sequence import make_sequence_model
 
 
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def bfloat16_in_hardware(device: torch.device | str) -> bool:
+    """Whether bfloat16 matmuls are native on `device`: a CUDA GPU that supports them, or a CPU with
+    AVX-512 BF16 or AMX. Elsewhere bfloat16 is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(model: ModelConfig, device: torch.device | str) -> ModelConfig:
+    """`model` with precision "auto" replaced by what suits `device` (other values pass unchanged)."""
+    if model.precision != "auto":
+        return model
+    recurrent = model.kind in ("gru", "lstm")
+    fast = not recurrent and bfloat16_in_hardware(device)
+    return dataclasses.replace(model, precision="bfloat16" if fast else "float32")
+
+
 def _check_precision(model: ModelConfig) -> None:
+    if model.precision == "auto":
+        raise ValueError("resolve model.precision 'auto' with resolve_precision(model, device) first")
     if model.precision == "bfloat16" and model.kind in ("gru", "lstm"):
         raise ValueError("model.precision bfloat16 is supported for the transformer and mlp models only")
 

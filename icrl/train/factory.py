@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from icrl.agent.agent import Agent
+from icrl.agent.agent import Agent, resolve_precision
 from icrl.config import Config
 from icrl.envs.trial import make_trial_env
 
@@ -25,7 +25,8 @@ def env_factory(cfg: Config):
 
 
 def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
-    return Agent(obs_space, action_space, cfg.model, cfg.agent, cfg.gammas)
+    model = resolve_precision(cfg.model, cfg.device)
+    return Agent(obs_space, action_space, model, cfg.agent, cfg.gammas)
 
 
 def env_exploration_schedule(cfg: Config) -> Callable[[np.ndarray], np.ndarray] | None:

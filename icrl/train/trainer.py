@@ -41,6 +41,8 @@ class Trainer:
     """Owns one run directory and everything that lives in it."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> None:
+        # Bad schedule input fails here, before the run directory or any env exists.
+        learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         self.cfg = cfg
         self.run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
         if not resume and (self.run_dir / "config.json").exists():
@@ -97,8 +99,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
     def _lr(self) -> float:
-        warmup = max(1, self.cfg.agent.warmup_updates)
-        return self.cfg.agent.lr * min(1.0, (self.updates + 1) / warmup)
+        a = self.cfg.agent
+        progress = self.env_steps / max(1, self.cfg.total_env_steps)
+        return learning_rate(a.lr, self.updates, a.warmup_updates, progress, a.lr_decay_to)
 
     def update(self) -> dict[str, float]:
         """One gradient step on one batch."""
@@ -117,6 +120,7 @@ class Trainer:
         self.agent.update_targets()
         self.updates += 1
         out.metrics["stats/grad_norm"] = float(grad_norm)
+        out.metrics["stats/lr"] = self.optimizer.param_groups[0]["lr"]
         return out.metrics
 
     def checkpoint(self) -> Path:
@@ -236,6 +240,20 @@ class Trainer:
             self.loader = None
         self.envs.close()
         self.logger.close()
+
+
+def learning_rate(base: float, updates: int, warmup_updates: int, progress: float, decay_to: float) -> float:
+    """The learning rate of update number `updates` (0-based): a linear warm-up over `warmup_updates`,
+    times a linear decay from 1 to `decay_to` over training progress (env steps / total, clipped to [0, 1]).
+
+    Progress is measured in env steps, not updates, so the schedule is the same for any update-to-data
+    ratio; `icrl resume --total-env-steps N` stretches the remaining decay to the new total.
+    """
+    if not 0.0 <= decay_to <= 1.0:
+        raise ValueError(f"lr_decay_to must be in [0, 1], got {decay_to}")
+    warm = min(1.0, (updates + 1) / max(1, warmup_updates))
+    decay = 1.0 - (1.0 - decay_to) * min(1.0, max(0.0, progress))
+    return base * warm * decay
 
 
 def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, float]:

@@ -88,3 +88,44 @@ def test_bfloat16_loss_close_to_float32_on_cpu(tiny_trainer):
         assert abs(low - ref) <= 0.05 * abs(ref) + 1e-3
     finally:
         trainer.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind", "expected"),
+    [
+        ({"avx2", "avx512_bf16"}, "transformer", "bfloat16"),
+        ({"amx_bf16"}, "mlp", "bfloat16"),
+        ({"avx2", "avx512f"}, "transformer", "float32"),  # AVX-512 without BF16: emulated, slow
+        (set(), "transformer", "float32"),  # no /proc/cpuinfo (macOS)
+        ({"avx512_bf16"}, "gru", "float32"),  # recurrent models run in float32 only
+    ],
+)
+def test_auto_precision_follows_the_cpu_flags(monkeypatch, flags, kind, expected):
+    from icrl.agent import agent as agent_module
+    from icrl.config import ModelConfig
+
+    monkeypatch.setattr(agent_module, "_cpu_flags", lambda: set(flags))
+    model = ModelConfig(kind=kind, precision="auto")
+    assert agent_module.resolve_precision(model, "cpu").precision == expected
+    fixed = ModelConfig(kind="transformer", precision="float32")
+    assert agent_module.resolve_precision(fixed, "cpu") is fixed  # explicit choices pass unchanged
+
+
+def test_auto_precision_is_resolved_when_a_trainer_builds_its_agent(tiny_trainer):
+    from icrl.agent.agent import bfloat16_in_hardware
+
+    trainer = tiny_trainer(model={"precision": "auto"})
+    try:
+        expected = "bfloat16" if bfloat16_in_hardware("cpu") else "float32"
+        assert trainer.agent.model_cfg.precision == expected
+        assert trainer.cfg.model.precision == "auto"  # config.json keeps the user's choice
+    finally:
+        trainer.close()
+
+
+def test_unresolved_auto_precision_is_rejected_by_the_agent():
+    from icrl.agent.agent import _check_precision
+    from icrl.config import ModelConfig
+
+    with pytest.raises(ValueError, match="resolve_precision"):
+        _check_precision(ModelConfig(precision="auto"))
