@@ -73,11 +73,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The `make train` job: T-Maze 50, stopping once solved (a few minutes on 2 cores).
     "tmaze-quick": _merge(TMAZE_50, {"target_return": 0.99, "exp_name": "tmaze-quick"}),
     "tmaze-50": TMAZE_50,
+    # T-Maze 200: lr 3e-4 (1e-4 had not turned at the junction after 6,400 updates on a GPU; 3e-4 solves
+    # seed 0 in 7,200 updates on one CPU core) and bfloat16 matmuls where the CPU has them.
     "tmaze-200": _merge(
         TMAZE_50,
         {
             "env": {"kwargs": {"length": 200}},
-            "model": {"context_len": 201},
+            "model": {"context_len": 201, "precision": "auto"},
+            "agent": {"lr": 3e-4},
             "collect_steps": 201,
             "updates_per_collect": 200,
             "total_env_steps": 150_000,
@@ -102,6 +105,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "kwargs": {"size": 4, "episode_length": 20, "trial_length": 100},
             },
             "model": {"context_len": 100},
+            # 3 of 3 seeds pass a mean trial return of 15 by 450k env steps (seed 0 already at 260k).
+            "total_env_steps": 450_000,
             "exp_name": "dark-key-door",
         },
     ),
