@@ -74,7 +74,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tmaze-quick": _merge(TMAZE_50, {"target_return": 0.99, "exp_name": "tmaze-quick"}),
     "tmaze-50": TMAZE_50,
     # T-Maze 200: lr 3e-4 (1e-4 had not turned at the junction after 6,400 updates on a GPU; 3e-4 solves
-    # seed 0 in 7,200 updates on one CPU core) and bfloat16 matmuls where the CPU has them.
+    # 3 of 3 seeds in 5,200-7,200 updates on the CPU) and bfloat16 matmuls where the device has them.
     "tmaze-200": _merge(
         TMAZE_50,
         {
