@@ -26,7 +26,7 @@ from icrl.agent.popart import PopArt
 from icrl.config import AgentConfig, ModelConfig
 from icrl.nets.distributions import Categorical
 from icrl.nets.encoders import TimestepEncoder
-from icrl.nets.sequence import make_sequence_model
+from icrl.nets.sequence import RECURRENT_KINDS, make_sequence_model
 
 
 def _cpu_flags() -> set[str]:
@@ -51,15 +51,14 @@ def resolve_precision(model: ModelConfig, device: torch.device | str) -> ModelCo
     """`model` with precision "auto" replaced by what suits `device` (other values pass unchanged)."""
     if model.precision != "auto":
         return model
-    recurrent = model.kind in ("gru", "lstm")
-    fast = not recurrent and bfloat16_in_hardware(device)
+    fast = model.kind not in RECURRENT_KINDS and bfloat16_in_hardware(device)  # recurrent: float32 only
     return dataclasses.replace(model, precision="bfloat16" if fast else "float32")
 
 
 def _check_precision(model: ModelConfig) -> None:
     if model.precision == "auto":
         raise ValueError("resolve model.precision 'auto' with resolve_precision(model, device) first")
-    if model.precision == "bfloat16" and model.kind in ("gru", "lstm"):
+    if model.precision == "bfloat16" and model.kind in RECURRENT_KINDS:
         raise ValueError("model.precision bfloat16 is supported for the transformer and mlp models only")
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 SEQUENCE_KINDS = ("transformer", "gru", "lstm", "mlp")
+RECURRENT_KINDS = ("gru", "lstm")
 
 
 class SequenceModel(nn.Module):
@@ -101,7 +102,7 @@ def make_sequence_model(
             attention=attention,
             max_time=max_time,
         )
-    if kind in ("gru", "lstm"):
+    if kind in RECURRENT_KINDS:
         from icrl.nets.recurrent import RecurrentModel
 
         return RecurrentModel(kind, d_model=d_model, n_layers=n_layers, dropout=dropout)
