@@ -17,12 +17,7 @@ from pathlib import Path
 
 import torch
 
-from icrl.config import load_config
-from icrl.envs.vector import make_vector_env
-from icrl.train.checkpoint import latest_checkpoint, load_checkpoint
-from icrl.train.collector import Collector
-from icrl.train.evaluate import eval_env_config
-from icrl.train.factory import build_agent, env_factory
+from icrl.train.evaluate import load_run_agent, play_trials, resolve_checkpoint
 
 
 def main() -> None:
@@ -33,17 +28,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = load_config(args.run_dir / "config.json")
-    probe = env_factory(cfg)()
-    agent = build_agent(cfg, probe.observation_space, probe.action_space)
-    probe.close()
-    load_checkpoint(latest_checkpoint(args.run_dir / "checkpoints"), agent, restore_rng=False)
-    agent.eval()
-    envs = make_vector_env(env_factory(eval_env_config(cfg)), cfg.env.num_actors, seed=args.seed)
-    try:
-        trials = Collector(envs, agent, explore=None, seed=args.seed, greedy=True).run_trials(args.trials)
-    finally:
-        envs.close()
+    cfg, agent, _ = load_run_agent(args.run_dir, resolve_checkpoint(args.run_dir))
+    trials = play_trials(agent.eval(), cfg, args.trials, seed=args.seed, greedy=True)
     a, b = args.attempts
 
     def outcome(successes: list[float], i: int) -> str:
@@ -51,11 +37,18 @@ def main() -> None:
 
     pairs = Counter(f"{outcome(t.episode_successes, a)}/{outcome(t.episode_successes, b)}" for t in trials)
     lengths = [t.length for t in trials]
-    print(json.dumps({
-        "run_dir": str(args.run_dir), "trials": len(trials), "attempts": [a, b],
-        "pairs": dict(sorted(pairs.items())),
-        "trial_length_mean": sum(lengths) / len(lengths), "trial_length_max": max(lengths),
-    }))
+    print(
+        json.dumps(
+            {
+                "run_dir": str(args.run_dir),
+                "trials": len(trials),
+                "attempts": [a, b],
+                "pairs": dict(sorted(pairs.items())),
+                "trial_length_mean": sum(lengths) / len(lengths),
+                "trial_length_max": max(lengths),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

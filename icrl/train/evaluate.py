@@ -57,7 +57,9 @@ def eval_env_config(cfg: Config, env_overrides: dict[str, Any] | None = None) ->
     return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, kwargs=kwargs, eval_kwargs={}))
 
 
-def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool = True) -> dict[str, float]:
+def play_trials(
+    agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool = True
+) -> list[TrialStats]:
     """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
     `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`."""
     num_envs = max(1, min(cfg.env.num_actors, num_trials))
@@ -65,10 +67,46 @@ def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool
     try:
         device = next(agent.parameters()).device
         collector = Collector(envs, agent, explore=None, device=device, seed=seed, greedy=greedy)
-        trials = collector.run_trials(num_trials)
+        return collector.run_trials(num_trials)
     finally:
         envs.close()
-    return summarize_trials(trials, "eval")
+
+
+def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool = True) -> dict[str, float]:
+    """`play_trials`, summarised as `eval/...` metrics."""
+    return summarize_trials(play_trials(agent, cfg, num_trials, seed, greedy), "eval")
+
+
+def resolve_checkpoint(run_dir: str | Path, checkpoint: str | int | None = None) -> Path:
+    """A run's checkpoint directory: the latest, or `checkpoint` (a name such as `ckpt_000007000`, or its
+    update count), which must be complete."""
+    from icrl.train.checkpoint import latest_checkpoint
+
+    root = Path(run_dir) / "checkpoints"
+    if checkpoint is None:
+        ckpt = latest_checkpoint(root)
+        if ckpt is None:
+            raise FileNotFoundError(f"no checkpoint in {root}")
+        return ckpt
+    name = f"ckpt_{int(checkpoint):09d}" if str(checkpoint).isdigit() else str(checkpoint)
+    ckpt = root / name
+    if not (ckpt / "state.json").is_file():
+        found = sorted(p.name for p in root.glob("ckpt_*") if (p / "state.json").is_file())
+        raise FileNotFoundError(f"no complete checkpoint {name} in {root}; found: {found}")
+    return ckpt
+
+
+def load_run_agent(run_dir: str | Path, ckpt: Path) -> tuple[Config, Agent, dict[str, Any]]:
+    """A run's config and its agent with checkpoint `ckpt` loaded, on the run's device; also the
+    checkpoint's extra state (`env_steps`, `updates`)."""
+    from icrl.train.checkpoint import load_checkpoint
+
+    cfg = load_config(Path(run_dir) / "config.json")
+    probe = env_factory(cfg)()
+    agent = build_agent(cfg, probe.observation_space, probe.action_space)
+    probe.close()
+    extra = load_checkpoint(ckpt, agent, restore_rng=False)
+    return cfg, agent.to(torch.device(cfg.device)), extra
 
 
 def evaluate_run(
@@ -84,31 +122,10 @@ def evaluate_run(
 
     `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
     `{"split": "test"}`; the result records the kwargs used as `env_kwargs`."""
-    from icrl.train.checkpoint import latest_checkpoint, load_checkpoint
-
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.json")
-    if checkpoint is None:
-        ckpt = latest_checkpoint(run_dir / "checkpoints")
-        if ckpt is None:
-            raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
-        out_name = "eval.json"
-    else:
-        name = f"ckpt_{int(checkpoint):09d}" if str(checkpoint).isdigit() else str(checkpoint)
-        ckpt = run_dir / "checkpoints" / name
-        if not (ckpt / "state.json").is_file():
-            found = sorted(
-                p.name for p in (run_dir / "checkpoints").glob("ckpt_*") if (p / "state.json").is_file()
-            )
-            raise FileNotFoundError(
-                f"no complete checkpoint {name} in {run_dir / 'checkpoints'}; found: {found}"
-            )
-        out_name = f"eval-{name}.json"
-    probe = env_factory(cfg)()
-    agent = build_agent(cfg, probe.observation_space, probe.action_space)
-    probe.close()
-    extra = load_checkpoint(ckpt, agent, restore_rng=False)
-    agent.to(torch.device(cfg.device))
+    ckpt = resolve_checkpoint(run_dir, checkpoint)
+    out_name = "eval.json" if checkpoint is None else f"eval-{ckpt.name}.json"
+    cfg, agent, extra = load_run_agent(run_dir, ckpt)
     eval_cfg = eval_env_config(cfg, env_overrides)
     result = evaluate(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
     result = {
