@@ -29,6 +29,8 @@ class EnvConfig:
     """Episodes per trial (None: the env's own default, else 1)."""
     trial_steps: int | None = None
     """Steps per trial instead of a number of episodes (None: use episodes)."""
+    trial_end: Literal["truncated", "terminated"] = "truncated"
+    """A trial ended by its budget: truncated (bootstrapped) or terminated (no return after it)."""
     num_actors: int = 8
     """Parallel actors collecting experience."""
     asynchronous: bool = False

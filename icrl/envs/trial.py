@@ -14,7 +14,7 @@ only on `new_task`, on a seeded reset, or on their first reset; other envs ignor
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, SupportsFloat
+from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +32,8 @@ from icrl.envs.spaces import (
 )
 
 NEW_TASK_OPTION = "new_task"
+TrialEnd = Literal["truncated", "terminated"]
+TRIAL_ENDS: tuple[str, ...] = ("truncated", "terminated")
 DEFAULT_TRIAL_FALLBACK: dict[str, int] = {"episodes": 1}
 
 
@@ -54,17 +56,29 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Observation: a flat Dict with `obs` (or `obs.<k>` for Dict inner observations), `prev_action`,
     `prev_reward`, `time`, `first`. Box actions are exposed as [-1, 1] and rescaled to the inner bounds.
-    `terminated` is True only when the inner env terminated on the trial's last step; a trial ended by its
-    budget alone is `truncated`, so learning bootstraps through it. `info` carries the inner step's info
-    plus `episode_index` (episode of the step just taken) and `episode_done` (an inner episode ended).
+    `terminated` is True when the inner env terminated on the trial's last step. A trial ended by its
+    budget alone is `truncated` by default (`budget_end="truncated"`), so learning bootstraps through it;
+    with `budget_end="terminated"` it is terminal. The latter fits fixed budgets the agent can see coming
+    (it counts its episodes or reads the time index): no reward follows the last step, and bootstrapping
+    there values a wasted last episode as if another attempt followed. `info` carries the inner step's
+    info plus `episode_index` (episode of the step just taken) and `episode_done` (an inner episode ended).
     """
 
-    def __init__(self, env: gym.Env, episodes: int | None = None, steps: int | None = None) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        episodes: int | None = None,
+        steps: int | None = None,
+        budget_end: TrialEnd = "truncated",
+    ) -> None:
         _check_budget(episodes, steps)
-        gym.utils.RecordConstructorArgs.__init__(self, episodes=episodes, steps=steps)
+        if budget_end not in TRIAL_ENDS:
+            raise ValueError(f"budget_end must be one of {TRIAL_ENDS}, got {budget_end!r}")
+        gym.utils.RecordConstructorArgs.__init__(self, episodes=episodes, steps=steps, budget_end=budget_end)
         gym.Wrapper.__init__(self, env)
         self.episodes = None if episodes is None else int(episodes)
         self.steps = None if steps is None else int(steps)
+        self.budget_end_terminal = budget_end == "terminated"
 
         inner_obs_space = env.observation_space
         inner_action_space = env.action_space
@@ -147,7 +161,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         terminated = truncated = False
         first = False
         if trial_over:
-            terminated = bool(inner_terminated)
+            terminated = bool(inner_terminated) or self.budget_end_terminal
             truncated = not terminated
             self._needs_reset = True
         elif episode_done:
@@ -171,13 +185,15 @@ def make_trial_env(
     env_id_or_callable: str | Callable[..., gym.Env] | gym.Env,
     episodes: int | None = None,
     steps: int | None = None,
+    budget_end: TrialEnd = "truncated",
     **env_kwargs: Any,
 ) -> TrialWrapper:
     """Build an env (a gymnasium id, a factory called with `env_kwargs`, or an env) and wrap it in a trial.
 
     With neither `episodes` nor `steps` the env's own `default_trial` is used (every built-in env declares
     one, e.g. `{"episodes": attempts}` for MetaFrozenLake); foreign envs fall back to one episode.
-    POPGym ids (`popgym-*`) import popgym on first use and go through `POPGymAdapter`.
+    POPGym ids (`popgym-*`) import popgym on first use and go through `POPGymAdapter`. `budget_end` says
+    whether a trial ended by its budget is truncated (bootstrapped) or terminated (see `TrialWrapper`).
     """
     if isinstance(env_id_or_callable, str) and is_popgym_id(env_id_or_callable):
         env = make_popgym_env(env_id_or_callable, **env_kwargs)  # imports popgym lazily
@@ -194,4 +210,4 @@ def make_trial_env(
     if episodes is None and steps is None:
         budget = default_trial_of(env)
         episodes, steps = budget.get("episodes"), budget.get("steps")
-    return TrialWrapper(env, episodes=episodes, steps=steps)
+    return TrialWrapper(env, episodes=episodes, steps=steps, budget_end=budget_end)

@@ -20,6 +20,7 @@ def env_factory(cfg: Config):
         cfg.env.id,
         episodes=cfg.env.trial_episodes,
         steps=cfg.env.trial_steps,
+        budget_end=cfg.env.trial_end,
         **cfg.env.kwargs,
     )
 

@@ -44,6 +44,12 @@ def test_bad_budget(kwargs: dict[str, Any], error: type[Exception]) -> None:
         TrialWrapper(SpacesOnlyEnv(BOX_OBS, spaces.Discrete(2)), **kwargs)
 
 
+@pytest.mark.parametrize("budget_end", ["terminal", "", None])
+def test_bad_budget_end(budget_end: Any) -> None:
+    with pytest.raises(ValueError, match="budget_end"):
+        TrialWrapper(SpacesOnlyEnv(BOX_OBS, spaces.Discrete(2)), episodes=1, budget_end=budget_end)
+
+
 @pytest.mark.parametrize(
     ("observation_space", "action_space", "match"),
     [

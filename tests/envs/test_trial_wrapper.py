@@ -129,6 +129,27 @@ def test_step_budget(ends_by: str, steps: int, expect_terminated: bool) -> None:
     assert transitions[-1][0]["first"][0] == 0.0
 
 
+@pytest.mark.parametrize(
+    ("budget", "ends_by", "budget_end", "expect_terminated"),
+    [
+        ({"episodes": 2}, "truncated", "truncated", False),
+        ({"episodes": 2}, "truncated", "terminated", True),
+        ({"episodes": 2}, "terminated", "terminated", True),
+        ({"steps": 7}, "terminated", "truncated", False),
+        ({"steps": 7}, "terminated", "terminated", True),
+        ({"steps": 5}, "truncated", "terminated", True),
+    ],
+)
+def test_budget_end(budget: dict[str, int], ends_by: str, budget_end: str, expect_terminated: bool) -> None:
+    """`budget_end="terminated"` makes the budget's end terminal; only the trial's last step changes."""
+    env = TrialWrapper(FakeEnv(episode_len=3, ends_by=ends_by), budget_end=budget_end, **budget)
+    _, transitions = run_trial(env, [0] * 20)
+    assert len(transitions) == budget.get("steps", 3 * budget.get("episodes", 0))
+    assert all(not (t[2] or t[3]) for t in transitions[:-1])
+    _, _, terminated, truncated, _ = transitions[-1]
+    assert terminated == expect_terminated and truncated == (not expect_terminated)
+
+
 def test_step_after_trial_end_and_before_reset_raise() -> None:
     env = TrialWrapper(FakeEnv(episode_len=1), episodes=1)
     with pytest.raises(RuntimeError):
@@ -222,3 +243,13 @@ def test_make_trial_env_budgets() -> None:
     assert make_trial_env(FakeEnv()).episodes == 1
     with pytest.raises(TypeError):
         make_trial_env(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("trial_end", ["truncated", "terminated"])
+def test_config_trial_end_reaches_the_wrapper(trial_end: str) -> None:
+    from icrl.config import Config, EnvConfig
+    from icrl.train.factory import env_factory
+
+    cfg = Config(env=EnvConfig(id="icrl/MetaFrozenLake-v0", kwargs={"attempts": 2}, trial_end=trial_end))
+    env = env_factory(cfg)()
+    assert env.budget_end_terminal == (trial_end == "terminated")
