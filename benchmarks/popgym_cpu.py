@@ -8,10 +8,13 @@ For every environment and seed, at the same env-step budget:
   the previous reward, the extra inputs icrl's timesteps carry.
 
 Every method is evaluated on fresh episodes every `--eval-every` env steps (icrl: greedy actions on
-`eval_trials` trials; PPO: deterministic actions on `--eval-episodes` episodes). The final evaluation of
-each run is its "final return". Writes into `--out` (default benchmarks/results/):
-`<name>.md` (mean ± std over seeds of the final return, and wall time), `<name>.json` (every curve) and
-`<name>_<Env>.png` (learning curves, mean ± std over seeds); `--name` defaults to `popgym_cpu`.
+`eval_trials` trials; PPO: deterministic actions on `--eval-episodes` episodes). Each run's "final
+return" is one more evaluation of its final policy on `--final-episodes` fresh episodes (default 200, the
+same seed for every method; icrl: `icrl eval RUN --trials N`), so that a 32-episode curve point's noise
+does not decide the table; with `--final-episodes 0` it is the curve's last point. Writes into `--out`
+(default benchmarks/results/): `<name>.md` (mean ± std over seeds of the final return, and wall time),
+`<name>.json` (every curve) and `<name>_<Env>.png` (learning curves, mean ± std over seeds); `--name`
+defaults to `popgym_cpu`.
 Runs live in `--root`; a run whose results exist is not run again, so an interrupted benchmark
 continues where it stopped.
 
@@ -61,6 +64,7 @@ PPO_HPARAMS: dict[str, Any] = {
     "ent_coef": 0.01,
 }
 PPO_ENVS = 8
+FINAL_SEED = 12345  # the final evaluation's episodes, the same for every method and run
 
 
 def env_id(name: str) -> str:
@@ -111,6 +115,19 @@ def run_icrl(env: str, seed: int, kind: str, args: argparse.Namespace) -> Path:
     with run_dir.with_suffix(".log").open("w") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
     return run_dir
+
+
+def icrl_final_eval(run_dir: Path, episodes: int) -> None:
+    """`icrl eval RUN_DIR --trials N --seed FINAL_SEED` into `<run_dir>/final_eval.json` (once)."""
+    out = run_dir / "final_eval.json"
+    if out.exists() and json.loads(out.read_text()).get("trials") == episodes:
+        return
+    from icrl.train.evaluate import evaluate_run
+
+    result = evaluate_run(run_dir, trials=episodes, seed=FINAL_SEED)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"trials": episodes, "seed": FINAL_SEED, "return": result["eval/return"]}))
+    tmp.replace(out)
 
 
 def _icrl_curve(run_dir: Path) -> list[dict[str, float]]:
@@ -180,8 +197,9 @@ def evaluate_ppo(model: Any, env: str, episodes: int, seed: int, box_action_bins
 
 
 def train_ppo(env: str, seed: int, steps: int, out: Path, eval_every: int, eval_episodes: int,
-              threads: int, box_action_bins: int | None) -> None:  # fmt: skip
-    """Train RecurrentPPO for `steps` env steps, evaluating every `eval_every`; write the curve to `out`."""
+              threads: int, box_action_bins: int | None, final_episodes: int = 0) -> None:  # fmt: skip
+    """Train RecurrentPPO for `steps` env steps, evaluating every `eval_every`; write the curve (and the
+    final policy's return on `final_episodes` episodes) to `out`."""
     import torch
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -218,12 +236,15 @@ def train_ppo(env: str, seed: int, steps: int, out: Path, eval_every: int, eval_
         record(model.num_timesteps)
     venv.close()
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    payload: dict[str, Any] = {
         "env": env_id(env),
         "seed": seed,
         "hparams": {**PPO_HPARAMS, "n_envs": PPO_ENVS},
         "curve": curve,
     }
+    if final_episodes:
+        final = evaluate_ppo(model, env, final_episodes, FINAL_SEED, box_action_bins)
+        payload["final"] = {"episodes": final_episodes, "seed": FINAL_SEED, "return": final}
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(out)
@@ -232,12 +253,13 @@ def train_ppo(env: str, seed: int, steps: int, out: Path, eval_every: int, eval_
 def run_ppo(env: str, seed: int, args: argparse.Namespace) -> Path:
     """Train RecurrentPPO in a subprocess (own torch threads, like the icrl runs); return its JSON."""
     out = Path(args.root) / short_name(env) / f"ppo__{seed}.json"
-    if out.exists():
+    if out.exists() and ppo_final(out, args.final_episodes) is not None:
         return out
     cmd = [
         sys.executable, __file__, "ppo-worker", env, str(seed), str(args.steps), str(out),
         "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
         "--threads", str(args.threads), "--box-action-bins", str(args.box_action_bins or 0),
+        "--final-episodes", str(args.final_episodes),
     ]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_suffix(".log").open("w") as log:
@@ -245,11 +267,32 @@ def run_ppo(env: str, seed: int, args: argparse.Namespace) -> Path:
     return out
 
 
+def ppo_final(out: Path, episodes: int) -> float | None:
+    """The final return a finished PPO run recorded for `episodes` episodes (its last curve point for 0)."""
+    payload = json.loads(out.read_text())
+    if not episodes:
+        return payload["curve"][-1]["return"]
+    final = payload.get("final")
+    return final["return"] if final and final["episodes"] == episodes else None
+
+
 # ----------------------------------------------------------------------------------------------- results
 def curve_of(method: str, env: str, seed: int, root: Path) -> list[dict[str, float]]:
     if method == "ppo":
         return json.loads((root / short_name(env) / f"ppo__{seed}.json").read_text())["curve"]
     return _icrl_curve(root / short_name(env) / f"{method}__{seed}")
+
+
+def final_of(method: str, env: str, seed: int, root: Path, episodes: int) -> float | None:
+    """The run's final return: its evaluation on `episodes` episodes, or its last curve point for 0."""
+    if method == "ppo":
+        return ppo_final(root / short_name(env) / f"ppo__{seed}.json", episodes)
+    run_dir = root / short_name(env) / f"{method}__{seed}"
+    if not episodes:
+        curve = _icrl_curve(run_dir)
+        return curve[-1]["return"] if curve else None
+    final = json.loads((run_dir / "final_eval.json").read_text())
+    return final["return"] if final["trials"] == episodes else None
 
 
 def mean_std(values: list[float]) -> str:
@@ -306,8 +349,13 @@ def write_results(args: argparse.Namespace, started: float) -> Path:
         "",
         f"Machine: {platform.processor() or platform.machine()}, `nproc`={_nproc()}, torch threads per run "
         f"{args.threads}, {args.jobs} run(s) at a time. Budget {args.steps:,} env steps per run; seeds "
-        f"{args.seeds}; evaluation every ~{args.eval_every:,} env steps. Final evaluation return, mean ± "
-        "std over seeds (population std); wall time per run in brackets (mean, seconds).",
+        f"{args.seeds}; evaluation every ~{args.eval_every:,} env steps. Final return "
+        + (
+            f"(the final policy on {args.final_episodes} fresh episodes, seed {FINAL_SEED})"
+            if args.final_episodes
+            else "(the last evaluation)"
+        )
+        + ", mean ± std over seeds (population std); wall time per run in brackets (mean, seconds).",
         "",
         f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
         "",
@@ -318,14 +366,17 @@ def write_results(args: argparse.Namespace, started: float) -> Path:
     for env in args.envs:
         cells, curves = [], {}
         for method in args.methods:
-            runs = []
+            runs, finals = [], []
             for seed in args.seeds:
                 try:
                     runs.append(curve_of(method, env, seed, root))
-                except (FileNotFoundError, KeyError, json.JSONDecodeError):
+                    final = final_of(method, env, seed, root, args.final_episodes)
+                except (FileNotFoundError, KeyError, IndexError, json.JSONDecodeError):
                     runs.append([])
+                    final = None
+                if final is not None:
+                    finals.append(final)
             curves[method] = runs
-            finals = [r[-1]["return"] for r in runs if r]
             walls = [r[-1]["wall_s"] for r in runs if r]
             cell = mean_std(finals)
             if walls:
@@ -360,9 +411,10 @@ def ppo_worker(argv: list[str]) -> None:
     parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--box-action-bins", type=int, default=0)
+    parser.add_argument("--final-episodes", type=int, default=0)
     a = parser.parse_args(argv)
     train_ppo(a.env, a.seed, a.steps, Path(a.out), a.eval_every, a.eval_episodes, a.threads,
-              a.box_action_bins or None)  # fmt: skip
+              a.box_action_bins or None, a.final_episodes)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -379,6 +431,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=100_000, help="Env steps per run (every method).")
     parser.add_argument("--eval-every", type=int, default=5_000, help="Env steps between evaluations.")
     parser.add_argument("--eval-episodes", type=int, default=32, help="PPO evaluation episodes.")
+    parser.add_argument(
+        "--final-episodes", type=int, default=200,
+        help="Episodes of the final evaluation of each run (0: use the curve's last point).",
+    )  # fmt: skip
     parser.add_argument("--box-action-bins", type=int, default=None, help="For the Pendulum envs.")
     parser.add_argument("--jobs", type=int, default=1, help="Runs at a time.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per run.")
@@ -397,7 +453,9 @@ def main(argv: list[str] | None = None) -> None:
             if method == "ppo":
                 run_ppo(env, seed, args)
             else:
-                run_icrl(env, seed, "transformer" if method == "icrl" else "mlp", args)
+                run_dir = run_icrl(env, seed, "transformer" if method == "icrl" else "mlp", args)
+                if args.final_episodes:
+                    icrl_final_eval(run_dir, args.final_episodes)
             print(f"done {short_name(env)} {method} seed {seed} in {time.time() - t0:.0f} s", flush=True)
 
         with ThreadPoolExecutor(args.jobs) as pool:
