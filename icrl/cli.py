@@ -3,7 +3,7 @@
 icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...] [options]
            (options: icrl train --help)
 icrl resume RUN_DIR [--total-env-steps N]
-icrl eval RUN_DIR [--trials N] [--sampled] [--env.KEY VALUE ...]
+icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [--env.KEY VALUE ...]
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 """
 
@@ -162,6 +162,12 @@ def cmd_eval(argv: list[str]) -> None:
         default=None,
         help="A checkpoint other than the latest: its name (ckpt_000007000) or update count (7000).",
     )
+    parser.add_argument(
+        "--acting-gamma",
+        type=float,
+        default=None,
+        help="Act with this trained discount's actor head instead of the run's (e.g. 0.97).",
+    )
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
@@ -175,6 +181,7 @@ def cmd_eval(argv: list[str]) -> None:
         seed=args.seed,
         env_overrides=env_overrides,
         checkpoint=args.checkpoint,
+        acting_gamma=args.acting_gamma,
     )
     print(json.dumps(result), flush=True)
 

@@ -81,9 +81,11 @@ class AgentConfig:
     """The learning update (DESIGN §6)."""
 
     gamma: float = 0.999
-    """Main discount: the one the rollout policy uses."""
+    """Main discount: the one the rollout policy uses unless `acting_gamma` names another."""
     extra_gammas: tuple[float, ...] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995)
     """Additional discounts trained in parallel (multi-gamma)."""
+    acting_gamma: float | None = None
+    """Discount whose actor head acts in rollouts and evaluation, one of the trained ones (None: `gamma`)."""
     num_critics: int = 4
     """Critics in the ensemble."""
     critic_subset: int = 2

@@ -107,8 +107,9 @@ class ActionKind:
         """Critic values of the stored actions and the actor's terms at every position."""
         raise NotImplementedError
 
-    def policy(self, actor: nn.Module, h: Tensor) -> Policy:
-        """The main discount's policy at rollout states h (N, D): a distribution with batch shape (N,)."""
+    def policy(self, actor: nn.Module, h: Tensor, head: int = -1) -> Policy:
+        """Discount `head`'s policy (the main one by default) at rollout states h (N, D): a distribution
+        with batch shape (N,)."""
         raise NotImplementedError
 
     def to_env(self, action: Tensor) -> np.ndarray:
@@ -160,8 +161,8 @@ class DiscreteActions(ActionKind):
             q_taken, losses.policy_gradient_loss(q_policy, mask), logp_taken, advantage, entropy
         )
 
-    def policy(self, actor, h):
-        return Categorical(actor(h[:, None])[:, 0, -1])  # logits (N, n)
+    def policy(self, actor, h, head=-1):
+        return Categorical(actor(h[:, None])[:, 0, head])  # logits (N, n)
 
     def to_env(self, action):
         return action.cpu().numpy().astype(np.int64) + self.start
@@ -207,11 +208,11 @@ class _SampledActions(ActionKind):
         stored = action[:, :, None, None].expand(B, L, critics.num_gammas, 1, A)  # (B, L, G, 1, A)
         return critics(s_t, stored)[..., 0]  # (B, L, C, G)
 
-    def policy(self, actor, h):
+    def policy(self, actor, h, head=-1):
         out = actor(h[:, None])
         if isinstance(out, tuple):
-            return self._dist(tuple(x[:, 0, -1] for x in out))  # (N, A) each
-        return self._dist(out[:, 0, -1])
+            return self._dist(tuple(x[:, 0, head] for x in out))  # (N, A) each
+        return self._dist(out[:, 0, head])
 
     def to_env(self, action):
         return action.cpu().numpy().astype(self.space.dtype).reshape(-1, *self.shape)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,16 @@ def resolve_precision(model: ModelConfig, device: torch.device | str) -> ModelCo
     return dataclasses.replace(model, precision="bfloat16" if fast else "float32")
 
 
+def acting_head(gammas: tuple[float, ...], acting_gamma: float | None) -> int:
+    """Index of the discount whose actor head acts: the main one (last) for None, else `acting_gamma`'s."""
+    if acting_gamma is None:
+        return len(gammas) - 1
+    for i, gamma in enumerate(gammas):
+        if math.isclose(gamma, acting_gamma, rel_tol=0.0, abs_tol=1e-9):
+            return i
+    raise ValueError(f"acting_gamma {acting_gamma} is not one of the trained discounts {gammas}")
+
+
 def _check_precision(model: ModelConfig) -> None:
     if model.precision == "auto":
         raise ValueError("resolve model.precision 'auto' with resolve_precision(model, device) first")
@@ -84,6 +95,7 @@ class Agent(nn.Module):
         self.model_cfg, self.agent_cfg = model, agent
         self.action_kind = make_action_kind(action_space, agent)
         self.register_buffer("gammas", torch.tensor(gammas, dtype=torch.float32))
+        self.acting_head = acting_head(gammas, agent.acting_gamma)
         num_gammas = len(gammas)
         d = model.d_model
         self.encoder = TimestepEncoder(obs_space, d, hidden=model.encoder_hidden)
@@ -221,13 +233,13 @@ class Agent(nn.Module):
 
     @torch.inference_mode()  # cheaper per op than no_grad; rollouts never feed autograd
     def policy(self, obs: dict[str, Tensor], state: Any) -> tuple[Policy, Any]:
-        """One rollout step for N actors: obs (N, ...) -> the main discount's policy (batch shape (N,))."""
+        """One rollout step for N actors: obs (N, ...) -> the acting discount's policy (batch shape (N,))."""
         x = self.encoder({k: v[:, None] for k, v in obs.items()})[:, 0]  # (N, D)
         # Rollouts stay in float32 whatever `model.precision` says: one timestep per actor is latency-bound,
         # and autocast would re-cast every weight at every step (measured: 4x slower on CPU; on a GPU,
         # bfloat16 attention over a cache that grows by one slot per step re-plans its kernel each step).
         h, state = self.seq.step(x, obs["time"].long(), state)  # (N, D)
-        return self.action_kind.policy(self.actor, h), state
+        return self.action_kind.policy(self.actor, h, self.acting_head), state
 
     @torch.inference_mode()
     def act(
@@ -248,7 +260,7 @@ class Agent(nn.Module):
 
     @torch.inference_mode()
     def act_logits(self, obs: dict[str, Tensor], state: Any) -> tuple[Tensor, Any]:
-        """Discrete actions only: logits of the main discount's policy (N, n) for one rollout step."""
+        """Discrete actions only: logits of the acting discount's policy (N, n) for one rollout step."""
         dist, state = self.policy(obs, state)
         if not isinstance(dist, Categorical):
             raise TypeError("act_logits is for Discrete actions; use policy() or act()")

@@ -96,12 +96,17 @@ def resolve_checkpoint(run_dir: str | Path, checkpoint: str | int | None = None)
     return ckpt
 
 
-def load_run_agent(run_dir: str | Path, ckpt: Path) -> tuple[Config, Agent, dict[str, Any]]:
+def load_run_agent(
+    run_dir: str | Path, ckpt: Path, acting_gamma: float | None = None
+) -> tuple[Config, Agent, dict[str, Any]]:
     """A run's config and its agent with checkpoint `ckpt` loaded, on the run's device; also the
-    checkpoint's extra state (`env_steps`, `updates`)."""
+    checkpoint's extra state (`env_steps`, `updates`). `acting_gamma` acts with another trained
+    discount's actor head than the run's."""
     from icrl.train.checkpoint import load_checkpoint
 
     cfg = load_config(Path(run_dir) / "config.json")
+    if acting_gamma is not None:
+        cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, acting_gamma=acting_gamma))
     probe = env_factory(cfg)()
     agent = build_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()
@@ -116,16 +121,22 @@ def evaluate_run(
     seed: int = 12345,
     env_overrides: dict[str, Any] | None = None,
     checkpoint: str | int | None = None,
+    acting_gamma: float | None = None,
 ) -> dict:
     """Evaluate a run's latest checkpoint (or `checkpoint`: a name such as `ckpt_000007000`, or its update
-    count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one).
+    count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one,
+    `eval-acting<gamma>.json` with `acting_gamma`, or both suffixes).
 
     `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
-    `{"split": "test"}`; the result records the kwargs used as `env_kwargs`."""
+    `{"split": "test"}`; the result records the kwargs used as `env_kwargs`. `acting_gamma` acts with
+    another trained discount's actor head (recorded as `acting_gamma`)."""
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
-    out_name = "eval.json" if checkpoint is None else f"eval-{ckpt.name}.json"
-    cfg, agent, extra = load_run_agent(run_dir, ckpt)
+    suffix = ("" if checkpoint is None else f"-{ckpt.name}") + (
+        "" if acting_gamma is None else f"-acting{acting_gamma:g}"
+    )
+    out_name = f"eval{suffix}.json"
+    cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma)
     eval_cfg = eval_env_config(cfg, env_overrides)
     result = evaluate(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
     result = {
@@ -134,6 +145,7 @@ def evaluate_run(
         "updates": extra.get("updates"),
         "greedy": greedy,
         "env_kwargs": eval_cfg.env.kwargs,
+        "acting_gamma": cfg.gammas[agent.acting_head],
         **result,
     }
     (run_dir / out_name).write_text(json.dumps(result, indent=1))

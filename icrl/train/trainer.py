@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from icrl.agent.agent import acting_head
 from icrl.config import Config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
@@ -41,8 +42,9 @@ class Trainer:
     """Owns one run directory and everything that lives in it."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> None:
-        # Bad schedule input fails here, before the run directory or any env exists.
+        # Bad schedule or acting-discount input fails here, before the run directory or any env exists.
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
+        acting_head(cfg.gammas, cfg.agent.acting_gamma)
         self.cfg = cfg
         self.run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
         if not resume and (self.run_dir / "config.json").exists():

@@ -82,7 +82,7 @@ def test_evaluate_builds_envs_with_the_merged_kwargs(tiny_config, monkeypatch):
 
     monkeypatch.setattr(evaluate_module, "make_vector_env", spy)
     result = evaluate(agent, cfg, num_trials=2, seed=0)
-    assert built == [{"episodes": None, "steps": None, "length": 3}]
+    assert built == [{"episodes": None, "steps": None, "budget_end": "truncated", "length": 3}]
     assert result["eval/trials"] == 2
     # Without eval kwargs evaluation uses the training kwargs.
     evaluate(agent, tiny_config(), num_trials=1, seed=0)
