@@ -13,11 +13,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import tyro
 
 from icrl.config import Config, EnvConfig
+
+if TYPE_CHECKING:  # the trainer imports torch: keep `icrl --help` fast
+    from icrl.train.trainer import TrainingStopped
 
 USAGE = __doc__ or ""
 _ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | set(
@@ -122,13 +125,22 @@ def build_train_config(argv: list[str]) -> Config:
     return tyro.cli(Config, default=base, args=rest, prog="icrl train", description=description)
 
 
+def _exit_stopped(exc: TrainingStopped) -> NoReturn:
+    """A run stopped by SIGTERM/SIGINT (checkpointed): say how to continue, exit with 128 + the signal."""
+    print(f"icrl: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(128 + exc.signum)
+
+
 def cmd_train(argv: list[str]) -> None:
-    from icrl.train.trainer import Trainer
+    from icrl.train.trainer import Trainer, TrainingStopped
 
     cfg = build_train_config(argv)
     trainer = Trainer(cfg)
     print(f"icrl: run directory {trainer.run_dir}", flush=True)
-    result = trainer.run()
+    try:
+        result = trainer.run()
+    except TrainingStopped as exc:
+        _exit_stopped(exc)
     print(json.dumps({"run_dir": str(trainer.run_dir), **result}), flush=True)
     print(
         f"icrl: results in {trainer.run_dir} (metrics.jsonl, tensorboard/, checkpoints/); "
@@ -138,14 +150,17 @@ def cmd_train(argv: list[str]) -> None:
 
 
 def cmd_resume(argv: list[str]) -> None:
-    from icrl.train.trainer import resume_run
+    from icrl.train.trainer import TrainingStopped, resume_run
 
     parser = argparse.ArgumentParser(prog="icrl resume", description="Continue an interrupted run.")
     parser.add_argument("run_dir")
     parser.add_argument("--total-env-steps", type=int, default=None, help="New env-step budget.")
     args = parser.parse_args(argv)
     overrides = {"total_env_steps": args.total_env_steps} if args.total_env_steps else None
-    result = resume_run(args.run_dir, overrides)
+    try:
+        result = resume_run(args.run_dir, overrides)
+    except TrainingStopped as exc:
+        _exit_stopped(exc)
     print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
 
 

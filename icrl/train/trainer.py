@@ -10,8 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,45 @@ def default_run_dir(cfg: Config) -> Path:
     env = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env.id)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{env}__{cfg.exp_name}__{cfg.seed}__{stamp}"
+
+
+class TrainingStopped(Exception):
+    """`Trainer.run` stopped early on a signal (SIGTERM, SIGINT), after checkpointing where it was."""
+
+    def __init__(self, signum: int, run_dir: Path, env_steps: int, updates: int) -> None:
+        self.signum, self.run_dir, self.env_steps, self.updates = signum, run_dir, env_steps, updates
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} at env_steps={env_steps} updates={updates}; "
+            f"checkpoint written, continue with `icrl resume {run_dir}`"
+        )
+
+
+class GracefulStop:
+    """While active, SIGTERM and SIGINT only set `received`, so the loop can stop at a safe point and
+    checkpoint (a preempted cluster job loses nothing). A second signal gets the previous behaviour (a
+    second Ctrl-C interrupts at once). Signals that are ignored (SIGINT of a background job) stay ignored;
+    outside the main thread Python cannot set handlers, and nothing changes."""
+
+    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        signal.signal(signum, self._previous[signum])
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
 
 
 class Trainer:
@@ -147,6 +189,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, float]:
+        """Train to `total_env_steps` (or `target_return`); returns the last evaluation. On SIGTERM or
+        SIGINT it stops after the current update, writes a checkpoint and raises `TrainingStopped`."""
+        with GracefulStop() as signals:
+            result = self._run(signals)
+        if signals.received is not None:
+            raise TrainingStopped(signals.received, self.run_dir, self.env_steps, self.updates)
+        return result
+
+    def _run(self, signals: GracefulStop) -> dict[str, float]:
         cfg = self.cfg
         show = cfg.progress and sys.stderr.isatty()
         bar = tqdm(
@@ -163,7 +214,7 @@ class Trainer:
         stop = False
         evaluated_at = checkpointed_at = None  # (env_steps, updates) of the last evaluation / checkpoint
         try:
-            while self.env_steps < cfg.total_env_steps and not stop:
+            while self.env_steps < cfg.total_env_steps and not stop and signals.received is None:
                 train_trials += self.collector.collect(cfg.collect_steps, self.env_steps)
                 added = cfg.collect_steps * cfg.env.num_actors
                 self.env_steps += added
@@ -184,6 +235,8 @@ class Trainer:
                     # With a prefetch thread, the file list a batch sees depends on thread timing.
                     self.loader = BatchLoader(sampler, prefetch=cfg.replay.prefetch)
                 for _ in range(cfg.updates_per_collect):
+                    if signals.received is not None:
+                        break
                     recent.append(self.update())
                     if cfg.eval_every and self.updates % cfg.eval_every == 0:
                         last_eval = self._log_eval(speed_mark, bar)
@@ -204,7 +257,11 @@ class Trainer:
                     self.logger.log(metrics, self.env_steps, self.updates)
                     bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
                     recent, train_trials = [], []
-            if evaluated_at != (self.env_steps, self.updates):  # no second evaluation of the same policy
+            if signals.received is not None:  # stop fast: log what is pending, skip the final evaluation
+                if recent:
+                    metrics = {k: float(np.mean([m[k] for m in recent])) for k in recent[0]}
+                    self.logger.log(metrics, self.env_steps, self.updates)
+            elif evaluated_at != (self.env_steps, self.updates):  # no second evaluation of the same policy
                 last_eval = self._log_eval(speed_mark, bar)
             if checkpointed_at != (self.env_steps, self.updates):
                 self.checkpoint()

@@ -1,0 +1,98 @@
+"""SIGTERM / SIGINT stop a run at a safe point with a checkpoint; `icrl resume` continues from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from icrl.cli import main
+from icrl.train.checkpoint import latest_checkpoint
+from icrl.train.logger import read_metrics
+from icrl.train.trainer import GracefulStop, TrainingStopped
+
+
+def test_graceful_stop_catches_the_first_signal_and_restores_handlers() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: calls.append(signum))
+    try:
+        with GracefulStop(signals=(signal.SIGUSR1,)) as stop:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert stop.received == signal.SIGUSR1 and calls == []
+            os.kill(os.getpid(), signal.SIGUSR1)  # a second signal gets the previous behaviour
+            assert calls == [signal.SIGUSR1]
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert calls == [signal.SIGUSR1] * 2
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_graceful_stop_leaves_ignored_signals_ignored() -> None:
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        with GracefulStop(signals=(signal.SIGUSR1,)) as stop:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert stop.received is None and signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_trainer_stops_checkpoints_and_raises(tiny_trainer) -> None:
+    trainer = tiny_trainer(total_env_steps=10_000, eval_every=0, checkpoint_every=0)
+    original = trainer.update
+    calls = 0
+
+    def update_then_signal() -> dict[str, float]:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original()
+
+    trainer.update = update_then_signal
+    with pytest.raises(TrainingStopped, match="SIGTERM.*icrl resume") as info:
+        trainer.run()
+    assert info.value.updates == trainer.updates == 5  # stopped right after the update that saw the signal
+    ckpt = latest_checkpoint(trainer.run_dir / "checkpoints")
+    assert ckpt is not None and ckpt.name == "ckpt_000000005"
+    assert not any("eval/return" in row for row in read_metrics(trainer.run_dir))  # no final evaluation
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+@pytest.mark.timeout(150)
+def test_cli_sigterm_then_resume(tmp_path: Path, tiny_cli: list[str], capsys) -> None:
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "icrl.cli", "train", "icrl/TMaze-v0", *tiny_cli,
+           "--total-env-steps", "1000000", "--eval-every", "0", "--checkpoint-every", "0",
+           "--run-dir", str(run)]  # fmt: skip
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 90
+        while not any(row["updates"] >= 20 for row in read_metrics(run)):
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no 20 updates logged within 90 s"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert f"icrl resume {run}" in stderr
+    ckpt = latest_checkpoint(run / "checkpoints")  # written by the stop: periodic checkpoints are off
+    state = json.loads((ckpt / "state.json").read_text())["extra"]
+    assert state["updates"] >= 20
+
+    total = state["env_steps"] + 40
+    main(["resume", str(run), "--total-env-steps", str(total)])
+    printed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert "eval/return" in printed
+    rows = read_metrics(run)
+    assert rows[-1]["env_steps"] == total and rows[-1]["updates"] > state["updates"]
