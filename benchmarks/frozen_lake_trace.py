@@ -1,7 +1,7 @@
 """How each attempt of a MetaFrozenLake run's greedy trials ends (goal, hole or timeout), and when.
 
-Plays greedy trials of a run's latest checkpoint through the same collector as `icrl eval`, with a
-recorder between the lake and the trial wrapper, and prints:
+Plays greedy trials of a run's latest checkpoint through `icrl eval`'s `play_trials`, with a recorder
+between the lake and the trial wrapper, and prints:
 - per attempt (0-based), how many trials end it at the goal, in a hole, or at the attempt's step limit;
 - the last attempt's outcomes by the time step it starts at (a cluster of identical failures at one start
   time is one deterministic history that the greedy policy gets wrong, replicated across lakes);
@@ -25,9 +25,7 @@ import torch
 
 from icrl.envs.frozen_lake import MetaFrozenLakeEnv
 from icrl.envs.trial import TrialWrapper
-from icrl.envs.vector import make_vector_env
-from icrl.train.collector import Collector
-from icrl.train.evaluate import eval_env_config, load_run_agent, resolve_checkpoint
+from icrl.train.evaluate import eval_env_config, load_run_agent, play_trials, resolve_checkpoint
 
 
 class AttemptRecorder(gym.Wrapper):
@@ -69,11 +67,8 @@ def main() -> None:
         recorders.append(AttemptRecorder(MetaFrozenLakeEnv(**kwargs)))
         return TrialWrapper(recorders[-1], episodes=recorders[-1].unwrapped.attempts)
 
-    envs = make_vector_env(make_env, min(cfg.env.num_actors, args.trials), seed=args.seed)
-    collector = Collector(envs, agent.eval(), None, torch.device("cpu"), seed=args.seed, greedy=True)
-    collector.run_trials(args.trials)
-    envs.close()
-    attempts = MetaFrozenLakeEnv(**kwargs).attempts
+    play_trials(agent.eval(), cfg, args.trials, seed=args.seed, greedy=True, env_fn=make_env)
+    attempts = recorders[0].unwrapped.attempts
     trials = [t for r in recorders for t in r.trials if len(t) == attempts and t[-1]["end"]]
 
     ends = {i: Counter(t[i]["end"] for t in trials) for i in range(attempts)}

@@ -253,7 +253,7 @@ def train_ppo(env: str, seed: int, steps: int, out: Path, eval_every: int, eval_
 def run_ppo(env: str, seed: int, args: argparse.Namespace) -> Path:
     """Train RecurrentPPO in a subprocess (own torch threads, like the icrl runs); return its JSON."""
     out = Path(args.root) / short_name(env) / f"ppo__{seed}.json"
-    if out.exists() and ppo_final(out, args.final_episodes) is not None:
+    if out.exists() and (not args.final_episodes or ppo_final(out, args.final_episodes) is not None):
         return out
     cmd = [
         sys.executable, __file__, "ppo-worker", env, str(seed), str(args.steps), str(out),
@@ -268,11 +268,8 @@ def run_ppo(env: str, seed: int, args: argparse.Namespace) -> Path:
 
 
 def ppo_final(out: Path, episodes: int) -> float | None:
-    """The final return a finished PPO run recorded for `episodes` episodes (its last curve point for 0)."""
-    payload = json.loads(out.read_text())
-    if not episodes:
-        return payload["curve"][-1]["return"]
-    final = payload.get("final")
+    """The final return a finished PPO run recorded for `episodes` episodes (None: not recorded)."""
+    final = json.loads(out.read_text()).get("final")
     return final["return"] if final and final["episodes"] == episodes else None
 
 
@@ -284,14 +281,10 @@ def curve_of(method: str, env: str, seed: int, root: Path) -> list[dict[str, flo
 
 
 def final_of(method: str, env: str, seed: int, root: Path, episodes: int) -> float | None:
-    """The run's final return: its evaluation on `episodes` episodes, or its last curve point for 0."""
+    """The run's final return on `episodes` (> 0) fresh episodes (None: not recorded for that many)."""
     if method == "ppo":
         return ppo_final(root / short_name(env) / f"ppo__{seed}.json", episodes)
-    run_dir = root / short_name(env) / f"{method}__{seed}"
-    if not episodes:
-        curve = _icrl_curve(run_dir)
-        return curve[-1]["return"] if curve else None
-    final = json.loads((run_dir / "final_eval.json").read_text())
+    final = json.loads((root / short_name(env) / f"{method}__{seed}" / "final_eval.json").read_text())
     return final["return"] if final["trials"] == episodes else None
 
 
@@ -370,8 +363,11 @@ def write_results(args: argparse.Namespace, started: float) -> Path:
             for seed in args.seeds:
                 try:
                     runs.append(curve_of(method, env, seed, root))
-                    final = final_of(method, env, seed, root, args.final_episodes)
-                except (FileNotFoundError, KeyError, IndexError, json.JSONDecodeError):
+                    if args.final_episodes:
+                        final = final_of(method, env, seed, root, args.final_episodes)
+                    else:  # the curve's last point
+                        final = runs[-1][-1]["return"] if runs[-1] else None
+                except (FileNotFoundError, KeyError, json.JSONDecodeError):
                     runs.append([])
                     final = None
                 if final is not None:

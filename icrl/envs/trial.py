@@ -14,7 +14,7 @@ only on `new_task`, on a seeded reset, or on their first reset; other envs ignor
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, SupportsFloat
+from typing import Any, Literal, SupportsFloat, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -33,7 +33,7 @@ from icrl.envs.spaces import (
 
 NEW_TASK_OPTION = "new_task"
 TrialEnd = Literal["truncated", "terminated"]
-TRIAL_ENDS: tuple[str, ...] = ("truncated", "terminated")
+TRIAL_ENDS: tuple[str, ...] = get_args(TrialEnd)
 DEFAULT_TRIAL_FALLBACK: dict[str, int] = {"episodes": 1}
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -58,12 +60,19 @@ def eval_env_config(cfg: Config, env_overrides: dict[str, Any] | None = None) ->
 
 
 def play_trials(
-    agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool = True
+    agent: Agent,
+    cfg: Config,
+    num_trials: int,
+    seed: int,
+    greedy: bool = True,
+    env_fn: Callable[[], gym.Env] | None = None,
 ) -> list[TrialStats]:
     """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
-    `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`."""
+    `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`, or come from `env_fn` (trial-wrapped envs, e.g.
+    with a recorder inside)."""
     num_envs = max(1, min(cfg.env.num_actors, num_trials))
-    envs = make_vector_env(env_factory(eval_env_config(cfg)), num_envs, asynchronous=False, seed=seed)
+    env_fn = env_fn or env_factory(eval_env_config(cfg))
+    envs = make_vector_env(env_fn, num_envs, asynchronous=False, seed=seed)
     try:
         device = next(agent.parameters()).device
         collector = Collector(envs, agent, explore=None, device=device, seed=seed, greedy=greedy)

@@ -252,14 +252,14 @@ class Trainer:
                         self.checkpoint()
                         checkpointed_at = (self.env_steps, self.updates)
                 if len(recent) >= 50 or train_trials and len(recent) >= 10:
-                    metrics = {k: float(np.mean([m[k] for m in recent])) for k in recent[0]}
+                    metrics = mean_metrics(recent)
                     metrics.update(summarize_trials(train_trials, "train"))
                     self.logger.log(metrics, self.env_steps, self.updates)
                     bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
                     recent, train_trials = [], []
             if signals.received is not None:  # stop fast: log what is pending, skip the final evaluation
                 if recent:
-                    metrics = {k: float(np.mean([m[k] for m in recent])) for k in recent[0]}
+                    metrics = mean_metrics(recent)
                     self.logger.log(metrics, self.env_steps, self.updates)
             elif evaluated_at != (self.env_steps, self.updates):  # no second evaluation of the same policy
                 last_eval = self._log_eval(speed_mark, bar)
@@ -299,6 +299,11 @@ class Trainer:
             self.loader = None
         self.envs.close()
         self.logger.close()
+
+
+def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key mean of the metric dicts of several updates (all with the keys of the first)."""
+    return {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
 
 
 def learning_rate(base: float, updates: int, warmup_updates: int, progress: float, decay_to: float) -> float:
