@@ -15,8 +15,9 @@ does not decide the table; with `--final-episodes 0` it is the curve's last poin
 (default benchmarks/results/): `<name>.md` (mean ± std over seeds of the final return, and wall time),
 `<name>.json` (every curve) and `<name>_<Env>.png` (learning curves, mean ± std over seeds); `--name`
 defaults to `popgym_cpu`.
-Runs live in `--root`; a run whose results exist is not run again, so an interrupted benchmark
-continues where it stopped.
+`--icrl-args "..."` adds `icrl train` options to the icrl and control runs (e.g. a per-env recipe; the
+table's command line records them). Runs live in `--root`; a run whose results exist is not run again,
+so an interrupted benchmark continues where it stopped.
 
     .venv/bin/python benchmarks/popgym_cpu.py --envs RepeatPreviousEasy --seeds 0 1 --steps 30000
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -81,11 +83,12 @@ def short_name(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- icrl runs
-def icrl_eval_every_updates(eval_every_steps: int) -> int:
-    """The preset's updates per env step, turned into an evaluation period in updates."""
-    from icrl.presets import preset_config
+def icrl_eval_every_updates(eval_every_steps: int, extra_args: list[str] = ()) -> int:
+    """The run's updates per env step (the preset with `extra_args` applied), turned into an evaluation
+    period in updates."""
+    from icrl.cli import build_train_config
 
-    cfg = preset_config(PRESET)
+    cfg = build_train_config(["popgym-RepeatPreviousEasy-v0", "--preset", PRESET, *extra_args])
     updates_per_step = cfg.updates_per_collect / (cfg.collect_steps * cfg.env.num_actors)
     return max(1, round(eval_every_steps * updates_per_step))
 
@@ -97,13 +100,15 @@ def run_icrl(env: str, seed: int, kind: str, args: argparse.Namespace) -> Path:
         return run_dir
     if run_dir.exists():  # an unfinished earlier attempt: start over
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+    extra = shlex.split(args.icrl_args)
     cmd = [
         sys.executable, "-m", "icrl.cli", "train", env_id(env),
         "--preset", PRESET,
+        *extra,
         "--seed", str(seed),
         "--model.kind", kind,
         "--total-env-steps", str(args.steps),
-        "--eval-every", str(icrl_eval_every_updates(args.eval_every)),
+        "--eval-every", str(icrl_eval_every_updates(args.eval_every, extra)),
         "--checkpoint-every", "0",
         "--run-dir", str(run_dir),
         "--threads", str(args.threads),
@@ -432,6 +437,11 @@ def main(argv: list[str] | None = None) -> None:
         help="Episodes of the final evaluation of each run (0: use the curve's last point).",
     )  # fmt: skip
     parser.add_argument("--box-action-bins", type=int, default=None, help="For the Pendulum envs.")
+    parser.add_argument(
+        "--icrl-args", default="",
+        help="Extra `icrl train` options for the icrl and control runs, after the preset's (one quoted "
+        "string, e.g. \"--model.context-len 128 --updates-per-collect 64\").",
+    )  # fmt: skip
     parser.add_argument("--jobs", type=int, default=1, help="Runs at a time.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per run.")
     parser.add_argument("--root", default="runs/popgym_cpu", help="Where the runs live.")

@@ -11,6 +11,8 @@ Stepping an actor whose trial ended without resetting it is an error in gymnasiu
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,9 +54,11 @@ def make_vector_env(
     else:
         raise TypeError(f"expected an env factory or a gymnasium id, got {env_fn_or_id!r}")
 
-    if asynchronous or vector_kwargs:
-        vector_cls = AsyncVectorEnv if asynchronous else SyncVectorEnv
-        envs = vector_cls([env_fn] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **vector_kwargs)
+    if asynchronous:
+        worker_fn = WorkerIgnoresInterrupt(env_fn)
+        envs = AsyncVectorEnv([worker_fn] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **vector_kwargs)
+    elif vector_kwargs:
+        envs = SyncVectorEnv([env_fn] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **vector_kwargs)
     else:
         envs = LeanSyncVectorEnv([env_fn] * num_envs)
     if seed is not None:
@@ -62,6 +66,26 @@ def make_vector_env(
         envs.action_space.seed(seed)
         envs.single_action_space.seed(seed)
     return envs
+
+
+class WorkerIgnoresInterrupt:
+    """Env factory for AsyncVectorEnv workers that makes each worker process ignore SIGINT.
+
+    Ctrl-C reaches the whole foreground process group. Without this the workers die of KeyboardInterrupt
+    at once, while the trainer (which handles SIGINT by finishing its update and checkpointing) still
+    needs them to close cleanly. The main process keeps its own handler: gymnasium also calls the factory
+    here once to read the spaces, and that call leaves SIGINT alone. Workers still end with the main
+    process (they are daemons) and on `close()`.
+    """
+
+    def __init__(self, env_fn: Callable[[], gym.Env]) -> None:
+        self.env_fn = env_fn
+        self.parent_pid = os.getpid()
+
+    def __call__(self) -> gym.Env:
+        if os.getpid() != self.parent_pid:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self.env_fn()
 
 
 class LeanSyncVectorEnv(VectorEnv):

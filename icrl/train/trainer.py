@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -297,7 +298,10 @@ class Trainer:
         if self.loader is not None:
             self.loader.close()
             self.loader = None
-        self.envs.close()
+        try:
+            self.envs.close()
+        except (OSError, EOFError) as exc:  # actor processes already gone (killed, out of memory)
+            warnings.warn(f"closing the actors failed ({exc!r}); the run's files are intact", stacklevel=2)
         self.logger.close()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from icrl.cli import main
+from icrl.envs.vector import WorkerIgnoresInterrupt
 from icrl.train.checkpoint import latest_checkpoint
 from icrl.train.logger import read_metrics
 from icrl.train.trainer import GracefulStop, TrainingStopped
@@ -65,27 +66,37 @@ def test_trainer_stops_checkpoints_and_raises(tiny_trainer) -> None:
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
 
-@pytest.mark.timeout(150)
-def test_cli_sigterm_then_resume(tmp_path: Path, tiny_cli: list[str], capsys) -> None:
-    run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "icrl.cli", "train", "icrl/TMaze-v0", *tiny_cli,
-           "--total-env-steps", "1000000", "--eval-every", "0", "--checkpoint-every", "0",
-           "--run-dir", str(run)]  # fmt: skip
+def _train_then_signal(tmp_path: Path, cmd: list[str], run: Path, send, **popen_kwargs) -> tuple[int, str]:
+    """Start `icrl train`, wait for 20 logged updates, call `send(proc)`, wait for the exit: (rc, stderr)."""
     with open(tmp_path / "stderr.txt", "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, **popen_kwargs)
     try:
         deadline = time.monotonic() + 90
         while not any(row["updates"] >= 20 for row in read_metrics(run)):
             assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
             assert time.monotonic() < deadline, "no 20 updates logged within 90 s"
             time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
+        send(proc)
         proc.wait(timeout=60)
     finally:
         proc.kill()
-    stderr = (tmp_path / "stderr.txt").read_text()
-    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
-    assert f"icrl resume {run}" in stderr
+    return proc.returncode, (tmp_path / "stderr.txt").read_text()
+
+
+def _train_cmd(tiny_cli: list[str], run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "icrl.cli", "train", "icrl/TMaze-v0", *tiny_cli, *extra,
+            "--total-env-steps", "1000000", "--eval-every", "0", "--checkpoint-every", "0",
+            "--run-dir", str(run)]  # fmt: skip
+
+
+@pytest.mark.timeout(150)
+def test_cli_sigterm_then_resume(tmp_path: Path, tiny_cli: list[str], capsys) -> None:
+    run = tmp_path / "run"
+    rc, stderr = _train_then_signal(
+        tmp_path, _train_cmd(tiny_cli, run), run, lambda proc: proc.send_signal(signal.SIGTERM)
+    )
+    assert rc == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr and f"icrl resume {run}" in stderr
     ckpt = latest_checkpoint(run / "checkpoints")  # written by the stop: periodic checkpoints are off
     state = json.loads((ckpt / "state.json").read_text())["extra"]
     assert state["updates"] >= 20
@@ -96,3 +107,31 @@ def test_cli_sigterm_then_resume(tmp_path: Path, tiny_cli: list[str], capsys) ->
     assert "eval/return" in printed
     rows = read_metrics(run)
     assert rows[-1]["env_steps"] == total and rows[-1]["updates"] > state["updates"]
+
+
+@pytest.mark.timeout(150)
+def test_ctrl_c_with_asynchronous_actors_stops_cleanly(tmp_path: Path, tiny_cli: list[str]) -> None:
+    """Ctrl-C signals the whole process group, actor processes included: they must outlive it so that the
+    trainer checkpoints and closes them, and exits with 130 rather than a BrokenPipeError."""
+    run = tmp_path / "run"
+    cmd = _train_cmd(tiny_cli, run, "--env.asynchronous", "--env.num-actors", "2")
+    rc, stderr = _train_then_signal(
+        tmp_path,
+        cmd,
+        run,
+        lambda proc: os.killpg(proc.pid, signal.SIGINT),
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert rc == 128 + signal.SIGINT, stderr[-3000:]
+    assert "stopped by SIGINT" in stderr and "Traceback" not in stderr
+    state = json.loads((latest_checkpoint(run / "checkpoints") / "state.json").read_text())["extra"]
+    assert state["updates"] >= 20
+
+
+def test_worker_factory_leaves_the_main_process_handler_alone() -> None:
+    made = []
+    factory = WorkerIgnoresInterrupt(lambda: made.append(1) or "env")
+    before = signal.getsignal(signal.SIGINT)
+    assert factory() == "env" and made == [1]
+    assert signal.getsignal(signal.SIGINT) is before
