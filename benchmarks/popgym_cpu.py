@@ -355,7 +355,7 @@ def write_results(args: argparse.Namespace, started: float) -> Path:
         )
         + ", mean ± std over seeds (population std); wall time per run in brackets (mean, seconds).",
         "",
-        f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
+        f"Command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`",
         "",
         header,
         "|---" * (len(args.methods) + 1) + "|",
