@@ -83,12 +83,12 @@ def short_name(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- icrl runs
-def icrl_eval_every_updates(eval_every_steps: int, extra_args: list[str] = ()) -> int:
-    """The run's updates per env step (the preset with `extra_args` applied), turned into an evaluation
-    period in updates."""
+def icrl_eval_every_updates(eval_every_steps: int, train_args: list[str]) -> int:
+    """The run's updates per env step (its config, built from the same `icrl train` arguments), turned
+    into an evaluation period in updates."""
     from icrl.cli import build_train_config
 
-    cfg = build_train_config(["popgym-RepeatPreviousEasy-v0", "--preset", PRESET, *extra_args])
+    cfg = build_train_config(train_args)
     updates_per_step = cfg.updates_per_collect / (cfg.collect_steps * cfg.env.num_actors)
     return max(1, round(eval_every_steps * updates_per_step))
 
@@ -100,15 +100,13 @@ def run_icrl(env: str, seed: int, kind: str, args: argparse.Namespace) -> Path:
         return run_dir
     if run_dir.exists():  # an unfinished earlier attempt: start over
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-    extra = shlex.split(args.icrl_args)
+    config_args = [env_id(env), "--preset", PRESET, *shlex.split(args.icrl_args)]
     cmd = [
-        sys.executable, "-m", "icrl.cli", "train", env_id(env),
-        "--preset", PRESET,
-        *extra,
+        sys.executable, "-m", "icrl.cli", "train", *config_args,
         "--seed", str(seed),
         "--model.kind", kind,
         "--total-env-steps", str(args.steps),
-        "--eval-every", str(icrl_eval_every_updates(args.eval_every, extra)),
+        "--eval-every", str(icrl_eval_every_updates(args.eval_every, config_args)),
         "--checkpoint-every", "0",
         "--run-dir", str(run_dir),
         "--threads", str(args.threads),
