@@ -39,13 +39,13 @@ class AttemptRecorder(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         if (kwargs.get("options") or {}).get("new_task") or not self.trials:
             self.trials.append([])
-        self.trials[-1].append({"path": [self.env.unwrapped._position], "end": None})
+        self.trials[-1].append({"path": [self.env.unwrapped.position], "end": None})
         return obs, info
 
     def step(self, action: Any) -> Any:
         obs, reward, terminated, truncated, info = self.env.step(action)
         attempt = self.trials[-1][-1]
-        attempt["path"].append(self.env.unwrapped._position)
+        attempt["path"].append(self.env.unwrapped.position)
         if terminated or truncated:
             attempt["end"] = "goal" if reward > 0 else ("hole" if terminated else "timeout")
         return obs, reward, terminated, truncated, info

@@ -79,6 +79,11 @@ class MetaFrozenLakeEnv(gym.Env):
             holes[cell] = False
         return holes
 
+    @property
+    def position(self) -> tuple[int, int]:
+        """The agent's (row, col) cell (for traces and tests; the agent observes it through the obs)."""
+        return self._position
+
     def _observation(self) -> np.ndarray:
         return encode_position(self._position, self.size, self.one_hot)
 

@@ -100,6 +100,17 @@ def test_coordinate_observations() -> None:
     assert obs in env.observation_space
 
 
+def test_position_property_matches_observation() -> None:
+    from icrl.envs.grid import encode_position
+
+    env = MetaFrozenLakeEnv(size=4, one_hot=False)
+    obs, _ = env.reset(seed=3)
+    assert env.position == env.start
+    for action in (1, 2, 1, 2):
+        obs, *_ = env.step(action)
+        np.testing.assert_array_equal(obs, encode_position(env.position, env.size, False))
+
+
 def test_invalid_arguments() -> None:
     for kwargs in ({"size": 1}, {"attempts": 0}, {"hole_prob": 1.0}, {"max_attempt_steps": 0}):
         with pytest.raises(ValueError):

@@ -245,6 +245,17 @@ def test_make_trial_env_budgets() -> None:
         make_trial_env(42)  # type: ignore[arg-type]
 
 
+def test_config_trial_end_choices_match_the_wrapper() -> None:
+    """EnvConfig spells its trial_end choices itself (config must not import the env stack); keep in sync."""
+    import typing
+
+    from icrl.config import EnvConfig
+    from icrl.envs.trial import TRIAL_ENDS
+
+    hints = typing.get_type_hints(EnvConfig)
+    assert typing.get_args(hints["trial_end"]) == TRIAL_ENDS
+
+
 @pytest.mark.parametrize("trial_end", ["truncated", "terminated"])
 def test_config_trial_end_reaches_the_wrapper(trial_end: str) -> None:
     from icrl.config import Config, EnvConfig
