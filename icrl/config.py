@@ -70,6 +70,10 @@ class ModelConfig:
     """Hidden widths of the actor head."""
     critic_hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of each critic."""
+    box_policy: Literal["tanh_gaussian", "tanh_mixture", "beta"] = "tanh_gaussian"
+    """Box actions: the policy family per discount (tanh-squashed Gaussian, mixture of those, or Beta)."""
+    mixture_components: int = 4
+    """Components of the `tanh_mixture` policy."""
     precision: Literal["float32", "bfloat16", "auto"] = "float32"
     """Compute dtype of the sequence model and critic hidden layers (bfloat16 autocast; Q values, losses,
     weights and rollouts stay float32). Pays on GPUs and on CPUs with AVX-512 BF16 / AMX; auto: bfloat16

@@ -29,15 +29,17 @@ from torch.func import functional_call
 
 from icrl.agent import losses
 from icrl.config import AgentConfig, ModelConfig
-from icrl.nets.distributions import Bernoulli, Categorical, TanhGaussian
+from icrl.nets.distributions import Bernoulli, Categorical
 from icrl.nets.heads import (
+    BoxPolicy,
     ContinuousActorHead,
     ContinuousCriticEnsemble,
     DiscreteActorHead,
     DiscreteCriticEnsemble,
+    box_policy_dist,
 )
 
-Policy = Categorical | TanhGaussian | Bernoulli
+Policy = Categorical | BoxPolicy | Bernoulli
 Denormalize = Callable[[Tensor], Tensor]
 
 
@@ -192,7 +194,7 @@ class _SampledActions(ActionKind):
             hidden_dtype=critic_hidden_dtype(model),
         )
 
-    def _dist(self, out) -> TanhGaussian | Bernoulli:
+    def _dist(self, out) -> BoxPolicy | Bernoulli:
         raise NotImplementedError
 
     def batch_action(self, action):
@@ -219,7 +221,8 @@ class _SampledActions(ActionKind):
 
 
 class BoxActions(_SampledActions):
-    """Box actions in [-1, 1]^A (the TrialWrapper's rescaled space): tanh-squashed Gaussian per discount.
+    """Box actions in [-1, 1]^A (the TrialWrapper's rescaled space): one policy per discount from
+    `model.box_policy` (tanh-squashed Gaussian by default, a mixture of those, or a scaled Beta).
 
     -Q through K reparameterised samples; BC on the log-likelihood of the stored action, clipped to
     ±(1 - action_bound_eps) first; advantage Q(s, a_t) - mean_k Q(s, a_k).
@@ -228,21 +231,31 @@ class BoxActions(_SampledActions):
     def __init__(self, space: gym.spaces.Box, agent: AgentConfig) -> None:
         super().__init__(space, agent)
         self.bound = 1.0 - float(agent.action_bound_eps)
+        self.policy_family = "tanh_gaussian"  # set from the model config by build_heads
 
     def build_heads(self, d_model, num_gammas, model, agent):
-        actor = ContinuousActorHead(d_model, self.action_dim, num_gammas, hidden=model.actor_hidden)
+        self.policy_family = model.box_policy
+        actor = ContinuousActorHead(
+            d_model,
+            self.action_dim,
+            num_gammas,
+            hidden=model.actor_hidden,
+            policy=model.box_policy,
+            components=model.mixture_components,
+        )
         return actor, self._critics(d_model, num_gammas, model, agent)
 
     def _dist(self, out):
-        return TanhGaussian(*out)
+        return box_policy_dist(self.policy_family, out)
 
     def terms(self, actor, critics, s_t, action, mask, generator):
         q_taken = self._q_taken(critics, s_t, action)  # (B, L, C, G)
-        dist = TanhGaussian(*actor(s_t))  # mean, log_std (B, L, G, A)
+        dist = self._dist(actor(s_t))  # batch shape (B, L, G), events (A,)
         sampled, logp_sampled = dist.rsample(self.num_samples, generator)  # (B, L, G, K, A), (B, L, G, K)
         q_sampled = frozen_call(critics, s_t.detach(), sampled).mean(2)  # (B, L, G, K), grad to actions
         pg_loss = losses.policy_gradient_loss(q_sampled.mean(-1), mask)
-        stored = action.clamp(-self.bound, self.bound)[:, :, None].expand_as(dist.mean)  # (B, L, G, A)
+        B, L, G = q_taken.shape[0], q_taken.shape[1], q_taken.shape[3]
+        stored = action.clamp(-self.bound, self.bound)[:, :, None].expand(B, L, G, self.action_dim)
         logp_taken = dist.log_prob(stored)  # (B, L, G)
         advantage = losses.sampled_advantage(q_taken.mean(2), q_sampled)
         entropy = -logp_sampled[..., -1, :].detach().mean(-1)  # (B, L) Monte-Carlo estimate

@@ -158,3 +158,117 @@ class Bernoulli:
     def greedy(self) -> Tensor:
         """(..., A) float 0/1: each bit set iff its probability exceeds 1/2."""
         return (self.logits > 0).to(self.logits.dtype)
+
+
+def _log_normal(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """Elementwise log N(u; mean, exp(log_std)^2)."""
+    return -0.5 * ((u - mean) / log_std.exp()).square() - log_std - _HALF_LOG_2PI
+
+
+class TanhGaussianMixture:
+    """a = tanh(u), u ~ sum_m w_m Normal(mean_m, diag exp(log_std_m)^2): a multi-modal policy on [-1, 1]^A.
+
+    logits (..., M); mean, log_std (..., M, A). The components share the tanh, so the log-Jacobian is
+    subtracted once from the mixture's log-density of u. ``rsample`` picks a component per sample (Gumbel-max,
+    no gradient) and reparameterises inside it: the -Q term moves the chosen components' means and
+    standard deviations; the mixture weights learn through ``log_prob`` (the filtered BC term) and through the
+    log-probs ``rsample`` returns.
+    """
+
+    def __init__(self, logits: Tensor, mean: Tensor, log_std: Tensor, eps: float = 1e-6) -> None:
+        self.logits, self.means, self.log_stds, self.eps = logits, mean, log_std, eps
+        self.log_weights = F.log_softmax(logits, dim=-1)  # (..., M)
+
+    def _log_prob_pre_tanh(self, u: Tensor) -> Tensor:
+        # u (..., A) -> (...): logsumexp over components of log w_m + sum_A log N(u; mean_m, std_m).
+        per_component = _log_normal(u.unsqueeze(-2), self.means, self.log_stds).sum(-1)  # (..., M)
+        log_density = torch.logsumexp(self.log_weights + per_component, dim=-1)
+        return log_density - tanh_log_abs_det_jacobian(u).sum(-1)
+
+    def rsample(
+        self, num_samples: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(action (..., A), log_prob (...)), or ((..., K, A), (..., K)) with ``num_samples=K``."""
+        log_w, means, log_stds = self.log_weights, self.means, self.log_stds
+        if num_samples is not None:
+            expand = (*log_w.shape[:-1], num_samples)
+            log_w = log_w.unsqueeze(-2).expand(*expand, log_w.shape[-1])  # (..., K, M)
+            means = means.unsqueeze(-3).expand(*expand, *means.shape[-2:])  # (..., K, M, A)
+            log_stds = log_stds.unsqueeze(-3).expand(*expand, *log_stds.shape[-2:])
+        u01 = _rand_like(log_w.detach(), generator).clamp_(min=torch.finfo(log_w.dtype).tiny)
+        component = (log_w.detach() - torch.log(-torch.log(u01))).argmax(-1)  # (...) or (..., K)
+        index = component[..., None, None].expand(*component.shape, 1, means.shape[-1])
+        mean = means.gather(-2, index).squeeze(-2)  # (..., A) or (..., K, A)
+        log_std = log_stds.gather(-2, index).squeeze(-2)
+        u = mean + log_std.exp() * _randn_like(mean, generator)
+        mixture = self if num_samples is None else TanhGaussianMixture(log_w, means, log_stds, self.eps)
+        return torch.tanh(u), mixture._log_prob_pre_tanh(u)
+
+    @torch.no_grad()
+    def sample(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Sample without gradient: (..., A) or (..., K, A)."""
+        return self.rsample(num_samples, generator)[0]
+
+    def log_prob(self, action: Tensor) -> Tensor:
+        """log pi(action) (...) for actions in [-1, 1] (clamped to +-(1 - eps) first, as TanhGaussian)."""
+        return self._log_prob_pre_tanh(torch.atanh(action.clamp(-1.0 + self.eps, 1.0 - self.eps)))
+
+    def greedy(self) -> Tensor:
+        """tanh of the most probable component's mean: (..., A)."""
+        best = self.logits.argmax(-1)  # (...)
+        index = best[..., None, None].expand(*best.shape, 1, self.means.shape[-1])
+        return torch.tanh(self.means.gather(-2, index).squeeze(-2))
+
+
+class ScaledBeta:
+    """a = 2x - 1, x ~ Beta(alpha, beta) independently per dim: a bounded policy with no squashing.
+
+    alpha, beta: (..., A), both > 0 (the actor head keeps them >= 1, so the density is unimodal and finite at
+    the bounds). ``rsample`` is reparameterised (torch's implicit gamma gradients); torch's gamma sampler
+    takes no generator, so with one given the draw runs under a seed taken from it on a forked global RNG
+    (reproducible, and the global RNG is left as it was).
+    """
+
+    def __init__(self, alpha: Tensor, beta: Tensor, eps: float = 1e-6) -> None:
+        self.alpha, self.beta, self.eps = alpha, beta, eps
+
+    def _torch(self) -> torch.distributions.Beta:
+        return torch.distributions.Beta(self.alpha, self.beta, validate_args=False)
+
+    def rsample(
+        self, num_samples: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(action (..., A), log_prob (...)), or ((..., K, A), (..., K)) with ``num_samples=K``."""
+        alpha, beta = self.alpha, self.beta
+        if num_samples is not None:
+            shape = (*alpha.shape[:-1], num_samples, alpha.shape[-1])
+            alpha, beta = alpha.unsqueeze(-2).expand(shape), beta.unsqueeze(-2).expand(shape)
+        dist = ScaledBeta(alpha, beta, self.eps)
+        if generator is None:
+            x = dist._torch().rsample()
+        else:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+            devices = [alpha.device] if alpha.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                x = dist._torch().rsample()
+        # Keep samples strictly inside (0, 1): their log-prob stays finite and 2x - 1 stays in [-1, 1].
+        x = x.clamp(self.eps, 1.0 - self.eps)
+        return 2.0 * x - 1.0, dist._log_prob_unit(x)
+
+    def _log_prob_unit(self, x: Tensor) -> Tensor:
+        return (self._torch().log_prob(x) - _LOG_2).sum(-1)  # the 1/2 Jacobian of a = 2x - 1, per dim
+
+    @torch.no_grad()
+    def sample(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Sample without gradient: (..., A) or (..., K, A)."""
+        return self.rsample(num_samples, generator)[0]
+
+    def log_prob(self, action: Tensor) -> Tensor:
+        """log pi(action) (...) for actions in [-1, 1] (clamped to +-(1 - eps) first)."""
+        x = ((action + 1.0) * 0.5).clamp(self.eps, 1.0 - self.eps)
+        return self._log_prob_unit(x)
+
+    def greedy(self) -> Tensor:
+        """The mean 2 alpha / (alpha + beta) - 1: (..., A) (the mode is ill-defined at alpha = beta = 1)."""
+        return 2.0 * self.alpha / (self.alpha + self.beta) - 1.0

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from icrl.nets.distributions import TanhGaussian
+from icrl.nets.distributions import ScaledBeta, TanhGaussian, TanhGaussianMixture
 
 _NO_CAST = contextlib.nullcontext()
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -195,11 +195,19 @@ class DiscreteActorHead(nn.Module):
         return out.reshape(*s.shape[:-1], self.num_gammas, self.num_actions)
 
 
+BOX_POLICIES = ("tanh_gaussian", "tanh_mixture", "beta")
+BoxPolicy = TanhGaussian | TanhGaussianMixture | ScaledBeta
+
+
 class ContinuousActorHead(nn.Module):
-    """Tanh-Gaussian policy parameters per discount: s (B, L, D) -> (mean, log_std), each (B, L, G, A).
+    """Policy parameters per discount for actions in [-1, 1]^A, one family chosen by ``policy``:
+
+    - ``tanh_gaussian``: (mean, log_std), each (B, L, G, A);
+    - ``tanh_mixture``: (logits (B, L, G, M), mean and log_std (B, L, G, M, A)), M = ``components``;
+    - ``beta``: (alpha, beta), each (B, L, G, A), both >= 1 (1 + softplus: unimodal, finite at the bounds).
 
     ``log_std`` is squashed smoothly into [log_std_min, log_std_max] (a tanh rescale rather than a hard
-    clamp, so its gradient never dies at the bounds). ``dist(s)`` wraps the result in a TanhGaussian.
+    clamp, so its gradient never dies at the bounds). ``dist(s)`` wraps the output in its distribution.
     """
 
     def __init__(
@@ -213,21 +221,49 @@ class ContinuousActorHead(nn.Module):
         dropout: float = 0.0,
         log_std_min: float = -5.0,
         log_std_max: float = 2.0,
+        policy: str = "tanh_gaussian",
+        components: int = 4,
     ) -> None:
         super().__init__()
-        self.action_dim, self.num_gammas = action_dim, num_gammas
+        if policy not in BOX_POLICIES:
+            raise ValueError(f"policy must be one of {BOX_POLICIES}, got {policy!r}")
+        if policy == "tanh_mixture" and components < 1:
+            raise ValueError(f"a mixture needs components >= 1, got {components}")
+        self.action_dim, self.num_gammas, self.policy = action_dim, num_gammas, policy
+        self.components = components if policy == "tanh_mixture" else 1
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
-        self.mlp = BatchedMLP(1, d_in, hidden, num_gammas * 2 * action_dim, activation, layer_norm, dropout)
+        # Per discount: M mixture logits (mixture only), then (mean, log_std) or (alpha, beta) per component.
+        num_logits = self.components if policy == "tanh_mixture" else 0
+        self.per_gamma = num_logits + 2 * self.components * action_dim
+        self.mlp = BatchedMLP(1, d_in, hidden, num_gammas * self.per_gamma, activation, layer_norm, dropout)
 
-    def forward(self, s: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.mlp(s, shared_input=True).reshape(*s.shape[:-1], self.num_gammas, 2, self.action_dim)
-        mean, raw_log_std = out.unbind(-2)
+    def _log_std(self, raw: Tensor) -> Tensor:
         half_range = 0.5 * (self.log_std_max - self.log_std_min)
-        log_std = self.log_std_min + half_range * (torch.tanh(raw_log_std) + 1.0)
-        return mean, log_std
+        return self.log_std_min + half_range * (torch.tanh(raw) + 1.0)
 
-    def dist(self, s: Tensor) -> TanhGaussian:
-        return TanhGaussian(*self(s))
+    def forward(self, s: Tensor) -> tuple[Tensor, ...]:
+        out = self.mlp(s, shared_input=True).reshape(*s.shape[:-1], self.num_gammas, self.per_gamma)
+        if self.policy == "tanh_mixture":
+            M, A = self.components, self.action_dim
+            logits, rest = out.split([M, 2 * M * A], dim=-1)
+            mean, raw_log_std = rest.reshape(*out.shape[:-1], M, 2, A).unbind(-2)  # (..., G, M, A) each
+            return logits, mean, self._log_std(raw_log_std)
+        first, second = out.reshape(*out.shape[:-1], 2, self.action_dim).unbind(-2)  # (..., G, A) each
+        if self.policy == "beta":
+            return 1.0 + F.softplus(first), 1.0 + F.softplus(second)
+        return first, self._log_std(second)
+
+    def dist(self, s: Tensor) -> BoxPolicy:
+        return box_policy_dist(self.policy, self(s))
+
+
+def box_policy_dist(policy: str, params: tuple[Tensor, ...]) -> BoxPolicy:
+    """The distribution of a :class:`ContinuousActorHead` output (or any slice of it)."""
+    if policy == "tanh_mixture":
+        return TanhGaussianMixture(*params)
+    if policy == "beta":
+        return ScaledBeta(*params)
+    return TanhGaussian(*params)
 
 
 class DiscreteCriticEnsemble(nn.Module):

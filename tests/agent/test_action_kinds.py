@@ -12,7 +12,7 @@ from icrl.agent.action_kinds import BinaryActions, BoxActions, DiscreteActions, 
 from icrl.agent.agent import Agent
 from icrl.config import AgentConfig, ModelConfig
 from icrl.envs.spaces import trial_observation_space
-from icrl.nets.distributions import Bernoulli, Categorical, TanhGaussian
+from icrl.nets.distributions import Bernoulli, Categorical, ScaledBeta, TanhGaussian, TanhGaussianMixture
 from icrl.nets.heads import ContinuousCriticEnsemble
 
 B, L, G = 3, 5, 2
@@ -24,11 +24,12 @@ SPACES = {
 }
 
 
-def _agent(space: gym.Space, seed: int = 0, **agent_kw) -> Agent:
+def _agent(space: gym.Space, seed: int = 0, model_kw: dict | None = None, **agent_kw) -> Agent:
     torch.manual_seed(seed)
     obs_space = trial_observation_space(gym.spaces.Box(-1.0, 1.0, (3,), np.float32), space)
     model = ModelConfig(
-        kind="gru", d_model=16, encoder_hidden=(16,), actor_hidden=(16,), critic_hidden=(16, 16)
+        kind="gru", d_model=16, encoder_hidden=(16,), actor_hidden=(16,), critic_hidden=(16, 16),
+        **(model_kw or {}),
     )
     agent = AgentConfig(num_critics=3, num_action_samples=4, **agent_kw)
     return Agent(obs_space, space, model, agent, gammas=(0.9, 0.99))
@@ -133,6 +134,29 @@ def test_box_bc_log_prob_is_finite_on_the_bounds_and_clipped():
     torch.testing.assert_close(terms.logp_taken, expected)
     terms.logp_taken.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in agent.actor.parameters())
+
+
+@pytest.mark.parametrize(
+    ("family", "dist_type"), [("tanh_mixture", TanhGaussianMixture), ("beta", ScaledBeta)]
+)
+def test_other_box_policy_families_train_and_act(family, dist_type):
+    """`model.box_policy`: the loss trains every part, BC is finite on the bounds, actions are env-ready."""
+    space = SPACES["box2d"]
+    agent = _agent(space, model_kw={"box_policy": family, "mixture_components": 3})
+    batch = _batch(space)
+    batch["action"][:, 0] = 1.0  # whole windows' first actions on the upper bound
+    out = agent.loss(batch, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.loss) and all(np.isfinite(v) for v in out.metrics.values())
+    out.loss.backward()
+    for part in ("encoder", "seq", "actor", "critics"):
+        grads = [p.grad for p in getattr(agent, part).parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads), part
+    agent.eval()
+    dist, _ = agent.policy(_obs(space), agent.initial_state(B, "cpu"))
+    assert isinstance(dist, dist_type)
+    for greedy in (True, False):
+        actions, _ = agent.act(_obs(space), agent.initial_state(B, "cpu"), greedy=greedy)
+        assert actions.shape == (B, *space.shape) and all(space.contains(a) for a in actions)
 
 
 class SlopeCritic(torch.nn.Module):

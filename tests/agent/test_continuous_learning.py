@@ -19,7 +19,16 @@ from icrl.train.trainer import Trainer
     [("icrl-test/ReachTarget-v0", -2.0, -0.6), ("icrl-test/MatchBits-v0", 7.5, 9.5)],
 )
 def test_learns_state_dependent_actions(tmp_path, agent_config, env_id, untrained_at_most, trained_at_least):
-    cfg = agent_config(tmp_path / "run", env={"id": env_id}, total_env_steps=3_000)
+    _learns(tmp_path, agent_config, env_id, untrained_at_most, trained_at_least)
+
+
+@pytest.mark.parametrize("family", ["tanh_mixture", "beta"])
+def test_other_box_policy_families_learn_reach_target(tmp_path, agent_config, family):
+    _learns(tmp_path, agent_config, "icrl-test/ReachTarget-v0", -2.0, -0.6, model={"box_policy": family})
+
+
+def _learns(tmp_path, agent_config, env_id, untrained_at_most, trained_at_least, **overrides):
+    cfg = agent_config(tmp_path / "run", env={"id": env_id}, total_env_steps=3_000, **overrides)
     trainer = Trainer(cfg)
     before = evaluate(trainer.agent, trainer.cfg, 32, seed=1)["eval/return"]
     after = trainer.run()["eval/return"]
