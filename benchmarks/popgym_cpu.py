@@ -16,8 +16,8 @@ does not decide the table; with `--final-episodes 0` it is the curve's last poin
 `<name>.json` (every curve) and `<name>_<Env>.png` (learning curves, mean ± std over seeds); `--name`
 defaults to `popgym_cpu`.
 `--icrl-args "..."` adds `icrl train` options to the icrl and control runs (e.g. a per-env recipe; the
-table's command line records them). Runs live in `--root`; a run whose results exist is not run again,
-so an interrupted benchmark continues where it stopped.
+table's command line records them). Runs live in `--root`; a finished run is not run again, a stopped one
+with a checkpoint is resumed (`icrl resume`), so an interrupted benchmark continues where it stopped.
 
     .venv/bin/python benchmarks/popgym_cpu.py --envs RepeatPreviousEasy --seeds 0 1 --steps 30000
 
@@ -95,10 +95,18 @@ def icrl_eval_every_updates(eval_every_steps: int, train_args: list[str]) -> int
 
 def run_icrl(env: str, seed: int, kind: str, args: argparse.Namespace) -> Path:
     """Train icrl (`kind` transformer or mlp) on one env and seed in a subprocess; return the run dir."""
+    from icrl.train.checkpoint import latest_checkpoint
+
     run_dir = Path(args.root) / short_name(env) / f"{'icrl' if kind == 'transformer' else 'mlp'}__{seed}"
-    if (run_dir / "checkpoints").exists() and _icrl_curve(run_dir):
+    curve = _icrl_curve(run_dir) if (run_dir / "metrics.jsonl").exists() else []
+    if curve and curve[-1]["env_steps"] >= args.steps:  # finished: the trainer evaluates at the very end
         return run_dir
-    if run_dir.exists():  # an unfinished earlier attempt: start over
+    if latest_checkpoint(run_dir / "checkpoints") is not None:  # stopped (Ctrl-C, SIGTERM): continue it
+        with run_dir.with_suffix(".log").open("a") as log:
+            cmd = [sys.executable, "-m", "icrl.cli", "resume", str(run_dir)]
+            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+        return run_dir
+    if run_dir.exists():  # an attempt that never wrote a checkpoint (e.g. killed hard): start over
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     config_args = [env_id(env), "--preset", PRESET, *shlex.split(args.icrl_args)]
     cmd = [
