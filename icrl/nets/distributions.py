@@ -38,7 +38,21 @@ def tanh_log_abs_det_jacobian(u: Tensor) -> Tensor:
     return 2.0 * (_LOG_2 - u - F.softplus(-2.0 * u))
 
 
-class TanhGaussian:
+class _Reparameterised:
+    """Shared by the Box policies: ``sample`` is ``rsample`` without gradient (subclasses define rsample)."""
+
+    def rsample(
+        self, num_samples: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Sample without gradient: (..., A) or (..., K, A)."""
+        return self.rsample(num_samples, generator)[0]
+
+
+class TanhGaussian(_Reparameterised):
     """a = tanh(u), u ~ Normal(mean, exp(log_std)), independent over the last dim A.
 
     mean, log_std: (..., A). ``log_prob`` and the log-probs returned by ``rsample`` are summed over A: (...).
@@ -70,11 +84,6 @@ class TanhGaussian:
         z = _randn_like(mean, generator)
         u = mean + log_std.exp() * z
         return torch.tanh(u), self._log_prob_pre_tanh(u, z, log_std)
-
-    @torch.no_grad()
-    def sample(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """Sample without gradient: (..., A) or (..., K, A)."""
-        return self.rsample(num_samples, generator)[0]
 
     def log_prob(self, action: Tensor) -> Tensor:
         """log pi(action) for given actions in [-1, 1]: action (..., A) -> (...).
@@ -165,7 +174,7 @@ def _log_normal(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     return -0.5 * ((u - mean) / log_std.exp()).square() - log_std - _HALF_LOG_2PI
 
 
-class TanhGaussianMixture:
+class TanhGaussianMixture(_Reparameterised):
     """a = tanh(u), u ~ sum_m w_m Normal(mean_m, diag exp(log_std_m)^2): a multi-modal policy on [-1, 1]^A.
 
     logits (..., M); mean, log_std (..., M, A). The components share the tanh, so the log-Jacobian is
@@ -204,11 +213,6 @@ class TanhGaussianMixture:
         mixture = self if num_samples is None else TanhGaussianMixture(log_w, means, log_stds, self.eps)
         return torch.tanh(u), mixture._log_prob_pre_tanh(u)
 
-    @torch.no_grad()
-    def sample(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """Sample without gradient: (..., A) or (..., K, A)."""
-        return self.rsample(num_samples, generator)[0]
-
     def log_prob(self, action: Tensor) -> Tensor:
         """log pi(action) (...) for actions in [-1, 1] (clamped to +-(1 - eps) first, as TanhGaussian)."""
         return self._log_prob_pre_tanh(torch.atanh(action.clamp(-1.0 + self.eps, 1.0 - self.eps)))
@@ -220,7 +224,7 @@ class TanhGaussianMixture:
         return torch.tanh(self.means.gather(-2, index).squeeze(-2))
 
 
-class ScaledBeta:
+class ScaledBeta(_Reparameterised):
     """a = 2x - 1, x ~ Beta(alpha, beta) independently per dim: a bounded policy with no squashing.
 
     alpha, beta: (..., A), both > 0 (the actor head keeps them >= 1, so the density is unimodal and finite at
@@ -258,11 +262,6 @@ class ScaledBeta:
 
     def _log_prob_unit(self, x: Tensor) -> Tensor:
         return (self._torch().log_prob(x) - _LOG_2).sum(-1)  # the 1/2 Jacobian of a = 2x - 1, per dim
-
-    @torch.no_grad()
-    def sample(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """Sample without gradient: (..., A) or (..., K, A)."""
-        return self.rsample(num_samples, generator)[0]
 
     def log_prob(self, action: Tensor) -> Tensor:
         """log pi(action) (...) for actions in [-1, 1] (clamped to +-(1 - eps) first)."""

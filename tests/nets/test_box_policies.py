@@ -145,3 +145,12 @@ def test_actor_head_rejects_unknown_family():
         ContinuousActorHead(8, A, 2, policy="gaussian")
     with pytest.raises(ValueError, match="components"):
         ContinuousActorHead(8, A, 2, policy="tanh_mixture", components=0)
+
+
+def test_config_choices_match_the_head():
+    """ModelConfig.box_policy spells its choices itself (the config module imports no nets); keep in sync."""
+    import typing
+
+    from icrl.config import ModelConfig
+
+    assert typing.get_args(typing.get_type_hints(ModelConfig)["box_policy"]) == BOX_POLICIES
