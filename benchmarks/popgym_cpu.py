@@ -98,7 +98,7 @@ def run_icrl(env: str, seed: int, kind: str, args: argparse.Namespace) -> Path:
     from icrl.train.checkpoint import latest_checkpoint
 
     run_dir = Path(args.root) / short_name(env) / f"{'icrl' if kind == 'transformer' else 'mlp'}__{seed}"
-    curve = _icrl_curve(run_dir) if (run_dir / "metrics.jsonl").exists() else []
+    curve = _icrl_curve(run_dir)  # [] when the run never wrote metrics
     if curve and curve[-1]["env_steps"] >= args.steps:  # finished: the trainer evaluates at the very end
         return run_dir
     if latest_checkpoint(run_dir / "checkpoints") is not None:  # stopped (Ctrl-C, SIGTERM): continue it

@@ -228,19 +228,18 @@ class BoxActions(_SampledActions):
     ±(1 - action_bound_eps) first; advantage Q(s, a_t) - mean_k Q(s, a_k).
     """
 
-    def __init__(self, space: gym.spaces.Box, agent: AgentConfig) -> None:
+    def __init__(self, space: gym.spaces.Box, agent: AgentConfig, box_policy: str) -> None:
         super().__init__(space, agent)
         self.bound = 1.0 - float(agent.action_bound_eps)
-        self.policy_family = "tanh_gaussian"  # set from the model config by build_heads
+        self.policy_family = box_policy
 
     def build_heads(self, d_model, num_gammas, model, agent):
-        self.policy_family = model.box_policy
         actor = ContinuousActorHead(
             d_model,
             self.action_dim,
             num_gammas,
             hidden=model.actor_hidden,
-            policy=model.box_policy,
+            policy=self.policy_family,
             components=model.mixture_components,
         )
         return actor, self._critics(d_model, num_gammas, model, agent)
@@ -291,8 +290,9 @@ class BinaryActions(_SampledActions):
         return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
 
 
-def make_action_kind(space: gym.Space, agent: AgentConfig) -> ActionKind:
-    """The wiring for an agent-facing action space (Box spaces must already be [-1, 1])."""
+def make_action_kind(space: gym.Space, agent: AgentConfig, model: ModelConfig | None = None) -> ActionKind:
+    """The wiring for an agent-facing action space (Box spaces must already be [-1, 1]); `model` picks the
+    Box policy family (`model.box_policy`; the default config when None)."""
     if isinstance(space, gym.spaces.Discrete):
         return DiscreteActions(space)
     if isinstance(space, gym.spaces.Box):
@@ -300,7 +300,7 @@ def make_action_kind(space: gym.Space, agent: AgentConfig) -> ActionKind:
             raise ValueError(
                 f"Box actions must be rescaled to [-1, 1] (the TrialWrapper does this), got {space}"
             )
-        return BoxActions(space, agent)
+        return BoxActions(space, agent, (model or ModelConfig()).box_policy)
     if isinstance(space, gym.spaces.MultiBinary):
         return BinaryActions(space, agent)
     raise NotImplementedError(f"the agent supports Discrete, Box and MultiBinary action spaces, got {space}")

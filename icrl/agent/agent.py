@@ -93,7 +93,7 @@ class Agent(nn.Module):
         super().__init__()
         _check_precision(model)
         self.model_cfg, self.agent_cfg = model, agent
-        self.action_kind = make_action_kind(action_space, agent)
+        self.action_kind = make_action_kind(action_space, agent, model)
         self.register_buffer("gammas", torch.tensor(gammas, dtype=torch.float32))
         self.acting_head = acting_head(gammas, agent.acting_gamma)
         num_gammas = len(gammas)

@@ -29,6 +29,11 @@ def _rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
 
 
+def _log_normal(z: Tensor, log_std: Tensor) -> Tensor:
+    """Elementwise log-density of u = mean + exp(log_std) z under Normal(mean, exp(log_std)^2)."""
+    return -0.5 * z.square() - log_std - _HALF_LOG_2PI
+
+
 def tanh_log_abs_det_jacobian(u: Tensor) -> Tensor:
     """log(1 - tanh(u)^2) elementwise, computed without forming 1 - tanh(u)^2.
 
@@ -67,8 +72,7 @@ class TanhGaussian(_Reparameterised):
 
     def _log_prob_pre_tanh(self, u: Tensor, z: Tensor, log_std: Tensor) -> Tensor:
         # z = (u - mean) / std, passed in so that rsample can reuse its exact noise.
-        normal = -0.5 * z.square() - log_std - _HALF_LOG_2PI
-        return (normal - tanh_log_abs_det_jacobian(u)).sum(-1)
+        return (_log_normal(z, log_std) - tanh_log_abs_det_jacobian(u)).sum(-1)
 
     def rsample(
         self, num_samples: int | None = None, generator: torch.Generator | None = None
@@ -169,11 +173,6 @@ class Bernoulli:
         return (self.logits > 0).to(self.logits.dtype)
 
 
-def _log_normal(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
-    """Elementwise log N(u; mean, exp(log_std)^2)."""
-    return -0.5 * ((u - mean) / log_std.exp()).square() - log_std - _HALF_LOG_2PI
-
-
 class TanhGaussianMixture(_Reparameterised):
     """a = tanh(u), u ~ sum_m w_m Normal(mean_m, diag exp(log_std_m)^2): a multi-modal policy on [-1, 1]^A.
 
@@ -190,7 +189,8 @@ class TanhGaussianMixture(_Reparameterised):
 
     def _log_prob_pre_tanh(self, u: Tensor) -> Tensor:
         # u (..., A) -> (...): logsumexp over components of log w_m + sum_A log N(u; mean_m, std_m).
-        per_component = _log_normal(u.unsqueeze(-2), self.means, self.log_stds).sum(-1)  # (..., M)
+        z = (u.unsqueeze(-2) - self.means) / self.log_stds.exp()  # (..., M, A)
+        per_component = _log_normal(z, self.log_stds).sum(-1)  # (..., M)
         log_density = torch.logsumexp(self.log_weights + per_component, dim=-1)
         return log_density - tanh_log_abs_det_jacobian(u).sum(-1)
 
