@@ -4,6 +4,9 @@ A batch holds ``B`` windows of up to ``L`` transitions (``L + 1`` timesteps). Ea
 (uniformly, or with probability proportional to its length) and a start uniform in
 ``[0, max(0, T - L)]``, so a trial no longer than ``L`` is taken whole and a longer one yields a full
 window inside it. Short windows are right-padded with zeros and ``mask`` marks the real transitions.
+A batch is only as long as its longest window (``L' <= L``): when every trial is shorter than the context
+(POPGym's 14-step MineSweeper episodes in a 64-step context) the learner does not pay for padding. The
+real positions see the same inputs either way, since attention is causal and the losses are masked.
 
 Decoded trials are kept in an LRU cache bounded in bytes: when the buffer fits (the common case for
 memory/meta-RL buffers of a few thousand trials) every trial is decompressed once, and a batch costs only
@@ -65,6 +68,7 @@ class TrialSampler:
         seed: int | None = None,
         cache_bytes: int = 2 * 2**30,
         refresh_every: int | None = 50,
+        trim_padding: bool = True,
     ) -> None:
         """
         Args:
@@ -77,6 +81,8 @@ class TrialSampler:
             cache_bytes: budget of the decoded-trial LRU cache; 0 disables caching.
             refresh_every: re-list the store every this many batches; ``None`` means only on
                 :meth:`refresh` (and when the list is empty).
+            trim_padding: cut the batch to its longest window (``L' = max real transitions``) instead of
+                always returning ``L`` columns.
         """
         if batch_size < 1 or seq_len < 1:
             raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
@@ -88,6 +94,7 @@ class TrialSampler:
         self.weight_by_length = weight_by_length
         self.cache_bytes = int(cache_bytes)
         self.refresh_every = refresh_every
+        self.trim_padding = trim_padding
         self._rng = np.random.default_rng(seed)
         self._infos: list[TrialInfo] = []
         self._probs: np.ndarray | None = None
@@ -223,6 +230,8 @@ class TrialSampler:
         lengths = np.array([t["reward"].shape[0] for t in trials], dtype=np.int64)  # (B,)
         starts = self._rng.integers(0, np.maximum(lengths - seq, 0) + 1)  # (B,) in [0, max(0, T - L)]
         steps = np.minimum(lengths - starts, seq)  # (B,) real transitions per window
+        if self.trim_padding:
+            seq = int(steps.max())  # L' <= L: no column of the batch is padding in every window
 
         obs_keys = [k for k in self._schema if is_observation_key(k)]
         batch: dict[str, np.ndarray] = {}

@@ -60,7 +60,7 @@ def test_box_action_stays_float(tmp_path, make_trial):
 def test_short_trial_is_taken_whole_and_padded_with_zeros(tmp_path, make_trial):
     store = _store(tmp_path, make_trial, [5], terminated=True)
     trial = make_trial(5, marker=0, terminated=True)
-    batch = TrialSampler(store, 2, 8, seed=1).sample_numpy()
+    batch = TrialSampler(store, 2, 8, seed=1, trim_padding=False).sample_numpy()
     for i in range(2):
         np.testing.assert_array_equal(batch["mask"][i], [1, 1, 1, 1, 1, 0, 0, 0])
         np.testing.assert_array_equal(batch["obs"][i, :6], trial["obs"])
@@ -73,6 +73,21 @@ def test_short_trial_is_taken_whole_and_padded_with_zeros(tmp_path, make_trial):
             if key != "mask":
                 rows = 6 if batch[key].shape[1] == 9 else 5
                 assert not batch[key][i, rows:].any(), key  # zeros in padding
+
+
+def test_batch_is_cut_to_its_longest_window(tmp_path, make_trial):
+    lengths = [2, 3, 5]
+    store = _store(tmp_path, make_trial, lengths, terminated=True)
+    padded = TrialSampler(store, 16, 8, seed=4, trim_padding=False).sample_numpy()
+    trimmed = TrialSampler(store, 16, 8, seed=4).sample_numpy()  # same seed: the same windows
+    width = int(padded["mask"].sum(1).max())
+    assert width == 5 and trimmed["mask"].shape == (16, width)
+    assert set(trimmed) == set(padded)
+    for key, value in trimmed.items():
+        rows = value.shape[1]
+        assert rows == (width + 1 if padded[key].shape[1] == 9 else width), key
+        np.testing.assert_array_equal(value, padded[key][:, :rows], err_msg=key)
+        assert not padded[key][:, rows:].any(), key  # only all-padding columns were cut
 
 
 def test_trial_of_exactly_L_is_whole_and_full(tmp_path, make_trial):
