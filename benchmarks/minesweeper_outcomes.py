@@ -1,0 +1,135 @@
+"""How a MineSweeperEasy run plays: wins, mines hit, re-clicks, safe clicks per episode (greedy policy).
+
+POPGym's MineSweeperEasy (4x4 board, 2 mines, at most 14 clicks) pays +1/14 per new safe cell, -0.5/12 for
+clicking a cell already open, and -0.5 - 1/14 for a mine (which ends the episode); the episode is won when
+the 14 safe cells are open. An episode's return and length fix how many clicks of each kind it had, so
+the counts are decoded from the same greedy trials that `icrl eval` plays. A policy without memory can
+only avoid re-clicks by a fixed tour (it sees the last click, its mine count and the time); one that
+remembers the counts can also steer clear of cells next to mines.
+
+`--optimum` prints the Bayes-optimal expected return (full memory of every click and count, exact
+posterior over the mine layouts, stopping by re-clicking when no cell is worth the risk): the ceiling any
+agent can reach, by exhaustive search (about 40 s and 1.5M belief states for the easy board).
+
+    .venv/bin/python benchmarks/minesweeper_outcomes.py runs/popgym_ms200k/MineSweeperEasy/icrl__0
+    .venv/bin/python benchmarks/minesweeper_outcomes.py --optimum
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from icrl.train.evaluate import load_run_agent, play_trials, resolve_checkpoint
+
+SAFE_CELLS = 14
+SAFE_REWARD = 1 / SAFE_CELLS
+MINE_REWARD = -0.5 - SAFE_REWARD
+RECLICK_REWARD = -0.5 / (SAFE_CELLS - 2)
+
+
+def decode_episode(episode_return: float, length: int) -> dict[str, int]:
+    """(return, length) of one episode -> counts of safe clicks, re-clicks and mines (0 or 1)."""
+    candidates = []
+    for mines in (0, 1):
+        # safe * SAFE + (length - mines - safe) * RECLICK + mines * MINE = return
+        rest = episode_return - mines * MINE_REWARD - (length - mines) * RECLICK_REWARD
+        exact = rest / (SAFE_REWARD - RECLICK_REWARD)
+        safe, error = round(exact), abs(exact - round(exact))
+        if 0 <= safe <= length - mines and error < 1e-3:
+            candidates.append((error, {"safe": safe, "reclicks": length - mines - safe, "mine": mines}))
+    if not candidates:
+        raise ValueError(f"return {episode_return} over {length} steps is not a MineSweeperEasy episode")
+    return min(candidates, key=lambda c: c[0])[1]
+
+
+def summarize(episodes: list[dict[str, int]]) -> dict[str, float]:
+    n = len(episodes)
+    return {
+        "episodes": n,
+        "win_rate": sum(e["safe"] == SAFE_CELLS for e in episodes) / n,
+        "mine_rate": sum(e["mine"] for e in episodes) / n,
+        "reclicks_per_episode": sum(e["reclicks"] for e in episodes) / n,
+        "episodes_with_reclicks": sum(e["reclicks"] > 0 for e in episodes) / n,
+        "safe_clicks_per_episode": sum(e["safe"] for e in episodes) / n,
+    }
+
+
+def neighbour_counts(rows: int, cols: int, mines: tuple[int, ...]) -> np.ndarray:
+    """(rows * cols,) mines in each cell's 3x3 block, the cell itself included (what POPGym shows)."""
+    grid = np.zeros((rows + 2, cols + 2), np.int64)  # zero border
+    for cell in mines:
+        grid[1 + cell // cols, 1 + cell % cols] = 1
+    shifts = (-1, 0, 1)
+    blocks = sum(grid[1 + di : rows + 1 + di, 1 + dj : cols + 1 + dj] for di in shifts for dj in shifts)
+    return blocks.reshape(-1)
+
+
+def bayes_optimal_return(rows: int = 4, cols: int = 4, num_mines: int = 2) -> float:
+    """Expected return of the best policy that remembers everything, with POPGym's MineSweeper rewards.
+
+    Belief state = (opened cells, mine layouts consistent with every count seen). Re-clicks only make sense
+    once no closed cell is worth clicking (they reveal nothing), so "stop" is one action worth the
+    re-click penalty for every step left; the episode lasts at most rows * cols - num_mines steps.
+    """
+    cells = rows * cols
+    safe_cells = cells - num_mines
+    safe_r, mine_r, reclick_r = 1 / safe_cells, -0.5 - 1 / safe_cells, -0.5 / (safe_cells - 2)
+    layouts = list(itertools.combinations(range(cells), num_mines))
+    is_mine = np.zeros((len(layouts), cells), bool)
+    for i, layout in enumerate(layouts):
+        is_mine[i, list(layout)] = True
+    counts = np.stack([neighbour_counts(rows, cols, layout) for layout in layouts])  # (layouts, cells)
+
+    @cache
+    def value(opened: int, consistent: tuple[int, ...]) -> float:
+        steps = bin(opened).count("1")
+        if steps == safe_cells:  # every safe cell is open: won
+            return 0.0
+        best = (safe_cells - steps) * reclick_r  # stop: re-click until the episode's time runs out
+        for cell in range(cells):
+            if opened >> cell & 1:
+                continue
+            outcomes: dict[int, list[int]] = {}
+            total = 0.0
+            for i in consistent:
+                if is_mine[i, cell]:
+                    total += mine_r
+                else:
+                    outcomes.setdefault(int(counts[i, cell]), []).append(i)
+            for group in outcomes.values():
+                total += len(group) * (safe_r + value(opened | 1 << cell, tuple(group)))
+            best = max(best, total / len(consistent))
+        return best
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * cells))
+    return value(0, tuple(range(len(layouts))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", type=Path, nargs="*")
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=12345, help="the benchmark's final-evaluation seed")
+    parser.add_argument("--optimum", action="store_true", help="print the Bayes-optimal expected return")
+    args = parser.parse_args()
+    if args.optimum:
+        print(json.dumps({"bayes_optimal_return": round(bayes_optimal_return(), 4)}))
+    torch.set_num_threads(1)
+    for run_dir in args.run_dirs:
+        cfg, agent, _ = load_run_agent(run_dir, resolve_checkpoint(run_dir))
+        trials = play_trials(agent.eval(), cfg, args.trials, seed=args.seed, greedy=True)
+        episodes = [decode_episode(t.total_return, t.length) for t in trials]  # one episode per trial
+        mean_return = sum(t.total_return for t in trials) / len(trials)
+        print(json.dumps({"run_dir": str(run_dir), "return": round(mean_return, 4), **summarize(episodes)}))
+
+
+if __name__ == "__main__":
+    main()

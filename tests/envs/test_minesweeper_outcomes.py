@@ -1,0 +1,87 @@
+"""benchmarks/minesweeper_outcomes.py: (return, length) -> click counts, on hand cases and real episodes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "minesweeper_outcomes.py"
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    spec = importlib.util.spec_from_file_location("minesweeper_outcomes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("episode_return", "length", "expected"),
+    [
+        (1.0, 14, {"safe": 14, "reclicks": 0, "mine": 0}),  # won without a wasted click
+        (2 / 14 - 0.5 - 1 / 14, 3, {"safe": 2, "reclicks": 0, "mine": 1}),  # third click on a mine
+        (-0.5 - 1 / 14, 1, {"safe": 0, "reclicks": 0, "mine": 1}),  # first click on a mine
+        (12 / 14 - 2 * 0.5 / 12, 14, {"safe": 12, "reclicks": 2, "mine": 0}),  # out of time
+        (5 / 14 - 3 * 0.5 / 12 - 0.5 - 1 / 14, 9, {"safe": 5, "reclicks": 3, "mine": 1}),
+    ],
+)
+def test_hand_computed_episodes(outcomes, episode_return, length, expected) -> None:
+    assert outcomes.decode_episode(episode_return, length) == expected
+
+
+def test_impossible_episode_is_rejected(outcomes) -> None:
+    with pytest.raises(ValueError, match="not a MineSweeperEasy episode"):
+        outcomes.decode_episode(0.123, 4)
+
+
+def test_random_episodes_of_the_real_env_decode_to_their_counts(outcomes) -> None:
+    pytest.importorskip("popgym")
+    from popgym.envs.minesweeper import MineSweeperEasy
+
+    env = MineSweeperEasy()
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for seed in range(300):
+        env.reset(seed=seed)
+        counts = {"safe": 0, "reclicks": 0, "mine": 0}
+        total, length, done = 0.0, 0, False
+        while not done:
+            cell = tuple(rng.integers(0, 4, size=2))
+            state = int(env.hidden_grid[cell])  # 0 clear, 1 mine, 2 already open
+            counts[("safe", "mine", "reclicks")[state]] += 1
+            _, reward, terminated, truncated, _ = env.step(np.array(cell))
+            total, length, done = total + reward, length + 1, terminated or truncated
+        assert outcomes.decode_episode(total, length) == counts
+        kinds.add((counts["mine"], counts["reclicks"] > 0))
+    # mine hit with and without re-clicks, and out of time with re-clicks (random clicks never win cleanly)
+    assert {(1, False), (1, True), (0, True)} <= kinds
+
+
+def test_neighbour_counts_match_the_env(outcomes) -> None:
+    pytest.importorskip("popgym")
+    from popgym.envs.minesweeper import MineSweeperEasy
+
+    env = MineSweeperEasy()
+    for seed in range(20):
+        env.reset(seed=seed)
+        mines = tuple(int(i) for i in np.flatnonzero(env.hidden_grid.reshape(-1) == 1))
+        np.testing.assert_array_equal(outcomes.neighbour_counts(4, 4, mines), env.neighbor_grid.reshape(-1))
+
+
+def test_bayes_optimum_of_a_board_without_information(outcomes) -> None:
+    # 2x2, one mine: every count is 1, so nothing is learned. Click while it pays: by hand,
+    # V(2 open) = 1/2 (-5/6) + 1/2 (1/3) = -1/4 (stopping: -1/2); V(1) = 1/3 (-5/6) + 2/3 (1/3 - 1/4) = -2/9
+    # (stopping: -1); V(0) = 1/4 (-5/6) + 3/4 (1/3 - 2/9) = -1/8.
+    assert outcomes.bayes_optimal_return(2, 2, 1) == pytest.approx(-1 / 8)
+
+
+def test_bayes_optimum_uses_the_counts(outcomes) -> None:
+    # 1x4, one mine (safe click +1/3, mine -5/6, re-click -1/2). By hand: the first click hits the mine
+    # with probability 1/4 whatever the cell; once it is safe, the counts always locate the mine (cell 0
+    # safe: count 1 -> the mine is at 1; count 0 -> click 1, whose count tells 2 from 3), so the rest is a
+    # sure win worth 2/3 more: 1/4 (-5/6) + 3/4 (1/3 + 2/3) = 13/24. Clicking blindly wins far less often.
+    assert outcomes.bayes_optimal_return(1, 4, 1) == pytest.approx(13 / 24)
