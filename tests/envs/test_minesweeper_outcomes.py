@@ -76,7 +76,7 @@ def test_bayes_optimum_of_a_board_without_information(outcomes) -> None:
     # 2x2, one mine: every count is 1, so nothing is learned. Click while it pays: by hand,
     # V(2 open) = 1/2 (-5/6) + 1/2 (1/3) = -1/4 (stopping: -1/2); V(1) = 1/3 (-5/6) + 2/3 (1/3 - 1/4) = -2/9
     # (stopping: -1); V(0) = 1/4 (-5/6) + 3/4 (1/3 - 2/9) = -1/8.
-    assert outcomes.bayes_optimal_return(2, 2, 1) == pytest.approx(-1 / 8)
+    assert outcomes.bayes_optimal_return(outcomes.Board(2, 2, 1)) == pytest.approx(-1 / 8)
 
 
 def test_bayes_optimum_uses_the_counts(outcomes) -> None:
@@ -84,4 +84,39 @@ def test_bayes_optimum_uses_the_counts(outcomes) -> None:
     # with probability 1/4 whatever the cell; once it is safe, the counts always locate the mine (cell 0
     # safe: count 1 -> the mine is at 1; count 0 -> click 1, whose count tells 2 from 3), so the rest is a
     # sure win worth 2/3 more: 1/4 (-5/6) + 3/4 (1/3 + 2/3) = 13/24. Clicking blindly wins far less often.
-    assert outcomes.bayes_optimal_return(1, 4, 1) == pytest.approx(13 / 24)
+    assert outcomes.bayes_optimal_return(outcomes.Board(1, 4, 1)) == pytest.approx(13 / 24)
+
+
+def test_memoryless_return_of_a_policy_that_always_clicks_one_cell(outcomes) -> None:
+    # Easy board: cell 0 holds a mine in 15 of the 120 layouts (-0.5 - 1/14); otherwise +1/14 and then 13
+    # re-clicks at -0.5/12 each.
+    board = outcomes.Board()
+    policy = np.zeros(outcomes.memoryless_states(board), np.int64)
+    expected = 15 / 120 * (-0.5 - 1 / 14) + 105 / 120 * (1 / 14 - 13 * 0.5 / 12)
+    assert outcomes.memoryless_return(board, policy) == pytest.approx(expected)
+
+
+def test_memoryless_return_of_a_fixed_tour_matches_its_closed_form(outcomes) -> None:
+    # Cells 0, 1, 2, ... in order, whatever the counts: every new cell is a mine with probability
+    # 2 / (cells not yet clicked); the tour opens all 14 safe cells only if the mines are the last two.
+    board = outcomes.Board()
+    policy = np.zeros(outcomes.memoryless_states(board), np.int64)
+    for cell in range(16):
+        for count in range(3):
+            for reclick in range(2):
+                policy[1 + (cell * 3 + count) * 2 + reclick] = (cell + 1) % 16
+    expected, alive = 0.0, 1.0
+    for j in range(14):
+        p_mine = 2 / (16 - j)
+        expected += alive * (p_mine * (-0.5 - 1 / 14) + (1 - p_mine) / 14)
+        alive *= 1 - p_mine
+    assert outcomes.memoryless_return(board, policy) == pytest.approx(expected)
+
+
+def test_memoryless_search_beats_random_tables_and_stays_below_the_optimum(outcomes) -> None:
+    board = outcomes.Board(3, 3, 1)
+    value, policy = outcomes.search_memoryless_policy(board, restarts=2, seed=0)
+    assert value == pytest.approx(outcomes.memoryless_return(board, policy))
+    random_tables = np.random.default_rng(1).integers(0, 9, (20, outcomes.memoryless_states(board)))
+    assert value > max(outcomes.memoryless_return(board, t) for t in random_tables)
+    assert value <= outcomes.bayes_optimal_return(board) + 1e-9
