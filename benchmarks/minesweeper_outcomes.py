@@ -3,9 +3,9 @@
 POPGym's MineSweeperEasy (4x4 board, 2 mines, at most 14 clicks) pays +1/14 per new safe cell, -0.5/12 for
 clicking a cell already open, and -0.5 - 1/14 for a mine (which ends the episode); the episode is won when
 the 14 safe cells are open. An episode's return and length fix how many clicks of each kind it had, so
-the counts are decoded from the same greedy trials that `icrl eval` plays. A policy without memory can
-only avoid re-clicks by a fixed tour (it sees the last click, its mine count and the time); one that
-remembers the counts can also steer clear of cells next to mines.
+the counts are decoded from the same greedy trials that `icrl eval` plays. The memory-free control sees
+the last click, its mine count and the last reward (not the time): it can walk a tour and react to the
+last count; a policy that remembers every count can also steer clear of cells that earlier counts flag.
 
 `--optimum` prints the Bayes-optimal expected return (full memory of every click and count, exact
 posterior over the mine layouts, stopping by re-clicking when no cell is worth the risk): the ceiling any
@@ -32,38 +32,6 @@ import torch
 
 from icrl.train.evaluate import load_run_agent, play_trials, resolve_checkpoint
 
-SAFE_CELLS = 14
-SAFE_REWARD = 1 / SAFE_CELLS
-MINE_REWARD = -0.5 - SAFE_REWARD
-RECLICK_REWARD = -0.5 / (SAFE_CELLS - 2)
-
-
-def decode_episode(episode_return: float, length: int) -> dict[str, int]:
-    """(return, length) of one episode -> counts of safe clicks, re-clicks and mines (0 or 1)."""
-    candidates = []
-    for mines in (0, 1):
-        # safe * SAFE + (length - mines - safe) * RECLICK + mines * MINE = return
-        rest = episode_return - mines * MINE_REWARD - (length - mines) * RECLICK_REWARD
-        exact = rest / (SAFE_REWARD - RECLICK_REWARD)
-        safe, error = round(exact), abs(exact - round(exact))
-        if 0 <= safe <= length - mines and error < 1e-3:
-            candidates.append((error, {"safe": safe, "reclicks": length - mines - safe, "mine": mines}))
-    if not candidates:
-        raise ValueError(f"return {episode_return} over {length} steps is not a MineSweeperEasy episode")
-    return min(candidates, key=lambda c: c[0])[1]
-
-
-def summarize(episodes: list[dict[str, int]]) -> dict[str, float]:
-    n = len(episodes)
-    return {
-        "episodes": n,
-        "win_rate": sum(e["safe"] == SAFE_CELLS for e in episodes) / n,
-        "mine_rate": sum(e["mine"] for e in episodes) / n,
-        "reclicks_per_episode": sum(e["reclicks"] for e in episodes) / n,
-        "episodes_with_reclicks": sum(e["reclicks"] > 0 for e in episodes) / n,
-        "safe_clicks_per_episode": sum(e["safe"] for e in episodes) / n,
-    }
-
 
 def neighbour_counts(rows: int, cols: int, mines: tuple[int, ...]) -> np.ndarray:
     """(rows * cols,) mines in each cell's 3x3 block, the cell itself included (what POPGym shows)."""
@@ -89,6 +57,36 @@ class Board:
         for i, layout in enumerate(layouts):
             self.is_mine[i, list(layout)] = True
         self.counts = np.stack([neighbour_counts(rows, cols, layout) for layout in layouts])  # same shape
+
+
+EASY = Board()
+
+
+def decode_episode(episode_return: float, length: int, board: Board = EASY) -> dict[str, int]:
+    """(return, length) of one episode -> counts of safe clicks, re-clicks and mines (0 or 1)."""
+    candidates = []
+    for mines in (0, 1):
+        # safe * safe_r + (length - mines - safe) * reclick_r + mines * mine_r = return
+        rest = episode_return - mines * board.mine_r - (length - mines) * board.reclick_r
+        exact = rest / (board.safe_r - board.reclick_r)
+        safe, error = round(exact), abs(exact - round(exact))
+        if 0 <= safe <= length - mines and error < 1e-3:
+            candidates.append((error, {"safe": safe, "reclicks": length - mines - safe, "mine": mines}))
+    if not candidates:
+        raise ValueError(f"return {episode_return} over {length} steps is not a MineSweeperEasy episode")
+    return min(candidates, key=lambda c: c[0])[1]
+
+
+def summarize(episodes: list[dict[str, int]], board: Board = EASY) -> dict[str, float]:
+    n = len(episodes)
+    return {
+        "episodes": n,
+        "win_rate": sum(e["safe"] == board.safe_cells for e in episodes) / n,
+        "mine_rate": sum(e["mine"] for e in episodes) / n,
+        "reclicks_per_episode": sum(e["reclicks"] for e in episodes) / n,
+        "episodes_with_reclicks": sum(e["reclicks"] > 0 for e in episodes) / n,
+        "safe_clicks_per_episode": sum(e["safe"] for e in episodes) / n,
+    }
 
 
 def bayes_optimal_return(board: Board) -> float:
@@ -185,9 +183,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.optimum:
-        print(json.dumps({"bayes_optimal_return": round(bayes_optimal_return(Board()), 4)}))
+        print(json.dumps({"bayes_optimal_return": round(bayes_optimal_return(EASY), 4)}))
     if args.memoryless_restarts:
-        value, _ = search_memoryless_policy(Board(), args.memoryless_restarts, seed=args.seed)
+        value, _ = search_memoryless_policy(EASY, args.memoryless_restarts, seed=args.seed)
         found = {"best_memoryless_return_found": round(value, 4), "restarts": args.memoryless_restarts}
         print(json.dumps(found))
     torch.set_num_threads(1)
