@@ -129,6 +129,14 @@ def memoryless_states(board: Board) -> int:
     return 1 + board.cells * (board.num_mines + 1) * 2
 
 
+IntOrArray = int | np.ndarray
+
+
+def memoryless_state(board: Board, cell: IntOrArray, count: IntOrArray, reclick: IntOrArray) -> IntOrArray:
+    """Table index of (last cell, its count, re-click flag); works elementwise on numpy arrays too."""
+    return 1 + (cell * (board.num_mines + 1) + count) * 2 + reclick
+
+
 def memoryless_return(board: Board, policy: np.ndarray) -> float:
     """Exact expected return of a deterministic memory-free policy (table: state index -> cell)."""
     n = len(board.is_mine)
@@ -144,7 +152,7 @@ def memoryless_return(board: Board, policy: np.ndarray) -> float:
         total += np.where(playing, reward, 0.0)
         opened[rows, cell] |= ~mine
         playing &= ~mine & (opened.sum(1) < board.safe_cells)
-        state = 1 + (cell * (board.num_mines + 1) + board.counts[rows, cell]) * 2 + reclick
+        state = memoryless_state(board, cell, board.counts[rows, cell], reclick)
     return float(total.mean())
 
 

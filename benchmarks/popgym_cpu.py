@@ -30,6 +30,7 @@ import argparse
 import json
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -107,7 +108,7 @@ def run_icrl(env: str, seed: int, kind: str, args: argparse.Namespace) -> Path:
             subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
         return run_dir
     if run_dir.exists():  # an attempt that never wrote a checkpoint (e.g. killed hard): start over
-        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        shutil.rmtree(run_dir)
     config_args = [env_id(env), "--preset", PRESET, *shlex.split(args.icrl_args)]
     cmd = [
         sys.executable, "-m", "icrl.cli", "train", *config_args,

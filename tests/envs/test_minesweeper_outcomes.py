@@ -104,7 +104,7 @@ def test_memoryless_return_of_a_fixed_tour_matches_its_closed_form(outcomes) -> 
     for cell in range(16):
         for count in range(3):
             for reclick in range(2):
-                policy[1 + (cell * 3 + count) * 2 + reclick] = (cell + 1) % 16
+                policy[outcomes.memoryless_state(board, cell, count, reclick)] = (cell + 1) % 16
     expected, alive = 0.0, 1.0
     for j in range(14):
         p_mine = 2 / (16 - j)
