@@ -9,6 +9,7 @@ scores 5 per 10-step episode in expectation, the optimum 10. Each run takes abou
 from __future__ import annotations
 
 import pytest
+import torch
 
 from icrl.train.evaluate import evaluate
 from icrl.train.trainer import Trainer
@@ -25,6 +26,25 @@ def test_learns_state_dependent_actions(tmp_path, agent_config, env_id, untraine
 @pytest.mark.parametrize("family", ["tanh_mixture", "beta"])
 def test_other_box_policy_families_learn_reach_target(tmp_path, agent_config, family):
     _learns(tmp_path, agent_config, "icrl-test/ReachTarget-v0", -2.0, -0.6, model={"box_policy": family})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    ("env_id", "family", "precision", "untrained_at_most", "trained_at_least"),
+    [
+        ("icrl-test/ReachTarget-v0", "tanh_gaussian", "float32", -2.0, -0.6),
+        ("icrl-test/ReachTarget-v0", "tanh_mixture", "bfloat16", -2.0, -0.6),
+        ("icrl-test/ReachTarget-v0", "beta", "float32", -2.0, -0.6),
+        ("icrl-test/MatchBits-v0", "tanh_gaussian", "bfloat16", 7.5, 9.5),  # family unused by MultiBinary
+    ],
+)
+def test_learns_on_cuda(
+    tmp_path, agent_config, env_id, family, precision, untrained_at_most, trained_at_least
+):
+    """The same learning bars with the learner and the rollouts on the GPU, sampling driven by the
+    trainer's and collector's CPU generators (the Beta family forks the CUDA RNG for its gamma draws)."""
+    model = {"box_policy": family, "precision": precision}
+    _learns(tmp_path, agent_config, env_id, untrained_at_most, trained_at_least, model=model, device="cuda")
 
 
 def _learns(tmp_path, agent_config, env_id, untrained_at_most, trained_at_least, **overrides):
