@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from icrl.nets.heads import BOX_POLICIES, ContinuousActorHead, box_policy_dist
 from icrl.presets import apply_overrides, preset_config
 from icrl.replay.loader import BatchLoader
 from icrl.replay.sampler import TrialSampler
@@ -45,38 +46,27 @@ def test_pendulum_updates_and_rollouts_on_cuda(tmp_path, precision):
         trainer.close()
 
 
-def _box_distributions(device: str) -> dict[str, object]:
-    from icrl.nets.distributions import ScaledBeta, TanhGaussian, TanhGaussianMixture
-
-    g = torch.Generator().manual_seed(0)  # parameters drawn on the CPU, then moved
-    mean, log_std = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g).clamp(-2, 0)
-    logits, means = torch.randn(5, 4, generator=g), torch.randn(5, 4, 3, generator=g)
-    log_stds = torch.full((5, 4, 3), -1.0)
-    alpha, beta = 1 + torch.rand(5, 3, generator=g) * 3, 1 + torch.rand(5, 3, generator=g) * 3
-    return {
-        "tanh_gaussian": TanhGaussian(mean.to(device), log_std.to(device)),
-        "tanh_mixture": TanhGaussianMixture(logits.to(device), means.to(device), log_stds.to(device)),
-        "beta": ScaledBeta(alpha.to(device), beta.to(device)),
-    }
-
-
-@pytest.mark.parametrize("family", ["tanh_gaussian", "tanh_mixture", "beta"])
+@pytest.mark.parametrize("family", BOX_POLICIES)
 def test_box_sampling_on_cuda_with_a_cpu_generator(family):
     """CUDA parameters, CPU generator (as the trainer and collector use): samples land on the GPU, the same
     seed gives the same samples, another seed others, the global CUDA RNG is left alone, and log-probs of
     the samples and of actions on the bounds are finite and match the CPU computation."""
-    dist = _box_distributions("cuda")[family]
-    cpu_dist = _box_distributions("cpu")[family]
+    torch.manual_seed(0)
+    head = ContinuousActorHead(8, 3, num_gammas=1, hidden=(16,), policy=family)
+    with torch.no_grad():
+        params = head(torch.randn(5, 8, generator=torch.Generator().manual_seed(0)))  # (5, 1, ...) each
+    dist = box_policy_dist(family, tuple(p.to("cuda") for p in params))
+    cpu_dist = box_policy_dist(family, params)
     cuda_rng = torch.cuda.get_rng_state()
     a, logp = dist.rsample(7, generator=torch.Generator().manual_seed(3))
     b, _ = dist.rsample(7, generator=torch.Generator().manual_seed(3))
     c, _ = dist.rsample(7, generator=torch.Generator().manual_seed(4))
     assert torch.equal(torch.cuda.get_rng_state(), cuda_rng)
-    assert a.device.type == "cuda" and a.shape == (5, 7, 3) and logp.shape == (5, 7)
+    assert a.device.type == "cuda" and a.shape == (5, 1, 7, 3) and logp.shape == (5, 1, 7)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.all(a.abs() <= 1.0) and torch.isfinite(logp).all()
-    bounds = torch.tensor([[1.0, -1.0, 0.0]]).expand(5, 3)
-    for actions in (bounds, a[:, 0].detach()):
+    bounds = torch.tensor([1.0, -1.0, 0.0]).expand(5, 1, 3)
+    for actions in (bounds, a[..., 0, :]):
         on_gpu = dist.log_prob(actions.to("cuda"))
         assert torch.isfinite(on_gpu).all()
         torch.testing.assert_close(on_gpu.cpu(), cpu_dist.log_prob(actions.cpu()), rtol=1e-4, atol=1e-4)
