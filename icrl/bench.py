@@ -182,27 +182,10 @@ def main(argv: list[str] | None = None) -> None:
         help="Config override, e.g. --set model.precision=bfloat16 --set replay.batch_size=12 (repeatable).",
     )
     args = parser.parse_args(argv)
+    from icrl.cli import parse_overrides
+
     overrides = parse_overrides(args.set)
     if args.device:
         overrides["device"] = args.device
     result = run_bench(args.preset, args.updates, args.rollout_steps, args.threads, overrides)
     print(json.dumps(result), flush=True)
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["model.d_model=64", "seed=1"]` -> `{"model": {"d_model": 64}, "seed": 1}` (values as on the
-    `icrl train` command line: JSON where it parses, else strings)."""
-    from icrl.cli import parse_value
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        value = parse_value(text)
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out

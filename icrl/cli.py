@@ -2,7 +2,7 @@
 
 icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...] [options]
            (options: icrl train --help)
-icrl resume RUN_DIR [--total-env-steps N]
+icrl resume RUN_DIR [--total-env-steps N] [--set KEY=VALUE ...]
 icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [--env.KEY VALUE ...]
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 """
@@ -35,6 +35,23 @@ def parse_value(text: str) -> Any:
         return json.loads(lowered)
     except json.JSONDecodeError:
         return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["model.d_model=64", "seed=1"]` -> `{"model": {"d_model": 64}, "seed": 1}` (values as on the
+    `icrl train` command line: JSON where it parses, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        value = parse_value(text)
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def _option_value(argv: list[str], i: int, command: str = "train") -> tuple[str, str, int]:
@@ -155,12 +172,26 @@ def cmd_resume(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="icrl resume", description="Continue an interrupted run.")
     parser.add_argument("run_dir")
     parser.add_argument("--total-env-steps", type=int, default=None, help="New env-step budget.")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Change a setting for the rest of the run, e.g. --set device=cuda --set model.context_len=32 "
+        "(repeatable; the network's shape must stay the same, since the checkpoint is loaded into it).",
+    )
     args = parser.parse_args(argv)
-    overrides = {"total_env_steps": args.total_env_steps} if args.total_env_steps else None
+    if not (Path(args.run_dir) / "config.json").is_file():
+        raise SystemExit(f"icrl resume: {args.run_dir} holds no run (no config.json)")
+    overrides = parse_overrides(args.set)
+    if args.total_env_steps:
+        overrides["total_env_steps"] = args.total_env_steps
     try:
         result = resume_run(args.run_dir, overrides)
     except TrainingStopped as exc:
         _exit_stopped(exc)
+    except ValueError as exc:  # a bad --set (unknown key, bad value, a changed network shape): one line
+        raise SystemExit(f"icrl resume: {exc}") from None
     print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
 
 
@@ -189,15 +220,18 @@ def cmd_eval(argv: list[str]) -> None:
     )
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "eval")
     args = parser.parse_args(argv)
-    result = evaluate_run(
-        args.run_dir,
-        args.trials,
-        greedy=not args.sampled,
-        seed=args.seed,
-        env_overrides=env_overrides,
-        checkpoint=args.checkpoint,
-        acting_gamma=args.acting_gamma,
-    )
+    try:
+        result = evaluate_run(
+            args.run_dir,
+            args.trials,
+            greedy=not args.sampled,
+            seed=args.seed,
+            env_overrides=env_overrides,
+            checkpoint=args.checkpoint,
+            acting_gamma=args.acting_gamma,
+        )
+    except FileNotFoundError as exc:  # no run or no such checkpoint: one line, not a traceback
+        raise SystemExit(f"icrl eval: {exc}") from None
     print(json.dumps(result), flush=True)
 
 

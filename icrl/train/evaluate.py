@@ -23,17 +23,24 @@ from icrl.train.collector import Collector, TrialStats
 from icrl.train.factory import build_agent, env_factory
 
 
+def standard_error(values: list[float]) -> float:
+    """The standard error of the mean of `values` (sample standard deviation / sqrt(n)); needs n >= 2."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
 def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
-    """Mean return, per-episode-index returns and success rates of finished trials.
+    """Mean return, per-episode-index returns and success rates of finished trials, with standard errors.
 
     With step-budget trials (e.g. DarkKeyToDoor) not every trial reaches episode i: `return_episode_i` is
-    then the mean over the trials that did, a conditional mean, and `trials_episode_i` says how many."""
+    then the mean over the trials that did, a conditional mean, and `trials_episode_i` says how many.
+    `episode_gain` is the in-context improvement: the last episode's return minus the first's, paired
+    within each trial that reached the last episode (pairing removes the task-to-task spread)."""
     if not trials:
         return {}
-    out = {
-        f"{prefix}/return": float(np.mean([t.total_return for t in trials])),
-        f"{prefix}/trials": len(trials),
-    }
+    totals = [t.total_return for t in trials]
+    out = {f"{prefix}/return": float(np.mean(totals)), f"{prefix}/trials": len(trials)}
+    if len(trials) > 1:
+        out[f"{prefix}/return_se"] = standard_error(totals)
     max_eps = max(len(t.episode_returns) for t in trials)
     if max_eps > 1:
         for i in range(max_eps):
@@ -41,6 +48,11 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
             out[f"{prefix}/return_episode_{i}"] = float(np.mean(values))
             if len(values) < len(trials):
                 out[f"{prefix}/trials_episode_{i}"] = len(values)
+        complete = [t.episode_returns for t in trials if len(t.episode_returns) == max_eps]
+        gains = [returns[-1] - returns[0] for returns in complete]
+        out[f"{prefix}/episode_gain"] = float(np.mean(gains))
+        if len(gains) > 1:
+            out[f"{prefix}/episode_gain_se"] = standard_error(gains)
     with_success = [t for t in trials if t.episode_successes]
     if with_success:
         out[f"{prefix}/success"] = float(np.mean([max(t.episode_successes) for t in with_success]))

@@ -118,7 +118,12 @@ class Trainer:
         if resume:
             ckpt = latest_checkpoint(self.run_dir / "checkpoints")
             if ckpt is not None:
-                extra = load_checkpoint(ckpt, self.agent, self.optimizer)
+                try:
+                    extra = load_checkpoint(ckpt, self.agent, self.optimizer)
+                except RuntimeError as exc:  # size or key mismatch: a setting changed the network's shape
+                    raise ValueError(
+                        f"{ckpt} does not fit this config's network (was a shape setting changed?): {exc}"
+                    ) from exc
                 self.env_steps, self.updates = extra["env_steps"], extra["updates"]
                 self.rounds = extra.get("rounds", 0)
                 if "loss_rng" in extra:  # the critic-subset draws continue where they stopped
@@ -332,6 +337,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     cfg = load_config(path)
     if overrides:
         cfg = apply_overrides(cfg, overrides)
-        # Persist the new settings (budget), or a later plain `icrl resume` would go back to the old ones.
-        write_text_atomic(path, cfg.to_json())
-    return Trainer(cfg, run_dir, resume=True).run()
+    trainer = Trainer(cfg, run_dir, resume=True)
+    if overrides:
+        # Persist the new settings (budget, device, window), or a later plain `icrl resume` would go back to
+        # the old ones; only now, once the checkpoint has loaded into the changed config's network.
+        write_text_atomic(path, trainer.cfg.to_json())
+    return trainer.run()

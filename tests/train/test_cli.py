@@ -135,6 +135,22 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
             assert f.read(8) == PNG_MAGIC
 
 
+@pytest.mark.parametrize("command", ["resume", "eval"])
+def test_missing_run_is_a_one_line_error(tmp_path, command):
+    with pytest.raises(SystemExit) as info:
+        main([command, str(tmp_path / "nothing")])
+    assert str(info.value).startswith(f"icrl {command}: ") and "nothing" in str(info.value)
+
+
+def test_parse_overrides():
+    from icrl.cli import parse_overrides
+
+    assert parse_overrides(["model.context_len=32", "device=cuda", "model.actor_hidden=[64,64]"]) == {
+        "model": {"context_len": 32, "actor_hidden": [64, 64]}, "device": "cuda"}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        parse_overrides(["=3"])
+
+
 def test_plot_without_evaluations_fails_clearly(tmp_path):
     run = tmp_path / "empty"
     run.mkdir()
@@ -161,5 +177,5 @@ def test_eval_a_named_checkpoint(tmp_path, tiny_cli, capsys):
     assert printed["checkpoint"] == "ckpt_000000002" and printed["updates"] == 2
     assert json.loads((run / "eval-ckpt_000000002.json").read_text()) == printed
     assert not (run / "eval.json").exists()  # the latest checkpoint's result file is left alone
-    with pytest.raises(FileNotFoundError, match="ckpt_000000003.*found"):
+    with pytest.raises(SystemExit, match="icrl eval: .*ckpt_000000003.*found"):
         main(["eval", str(run), "--checkpoint", "ckpt_000000003"])

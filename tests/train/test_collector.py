@@ -213,6 +213,17 @@ def test_summarize_trials():
     # Envs that report no success at all: no success keys.
     assert "eval/success" not in summarize_trials([TrialStats(1.0, 3, [1.0], [])], "eval")
     assert summarize_trials([], "eval") == {}
+    # Standard error: sample std of the totals (1, 0, 3) is sqrt(7/3), over sqrt(3).
+    assert out["eval/return_se"] == pytest.approx(np.sqrt(7 / 3) / np.sqrt(3))
+    assert out["eval/episode_gain"] == 0.0 and "eval/episode_gain_se" not in out  # one 3-episode trial
+    # The episode gain is paired within trials: last minus first = (2, 3, 0).
+    paired = [TrialStats(3.0, 9, [0.0, 1.0, 2.0], []), TrialStats(6.0, 9, [1.0, 1.0, 4.0], []),
+              TrialStats(4.0, 9, [2.0, 0.0, 2.0], [])]
+    gain = summarize_trials(paired, "eval")
+    assert gain["eval/episode_gain"] == pytest.approx(5 / 3)
+    assert gain["eval/episode_gain_se"] == pytest.approx(np.sqrt(7 / 3) / np.sqrt(3))
+    one_episode = summarize_trials([TrialStats(1.0, 3, [1.0], []), TrialStats(2.0, 3, [2.0], [])], "eval")
+    assert "eval/episode_gain" not in one_episode and one_episode["eval/return_se"] == pytest.approx(0.5)
 
 
 def test_env_supplied_multiplier_replaces_the_default_within_trial_decay():

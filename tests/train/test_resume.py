@@ -15,7 +15,7 @@ from icrl.config import load_config
 from icrl.replay import load_trial
 from icrl.train.checkpoint import latest_checkpoint
 from icrl.train.logger import RunLogger, read_metrics
-from icrl.train.trainer import resume_run
+from icrl.train.trainer import Trainer, resume_run
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, ckpts: Path, min_updates: int, timeout: float = 60) -> None:
@@ -125,3 +125,27 @@ def test_logger_repairs_torn_line_and_drops_rows_after_checkpoint(tmp_path):
     logger.close()
     assert [r["env_steps"] for r in read_metrics(tmp_path)] == [10, 20, 30]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_resume_with_changed_settings(tmp_path, tiny_config):
+    """`icrl resume --set` continues a run with other settings (a longer window here, which rotary
+    positions allow); a setting that changes the network's shape fails clearly and changes nothing."""
+    run = tmp_path / "run"
+    Trainer(tiny_config(run, total_env_steps=60, model={"pos_emb": "rope"}), run).run()
+    saved = (run / "config.json").read_text()
+    done = latest_checkpoint(run / "checkpoints").name
+
+    with pytest.raises(SystemExit, match="does not fit this config's network"):
+        main(["resume", str(run), "--set", "model.d_model=48", "--total-env-steps", "80"])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["resume", str(run), "--set", "model.context_len"])
+    assert (run / "config.json").read_text() == saved
+    assert latest_checkpoint(run / "checkpoints").name == done
+
+    main(["resume", str(run), "--set", "model.context_len=24", "--set", "eval_trials=2",
+          "--total-env-steps", "80"])
+    cfg = load_config(run / "config.json")
+    assert (cfg.model.context_len, cfg.eval_trials, cfg.total_env_steps) == (24, 2, 80)
+    assert cfg.model.d_model == 32 and cfg.run_dir == str(run)
+    rows = _rows(run)
+    assert rows[-1]["env_steps"] == 80 and rows[-1]["eval/trials"] == 2
