@@ -159,15 +159,39 @@ def evaluate_run(
     out_name = f"eval{suffix}.json"
     cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma)
     eval_cfg = eval_env_config(cfg, env_overrides)
-    result = evaluate(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
+    played = play_trials(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
     result = {
         "checkpoint": ckpt.name,
         "env_steps": extra.get("env_steps"),
         "updates": extra.get("updates"),
         "greedy": greedy,
+        "seed": seed,
         "env_kwargs": eval_cfg.env.kwargs,
         "acting_gamma": cfg.gammas[agent.acting_head],
-        **result,
+        **summarize_trials(played, "eval"),
     }
-    (run_dir / out_name).write_text(json.dumps(result, indent=1))
+    # The file also keeps every trial's episode returns, in play order (trial k of every actor, then
+    # k + 1): two runs evaluated with the same seed and env kwargs meet the same tasks in the same order,
+    # so `paired_difference` can compare them trial by trial.
+    per_trial = {"trial_episode_returns": [t.episode_returns for t in played]}
+    (run_dir / out_name).write_text(json.dumps({**result, **per_trial}))
     return result
+
+
+def paired_difference(returns_a: list[list[float]], returns_b: list[list[float]]) -> dict[str, float]:
+    """Run A minus run B on the same tasks: `returns_*[k]` are trial k's episode returns (as in an eval
+    file's `trial_episode_returns`, same seed and env kwargs). The mean difference of the trial returns
+    and of each episode index's return, with standard errors over the trials; pairing removes the
+    task-to-task spread that dominates unpaired comparisons."""
+    if len(returns_a) != len(returns_b) or len(returns_a) < 2:
+        raise ValueError(f"need the same number (>= 2) of trials, got {len(returns_a)} and {len(returns_b)}")
+    pairs = list(zip(returns_a, returns_b, strict=True))
+    diffs = {"return": [sum(a) - sum(b) for a, b in pairs]}
+    episodes = min(min(len(a), len(b)) for a, b in pairs)
+    for i in range(episodes):
+        diffs[f"return_episode_{i}"] = [a[i] - b[i] for a, b in pairs]
+    out: dict[str, float] = {"trials": len(returns_a)}
+    for key, values in diffs.items():
+        out[key] = float(np.mean(values))
+        out[f"{key}_se"] = standard_error(values)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from icrl.cli import build_train_config, main, parse_value, split_train_args
@@ -111,7 +112,11 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
 
     main(["eval", str(run), "--trials", "3"])
     printed = json.loads(capsys.readouterr().out)
-    assert json.loads((run / "eval.json").read_text()) == printed
+    saved = json.loads((run / "eval.json").read_text())
+    per_trial = saved.pop("trial_episode_returns")  # the file adds every trial's episode returns
+    assert saved == printed and printed["seed"] == 12345
+    assert len(per_trial) == 3
+    assert np.mean([sum(r) for r in per_trial]) == pytest.approx(printed["eval/return"])
     assert printed["checkpoint"] == "ckpt_000000006"
     assert printed["env_steps"] == 60 and printed["updates"] == 6
     assert printed["eval/trials"] == 3 and printed["greedy"] is True
@@ -175,7 +180,8 @@ def test_eval_a_named_checkpoint(tmp_path, tiny_cli, capsys):
     main(["eval", str(run), "--trials", "2", "--checkpoint", "2"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["checkpoint"] == "ckpt_000000002" and printed["updates"] == 2
-    assert json.loads((run / "eval-ckpt_000000002.json").read_text()) == printed
+    saved = json.loads((run / "eval-ckpt_000000002.json").read_text())
+    assert len(saved.pop("trial_episode_returns")) == 2 and saved == printed
     assert not (run / "eval.json").exists()  # the latest checkpoint's result file is left alone
     with pytest.raises(SystemExit, match="icrl eval: .*ckpt_000000003.*found"):
         main(["eval", str(run), "--checkpoint", "ckpt_000000003"])

@@ -12,7 +12,7 @@ from icrl.config import ExplorationConfig
 from icrl.envs.vector import make_vector_env
 from icrl.replay import ReplayStore, load_trial, validate_trial
 from icrl.train.collector import Collector, EpsilonSchedule, TrialStats, trial_stats
-from icrl.train.evaluate import summarize_trials
+from icrl.train.evaluate import paired_difference, summarize_trials
 from icrl.train.factory import build_agent, env_factory
 
 NO_EXPLORATION = ExplorationConfig(eps_start=0.0, eps_end=0.0, eps_min=0.0, sample_actions=False)
@@ -224,6 +224,19 @@ def test_summarize_trials():
     assert gain["eval/episode_gain_se"] == pytest.approx(np.sqrt(7 / 3) / np.sqrt(3))
     one_episode = summarize_trials([TrialStats(1.0, 3, [1.0], []), TrialStats(2.0, 3, [2.0], [])], "eval")
     assert "eval/episode_gain" not in one_episode and one_episode["eval/return_se"] == pytest.approx(0.5)
+
+
+def test_paired_difference():
+    a = [[1.0, 2.0], [0.0, 4.0], [3.0, 3.0]]
+    b = [[0.0, 1.0], [1.0, 1.0], [3.0, 1.0]]  # per trial: returns 3, 4, 6 vs 1, 2, 4 -> differences 2, 2, 2
+    out = paired_difference(a, b)
+    assert out["trials"] == 3 and out["return"] == pytest.approx(2.0) and out["return_se"] == 0.0
+    assert out["return_episode_0"] == pytest.approx(0.0)  # 1, -1, 0
+    assert out["return_episode_0_se"] == pytest.approx(np.sqrt(1.0) / np.sqrt(3))  # sample std 1
+    assert out["return_episode_1"] == pytest.approx(2.0)  # 1, 3, 2
+    assert out["return_episode_1_se"] == pytest.approx(np.sqrt(1.0) / np.sqrt(3))
+    with pytest.raises(ValueError, match="same number"):
+        paired_difference(a, b[:2])
 
 
 def test_env_supplied_multiplier_replaces_the_default_within_trial_decay():

@@ -1,0 +1,38 @@
+"""Compare two evaluation files trial by trial: run A minus run B on the same tasks.
+
+Usage: python benchmarks/paired_eval.py A/eval.json B/eval.json
+
+Both files must come from `icrl eval` with the same seed, env kwargs, greedy flag and trial count, so that
+trial k met the same task in both: `icrl eval` plays trial k of every actor before trial k + 1, and each
+actor's env draws its tasks from its seeded RNG. That is exact where every trial has the same number of
+episodes (HalfCheetahVel, MetaFrozenLake, Meta-World); where the episode count depends on the agent
+(step-budget trials such as DarkKeyToDoor) resets in between may consume the RNG differently.
+Prints one JSON line: the mean differences of the trial return and of each episode's return, with
+standard errors (`icrl.train.evaluate.paired_difference`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from icrl.train.evaluate import paired_difference
+
+MUST_MATCH = ("seed", "env_kwargs", "greedy", "eval/trials")
+
+
+def main(path_a: str, path_b: str) -> dict:
+    a, b = (json.load(open(path)) for path in (path_a, path_b))
+    for key in MUST_MATCH:
+        if a.get(key) != b.get(key):
+            raise SystemExit(f"{key} differs ({a.get(key)!r} vs {b.get(key)!r}): the trials are not paired")
+    if "trial_episode_returns" not in a or "trial_episode_returns" not in b:
+        raise SystemExit("both files need `trial_episode_returns` (written by `icrl eval` since session 10)")
+    out = paired_difference(a["trial_episode_returns"], b["trial_episode_returns"])
+    return {"a": path_a, "b": path_b, "a_updates": a["updates"], "b_updates": b["updates"], **out}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    print(json.dumps(main(sys.argv[1], sys.argv[2])))
