@@ -121,6 +121,7 @@ class Trainer:
                 try:
                     extra = load_checkpoint(ckpt, self.agent, self.optimizer)
                 except RuntimeError as exc:  # size or key mismatch: a setting changed the network's shape
+                    self.envs.close()
                     raise ValueError(
                         f"{ckpt} does not fit this config's network (was a shape setting changed?): {exc}"
                     ) from exc

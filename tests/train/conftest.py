@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,3 +61,16 @@ def tiny_config():
 @pytest.fixture
 def tiny_cli():
     return list(TINY_CLI)
+
+
+def eval_file_summary(path: Path) -> dict[str, Any]:
+    """An `icrl eval` result file without its per-trial list (checked present): what `icrl eval` prints."""
+    saved = json.loads(Path(path).read_text())
+    per_trial = saved.pop("trial_episode_returns")
+    assert len(per_trial) == saved["eval/trials"]
+    return saved
+
+
+@pytest.fixture
+def eval_summary():
+    return eval_file_summary

@@ -52,7 +52,7 @@ def test_trainer_rejects_an_untrained_acting_gamma_before_building_anything(tiny
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_train_and_eval_with_acting_gamma(tmp_path, tiny_cli, capsys) -> None:
+def test_cli_train_and_eval_with_acting_gamma(tmp_path, tiny_cli, capsys, eval_summary) -> None:
     run = tmp_path / "run"
     main(["train", "icrl/TMaze-v0", *tiny_cli, "--total-env-steps", "40", "--eval-every", "0",
           "--checkpoint-every", "0", "--run-dir", str(run), "--agent.acting-gamma", "0.9"])  # fmt: skip
@@ -65,7 +65,7 @@ def test_cli_train_and_eval_with_acting_gamma(tmp_path, tiny_cli, capsys) -> Non
     main(["eval", str(run), "--trials", "2", "--acting-gamma", "0.999"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["acting_gamma"] == 0.999
-    assert json.loads((run / "eval-acting0.999.json").read_text()) == printed
+    assert eval_summary(run / "eval-acting0.999.json") == printed
     assert load_config(run / "config.json") == cfg  # evaluation never rewrites the run's config
     with pytest.raises(ValueError, match="acting_gamma"):
         main(["eval", str(run), "--trials", "2", "--acting-gamma", "0.5"])
