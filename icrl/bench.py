@@ -69,7 +69,7 @@ def attach_loader(trainer) -> None:
     while len(trainer.store) < cfg.replay.batch_size:
         trainer.collector.collect(cfg.model.context_len, 0)
     sampler = TrialSampler(trainer.store, cfg.replay.batch_size, cfg.model.context_len, seed=0)
-    trainer.loader = BatchLoader(sampler)
+    trainer.loader = BatchLoader(sampler, pin_memory=trainer.device.type == "cuda")  # as Trainer.run
 
 
 def count_update_flops(trainer) -> float:

@@ -76,7 +76,23 @@ def _check_precision(model: ModelConfig) -> None:
 @dataclass
 class LossOutput:
     loss: Tensor
-    metrics: dict[str, float]
+    stats: dict[str, Tensor]
+    """Detached scalars, left on the learner's device: reading them makes the host wait for the GPU, so
+    the trainer reads them only when it logs."""
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """`stats` as floats (one device-to-host copy for all of them)."""
+        return read_stats(self.stats)
+
+
+def read_stats(stats: dict[str, Tensor | float]) -> dict[str, float]:
+    """Scalar tensors and floats -> floats, with one device-to-host copy for all the tensors."""
+    keys = [k for k, v in stats.items() if isinstance(v, Tensor)]
+    values = torch.stack([stats[k].float() for k in keys]).tolist() if keys else []
+    out = {k: float(v) for k, v in stats.items() if not isinstance(v, Tensor)}
+    out.update(zip(keys, values, strict=True))
+    return {k: out[k] for k in stats}  # the input's key order
 
 
 class Agent(nn.Module):
@@ -191,19 +207,17 @@ class Agent(nn.Module):
 
         with torch.no_grad():
             q_main = self._denormalize(terms.q_taken[..., None])[..., -1, 0].mean(-1)  # (B, L)
-            metrics = {
-                "loss/total": total.item(),
-                "loss/critic": critic_loss.item(),
-                "loss/pg": terms.pg_loss.item(),
-                "loss/bc": bc_loss.item(),
-                "stats/q_main": losses.masked_mean(q_main, mask).item(),
-                "stats/target_main": losses.masked_mean(target_main, mask).item(),
-                "stats/entropy_main": losses.masked_mean(terms.entropy, mask).item(),
-                "stats/filter_frac_main": losses.masked_mean(
-                    (terms.advantage[..., -1] > 0).float(), mask
-                ).item(),
+            stats = {
+                "loss/total": total.detach(),
+                "loss/critic": critic_loss.detach(),
+                "loss/pg": terms.pg_loss.detach(),
+                "loss/bc": bc_loss.detach(),
+                "stats/q_main": losses.masked_mean(q_main, mask),
+                "stats/target_main": losses.masked_mean(target_main, mask),
+                "stats/entropy_main": losses.masked_mean(terms.entropy, mask),
+                "stats/filter_frac_main": losses.masked_mean((terms.advantage[..., -1] > 0).float(), mask),
             }
-        return LossOutput(total, metrics)
+        return LossOutput(total, stats)
 
     def _denormalize(self, q: Tensor) -> Tensor:
         """q (..., G, M) in PopArt's normalised space -> returns on the env's scale (M actions/samples)."""
@@ -221,8 +235,10 @@ class Agent(nn.Module):
         """EMA step of the target heads (rate tau)."""
         tau = self.agent_cfg.tau
         for online, target in ((self.actor, self.target_actor), (self.critics, self.target_critics)):
-            for p, tp in zip(online.parameters(), target.parameters(), strict=True):
-                tp.lerp_(p.detach(), tau)
+            targets, onlines = list(target.parameters()), [p.detach() for p in online.parameters()]
+            if len(targets) != len(onlines):
+                raise RuntimeError("target and online heads have different parameter lists")
+            torch._foreach_lerp_(targets, onlines, tau)  # one kernel per group, not one per tensor
 
     # ------------------------------------------------------------------ rollouts
     def initial_state(self, batch_size: int, device: torch.device | str) -> Any:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from icrl.nets.distributions import to_device_async
+
 ReduceMode = Literal["min_random_subset", "mean", "min"]
 FilterKind = Literal["binary", "exp", "leaky"]
 
@@ -122,7 +124,7 @@ def reduce_critics(
         return q.amin(dim)
     device = generator.device if generator is not None else torch.device("cpu")
     idx = torch.randperm(num_critics, generator=generator, device=device)[:subset_size]
-    return q.index_select(dim, idx.to(q.device)).amin(dim)
+    return q.index_select(dim, to_device_async(idx, q.device)).amin(dim)
 
 
 def discrete_state_value(

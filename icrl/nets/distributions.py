@@ -18,15 +18,25 @@ _LOG_2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+def to_device_async(t: Tensor, device: torch.device) -> Tensor:
+    """t on ``device``; a CPU tensor bound for a GPU is pinned first, so the copy does not make the host
+    wait for the GPU to finish its queued work (a copy from pageable memory synchronises the stream)."""
+    if t.device == device:
+        return t
+    if t.device.type == "cpu" and device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     # Draw on the generator's device (a CPU generator may drive a CUDA learner), then move to x's.
     device = x.device if generator is None else generator.device
-    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+    return to_device_async(torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype), x.device)
 
 
 def _rand_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     device = x.device if generator is None else generator.device
-    return torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+    return to_device_async(torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype), x.device)
 
 
 def _log_normal(z: Tensor, log_std: Tensor) -> Tensor:

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from icrl.agent.agent import acting_head
+from icrl.agent.agent import acting_head, read_stats
 from icrl.config import Config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
@@ -154,8 +155,10 @@ class Trainer:
         progress = self.env_steps / max(1, self.cfg.total_env_steps)
         return learning_rate(a.lr, self.updates, a.warmup_updates, progress, a.lr_decay_to)
 
-    def update(self) -> dict[str, float]:
-        """One gradient step on one batch."""
+    def update(self) -> dict[str, Tensor | float]:
+        """One gradient step on one batch. Returns its statistics as scalar tensors left on the device (and
+        the learning rate as a float): a CUDA learner thus never waits for the GPU between updates.
+        `read_stats` turns them into floats."""
         assert self.loader is not None
         batch = {k: v.to(self.device, non_blocking=True) for k, v in self.loader.next_batch().items()}
         self.agent.train()
@@ -170,9 +173,10 @@ class Trainer:
         self.optimizer.step()
         self.agent.update_targets()
         self.updates += 1
-        out.metrics["stats/grad_norm"] = float(grad_norm)
-        out.metrics["stats/lr"] = self.optimizer.param_groups[0]["lr"]
-        return out.metrics
+        stats: dict[str, Tensor | float] = dict(out.stats)
+        stats["stats/grad_norm"] = grad_norm.detach()
+        stats["stats/lr"] = self.optimizer.param_groups[0]["lr"]
+        return stats
 
     def checkpoint(self) -> Path:
         extra = {
@@ -240,7 +244,10 @@ class Trainer:
                         cache_bytes=int(cfg.replay.cache_gb * 2**30),
                     )
                     # With a prefetch thread, the file list a batch sees depends on thread timing.
-                    self.loader = BatchLoader(sampler, prefetch=cfg.replay.prefetch)
+                    # Pinned batches reach a GPU without making the host wait for the GPU.
+                    self.loader = BatchLoader(
+                        sampler, prefetch=cfg.replay.prefetch, pin_memory=self.device.type == "cuda"
+                    )
                 for _ in range(cfg.updates_per_collect):
                     if signals.received is not None:
                         break
@@ -311,9 +318,16 @@ class Trainer:
         self.logger.close()
 
 
-def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Per-key mean of the metric dicts of several updates (all with the keys of the first)."""
-    return {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+def mean_metrics(rows: list[dict[str, Tensor | float]]) -> dict[str, float]:
+    """Per-key mean of the metric dicts of several updates (all with the keys of the first); scalar tensors
+    are averaged where they are, then read with one device-to-host copy."""
+    means: dict[str, Tensor | float] = {}
+    for k, first in rows[0].items():
+        if isinstance(first, Tensor):
+            means[k] = torch.stack([row[k].float() for row in rows]).mean()
+        else:
+            means[k] = float(np.mean([row[k] for row in rows]))
+    return read_stats(means)
 
 
 def learning_rate(base: float, updates: int, warmup_updates: int, progress: float, decay_to: float) -> float:

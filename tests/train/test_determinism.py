@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from icrl.agent.agent import read_stats
 from icrl.train.trainer import Trainer
 
 
@@ -18,7 +19,7 @@ def _losses(
 
     def recording_update() -> dict[str, float]:
         metrics = update()
-        recorded.append(dict(metrics))
+        recorded.append(read_stats(metrics))
         return metrics
 
     trainer.update = recording_update  # run() calls self.update()
