@@ -8,11 +8,7 @@
 set -u
 OUT=${OUT:-/tmp/gpu_ab_sync}
 OLD=$(cd "${OLD:-.old}" && pwd)
-mkdir -p "$OUT"
-if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONUNBUFFERED=1 MUJOCO_GL=disable
+source benchmarks/gpu_setup.sh  # each run below sets its own PYTHONPATH
 HCV="--set env.num_actors=32 --set replay.batch_size=32 --set model.critic_hidden=[256,256] --set model.actor_hidden=[256,256] --set model.encoder_hidden=[256] --set model.d_model=128 --set agent.bc_weight=0 --set agent.n_step=3"
 for w in ${WINDOWS:-8 32}; do
   for code in "$OLD" "$PWD"; do

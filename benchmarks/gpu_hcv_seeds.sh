@@ -9,13 +9,7 @@
 set -u
 OUT=${OUT:-/tmp/gpu_hcv_seeds}
 SEEDS=${SEEDS:-2}
-mkdir -p "$OUT"
-if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then  # SKIP_WHEELS=1: a local try
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-export PYTHONUNBUFFERED=1 MUJOCO_GL=disable OMP_NUM_THREADS=2
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/machine.txt" 2>&1
+source benchmarks/gpu_setup.sh
 RECIPE=$(cat benchmarks/hcv_recipe.args)
 RUNS=""
 for s in $SEEDS; do

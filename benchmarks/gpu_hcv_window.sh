@@ -12,13 +12,7 @@ OUT=${OUT:-/tmp/gpu_hcv_window}
 BASE=${BASE:-runs/hcv-s10/base}
 WINDOWS=${WINDOWS:-32 100 200}
 DEVICE=${DEVICE:-cuda}
-mkdir -p "$OUT"
-if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then  # SKIP_WHEELS=1: a local try
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-export PYTHONUNBUFFERED=1 MUJOCO_GL=disable OMP_NUM_THREADS=2
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/machine.txt" 2>&1
+source benchmarks/gpu_setup.sh
 
 for w in $WINDOWS; do
   rm -rf /tmp/hcv-w$w && cp -r "$BASE" /tmp/hcv-w$w

@@ -1,0 +1,10 @@
+# Sourced by the GPU scripts (gpu_hcv_seeds.sh, gpu_hcv_window.sh, gpu_ab_sync.sh) after they set OUT:
+# installs the carried wheels in .whl/ into /tmp/site (SKIP_WHEELS=1 skips it: a local try), puts them and
+# the checkout on PYTHONPATH, and records the GPU in $OUT/machine.txt.
+mkdir -p "$OUT"
+if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONUNBUFFERED=1 MUJOCO_GL=disable OMP_NUM_THREADS=2  # no rendering; the image has no libEGL
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/machine.txt" 2>&1
