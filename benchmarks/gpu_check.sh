@@ -8,10 +8,8 @@
 # Writes its logs to $OUT (default /tmp/gpu_check).
 set -u
 OUT=${OUT:-/tmp/gpu_check}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MUJOCO_GL=disable  # no rendering; the image has no libEGL
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/machine.txt"
+source benchmarks/gpu_setup.sh  # wheels, PYTHONPATH, env, $OUT/machine.txt
+cat "$OUT/machine.txt"
 python3 -c "import torch, gymnasium, mujoco; print('torch', torch.__version__, 'gymnasium', gymnasium.__version__, 'mujoco', mujoco.__version__)" | tee -a "$OUT/machine.txt"
 
 [ -n "${SKIP_TESTS:-}" ] || timeout 240 python3 -m pytest -p no:cacheprovider -q tests/gpu "tests/agent/test_continuous_learning.py::test_learns_on_cuda" 2>&1 | tee "$OUT/pytest.log"

@@ -1,4 +1,4 @@
-# Sourced by the GPU scripts (gpu_hcv_seeds.sh, gpu_hcv_window.sh, gpu_ab_sync.sh) after they set OUT:
+# Sourced by the GPU scripts (gpu_check.sh, gpu_hcv_seeds.sh, gpu_hcv_window.sh, gpu_ab_sync.sh) after they set OUT:
 # installs the carried wheels in .whl/ into /tmp/site (SKIP_WHEELS=1 skips it: a local try), puts them and
 # the checkout on PYTHONPATH, and records the GPU in $OUT/machine.txt.
 mkdir -p "$OUT"
