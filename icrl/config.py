@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -218,25 +220,74 @@ class Config:
         return (*extra, self.agent.gamma)
 
 
-def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a Config from `dataclasses.asdict` output (e.g. a run's config.json)."""
+def _coerce(path: str, value: Any, hint: Any) -> Any:
+    """`value` checked against the field's type hint (and converted where that is lossless: a list for a
+    tuple, an int for a float, a scalar for a one-element tuple as `--model.encoder-hidden 256` gives on
+    the command line). Raises ValueError naming the field, so a bad `--set` or a hand-edited config.json
+    fails here, not deep inside the network builder."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ValueError(f"config field {path} must be one of {list(args)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _coerce(path, value, option)
+            except ValueError:
+                continue
+        names = " or ".join("None" if a is type(None) else getattr(a, "__name__", str(a)) for a in args)
+        raise ValueError(f"config field {path} must be {names}, got {value!r}")
+    if hint is type(None):
+        if value is None:
+            return None
+    elif origin is tuple:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        return tuple(_coerce(f"{path}[{i}]", item, args[0]) for i, item in enumerate(items))
+    elif origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value  # a type this checker does not know: leave it to the consumer
+    expected = getattr(hint, "__name__", str(hint))
+    raise ValueError(f"config field {path} must be {expected}, got {value!r} ({type(value).__name__})")
 
-    def build(cls: type, values: dict[str, Any]) -> Any:
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config from `dataclasses.asdict` output (e.g. a run's config.json), checking each value
+    against its field's type."""
+
+    def build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+        if not isinstance(values, dict):
+            section = prefix.rstrip(".") or "config"
+            raise ValueError(f"config section {section} must be a dict, got {values!r}")
         kwargs: dict[str, Any] = {}
-        hints = {f.name: f for f in dataclasses.fields(cls)}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
         for key, value in values.items():
-            if key not in hints:
+            if key not in fields:
                 raise ValueError(f"unknown config field {cls.__name__}.{key}")
-            default = getattr(cls(), key) if key in hints else None
-            if dataclasses.is_dataclass(default):
-                kwargs[key] = build(type(default), value)
-            elif isinstance(default, tuple) and isinstance(value, list):
-                kwargs[key] = tuple(value)
+            if dataclasses.is_dataclass(hints[key]):
+                kwargs[key] = build(hints[key], value, f"{prefix}{key}.")
             else:
-                kwargs[key] = value
+                kwargs[key] = _coerce(f"{prefix}{key}", value, hints[key])
         return cls(**kwargs)
 
-    return build(Config, data)
+    return build(Config, data, "")
 
 
 def load_config(path: str | Path) -> Config:

@@ -1,0 +1,53 @@
+"""Config values are checked against their field types when a config is rebuilt from a dict
+(`--set` overrides, presets, a run's config.json), so a wrong type fails with the field's name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from icrl.config import Config, config_from_dict
+from icrl.presets import PRESETS, apply_overrides, preset_config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"model": {"d_model": "64"}}, "model.d_model must be int"),
+        ({"model": {"kind": "rnn"}}, "model.kind must be one of"),
+        ({"agent": {"gamma": True}}, "agent.gamma must be float"),
+        ({"threads": 1.5}, "threads must be int or None"),
+        ({"target_return": "high"}, "target_return must be float or None"),
+        ({"model": {"critic_hidden": [256, "x"]}}, r"model.critic_hidden\[1\] must be int"),
+        ({"env": {"kwargs": [1]}}, "env.kwargs must be dict"),
+        ({"model": 3}, "config section model must be a dict"),
+        ({"replay": {"no_such_field": 1}}, "unknown config field ReplayConfig.no_such_field"),
+    ],
+)
+def test_a_wrong_type_names_the_field(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Config(), override)
+
+
+def test_lossless_conversions():
+    cfg = apply_overrides(
+        Config(),
+        {"model": {"encoder_hidden": 256, "critic_hidden": [64, 64]}, "agent": {"gamma": 1}, "threads": None},
+    )
+    assert cfg.model.encoder_hidden == (256,)  # a scalar is a one-element tuple, as on the command line
+    assert cfg.model.critic_hidden == (64, 64)
+    assert cfg.agent.gamma == 1.0 and isinstance(cfg.agent.gamma, float)
+    assert cfg.threads is None
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_round_trips_through_json(name):
+    cfg = preset_config(name)
+    assert config_from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_the_defaults_round_trip_through_asdict():
+    cfg = Config()
+    assert config_from_dict(dataclasses.asdict(cfg)) == cfg
