@@ -182,7 +182,9 @@ def paired_difference(returns_a: list[list[float]], returns_b: list[list[float]]
     """Run A minus run B on the same tasks: `returns_*[k]` are trial k's episode returns (as in an eval
     file's `trial_episode_returns`, same seed and env kwargs). The mean difference of the trial returns
     and of each episode index's return, with standard errors over the trials; pairing removes the
-    task-to-task spread that dominates unpaired comparisons."""
+    task-to-task spread that dominates unpaired comparisons. With more than one episode per trial also
+    `episode_gain`: A's (last - first episode) minus B's, per trial, i.e. how much more A improves within
+    a trial than B on the same tasks (against a memory-free B, the part of A's gain that memory explains)."""
     if len(returns_a) != len(returns_b) or len(returns_a) < 2:
         raise ValueError(f"need the same number (>= 2) of trials, got {len(returns_a)} and {len(returns_b)}")
     pairs = list(zip(returns_a, returns_b, strict=True))
@@ -190,6 +192,9 @@ def paired_difference(returns_a: list[list[float]], returns_b: list[list[float]]
     episodes = min(min(len(a), len(b)) for a, b in pairs)
     for i in range(episodes):
         diffs[f"return_episode_{i}"] = [a[i] - b[i] for a, b in pairs]
+    if episodes > 1:
+        last = episodes - 1
+        diffs["episode_gain"] = [(a[last] - a[0]) - (b[last] - b[0]) for a, b in pairs]
     out: dict[str, float] = {"trials": len(returns_a)}
     for key, values in diffs.items():
         out[key] = float(np.mean(values))

@@ -235,6 +235,10 @@ def test_paired_difference():
     assert out["return_episode_0_se"] == pytest.approx(np.sqrt(1.0) / np.sqrt(3))  # sample std 1
     assert out["return_episode_1"] == pytest.approx(2.0)  # 1, 3, 2
     assert out["return_episode_1_se"] == pytest.approx(np.sqrt(1.0) / np.sqrt(3))
+    # gains: A 1, 4, 0 and B 1, 0, -2 -> differences 0, 4, 2: mean 2, sample std 2
+    assert out["episode_gain"] == pytest.approx(2.0)
+    assert out["episode_gain_se"] == pytest.approx(2.0 / np.sqrt(3))
+    assert "episode_gain" not in paired_difference([[1.0], [2.0]], [[0.0], [0.0]])
     with pytest.raises(ValueError, match="same number"):
         paired_difference(a, b[:2])
 
