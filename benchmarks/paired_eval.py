@@ -7,8 +7,8 @@ trial k met the same task in both: `icrl eval` plays trial k of every actor befo
 actor's env draws its tasks from its seeded RNG. That is exact where every trial has the same number of
 episodes (HalfCheetahVel, MetaFrozenLake, Meta-World); where the episode count depends on the agent
 (step-budget trials such as DarkKeyToDoor) resets in between may consume the RNG differently.
-Prints one JSON line: the mean differences of the trial return and of each episode's return, with
-standard errors (`icrl.train.evaluate.paired_difference`).
+Prints one JSON line: the mean differences of the trial return, of each episode's return and of the
+episode gain (last minus first episode), with standard errors (`icrl.train.evaluate.paired_difference`).
 """
 
 from __future__ import annotations
