@@ -152,7 +152,10 @@ def cmd_train(argv: list[str]) -> None:
     from icrl.train.trainer import Trainer, TrainingStopped
 
     cfg = build_train_config(argv)
-    trainer = Trainer(cfg)
+    try:
+        trainer = Trainer(cfg)
+    except (FileExistsError, ValueError) as exc:  # the run dir holds a run, a bad setting or env kwarg
+        raise SystemExit(f"icrl train: {exc}") from None
     print(f"icrl: run directory {trainer.run_dir}", flush=True)
     try:
         result = trainer.run()
@@ -197,6 +200,7 @@ def cmd_resume(argv: list[str]) -> None:
 
 def cmd_eval(argv: list[str]) -> None:
     from icrl.train.evaluate import evaluate_run
+    from icrl.train.factory import EnvConfigError
 
     parser = argparse.ArgumentParser(prog="icrl eval", description="Evaluate a run's latest checkpoint.")
     parser.add_argument("run_dir")
@@ -230,7 +234,7 @@ def cmd_eval(argv: list[str]) -> None:
             checkpoint=args.checkpoint,
             acting_gamma=args.acting_gamma,
         )
-    except FileNotFoundError as exc:  # no run or no such checkpoint: one line, not a traceback
+    except (FileNotFoundError, EnvConfigError) as exc:  # no run / checkpoint, a bad --env.KEY: one line
         raise SystemExit(f"icrl eval: {exc}") from None
     print(json.dumps(result), flush=True)
 

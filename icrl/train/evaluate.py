@@ -20,7 +20,7 @@ from icrl.agent.agent import Agent
 from icrl.config import Config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.train.collector import Collector, TrialStats
-from icrl.train.factory import build_agent, env_factory
+from icrl.train.factory import build_agent, check_env_config, env_factory
 
 
 def standard_error(values: list[float]) -> float:
@@ -157,6 +157,8 @@ def evaluate_run(
         "" if acting_gamma is None else f"-acting{acting_gamma:g}"
     )
     out_name = f"eval{suffix}.json"
+    # A bad --env.KEY fails before the checkpoint loads.
+    check_env_config(eval_env_config(load_config(run_dir / "config.json"), env_overrides), "evaluation env")
     cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma)
     eval_cfg = eval_env_config(cfg, env_overrides)
     played = play_trials(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from icrl.agent.agent import Agent, resolve_precision
@@ -23,6 +24,22 @@ def env_factory(cfg: Config):
         budget_end=cfg.env.trial_end,
         **cfg.env.kwargs,
     )
+
+
+class EnvConfigError(ValueError):
+    """The config's env id or keyword arguments do not make an env (the CLI prints it as one line)."""
+
+
+def check_env_config(cfg: Config, what: str = "env") -> None:
+    """Make and close one env of `cfg`, so that a wrong id or keyword argument fails at once, before a
+    run directory exists, with the env's own message (not at the first evaluation, thousands of updates
+    later, for `eval_kwargs`)."""
+    try:
+        env = env_factory(cfg)()
+    except (ValueError, TypeError, ImportError, gym.error.Error) as exc:
+        made = f"{what} {cfg.env.id!r} with kwargs {cfg.env.kwargs}"
+        raise EnvConfigError(f"{made} cannot be made: {exc}") from exc
+    env.close()
 
 
 def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:

@@ -32,8 +32,8 @@ from icrl.replay.sampler import TrialSampler
 from icrl.replay.store import ReplayStore
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from icrl.train.collector import Collector, TrialStats
-from icrl.train.evaluate import evaluate, summarize_trials
-from icrl.train.factory import build_agent, env_exploration_schedule, env_factory
+from icrl.train.evaluate import eval_env_config, evaluate, summarize_trials
+from icrl.train.factory import build_agent, check_env_config, env_exploration_schedule, env_factory
 from icrl.train.logger import RunLogger
 
 
@@ -89,6 +89,9 @@ class Trainer:
         # Bad schedule or acting-discount input fails here, before the run directory or any env exists.
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
+        check_env_config(cfg)
+        if cfg.env.eval_kwargs:
+            check_env_config(eval_env_config(cfg), "evaluation env")
         self.cfg = cfg
         self.run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
         if not resume and (self.run_dir / "config.json").exists():

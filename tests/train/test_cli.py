@@ -106,8 +106,8 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
     assert cfg.seed == 4 and cfg.env.kwargs == {"length": 5} and cfg.model.d_model == 32
     assert cfg.total_env_steps == 60 and cfg.tensorboard is False
 
-    # A second `train` into the same directory refuses to overwrite the run.
-    with pytest.raises(FileExistsError):
+    # A second `train` into the same directory refuses to overwrite the run, in one line.
+    with pytest.raises(SystemExit, match="icrl train: .* already holds a run; use `icrl resume"):
         _cli_train(run, tiny_cli)
 
     main(["eval", str(run), "--trials", "3"])
@@ -121,6 +121,11 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
     assert printed["env_steps"] == 60 and printed["updates"] == 6
     assert printed["eval/trials"] == 3 and printed["greedy"] is True
     assert -2.0 <= printed["eval/return"] <= 1.0
+
+    # A bad --env.KEY for the evaluation envs is a one-line error, and nothing is written.
+    with pytest.raises(SystemExit, match="icrl eval: evaluation env 'icrl/TMaze-v0' .*no_such_kwarg"):
+        main(["eval", str(run), "--trials", "3", "--env.no_such_kwarg", "1"])
+    assert json.loads((run / "eval.json").read_text())["eval/trials"] == 3
 
     main(["plot", str(run)])
     assert capsys.readouterr().out.split() == [str(run / "learning_curve.png")]
@@ -184,3 +189,17 @@ def test_eval_a_named_checkpoint(tmp_path, tiny_cli, capsys, eval_summary):
     assert not (run / "eval.json").exists()  # the latest checkpoint's result file is left alone
     with pytest.raises(SystemExit, match="icrl eval: .*ckpt_000000003.*found"):
         main(["eval", str(run), "--checkpoint", "ckpt_000000003"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--env.no_such_kwarg", "1"], "icrl train: env 'icrl/TMaze-v0' with kwargs .*no_such_kwarg"),
+        (["--env.length", "0"], "icrl train: env 'icrl/TMaze-v0' .* cannot be made"),
+    ],
+)
+def test_a_bad_env_kwarg_fails_before_the_run_directory_exists(tmp_path, tiny_cli, flags, message):
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit, match=message):
+        _cli_train(run, tiny_cli, *flags)
+    assert not run.exists()

@@ -106,3 +106,13 @@ def test_cli_eval_env_override(tmp_path, tiny_cli, capsys, eval_summary):
     assert printed["env_kwargs"] == {"length": 3}
     assert eval_summary(run / "eval.json") == printed
     assert load_config(run / "config.json") == cfg  # evaluation never rewrites the run's config
+
+
+def test_bad_eval_kwargs_fail_when_the_trainer_is_built_not_at_the_first_evaluation(tmp_path):
+    from icrl.train.factory import EnvConfigError
+    from icrl.train.trainer import Trainer
+
+    cfg = build_train_config(["icrl/TMaze-v0", "--env.length", "5", "--eval-env.length", "-1"])
+    with pytest.raises(EnvConfigError, match="evaluation env 'icrl/TMaze-v0' .*length must be a positive"):
+        Trainer(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
