@@ -200,7 +200,7 @@ def cmd_resume(argv: list[str]) -> None:
 
 def cmd_eval(argv: list[str]) -> None:
     from icrl.train.evaluate import evaluate_run
-    from icrl.train.factory import EnvConfigError
+    from icrl.train.factory import SetupError
 
     parser = argparse.ArgumentParser(prog="icrl eval", description="Evaluate a run's latest checkpoint.")
     parser.add_argument("run_dir")
@@ -218,6 +218,11 @@ def cmd_eval(argv: list[str]) -> None:
         default=None,
         help="Act with this trained discount's actor head instead of the run's (e.g. 0.97).",
     )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="Torch device to evaluate on (default: the run's), e.g. cpu for a run trained on a GPU.",
+    )
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
@@ -233,8 +238,9 @@ def cmd_eval(argv: list[str]) -> None:
             env_overrides=env_overrides,
             checkpoint=args.checkpoint,
             acting_gamma=args.acting_gamma,
+            device=args.device,
         )
-    except (FileNotFoundError, EnvConfigError) as exc:  # no run / checkpoint, a bad --env.KEY: one line
+    except (FileNotFoundError, SetupError) as exc:  # no run / checkpoint, a bad --env.KEY or device: one line
         raise SystemExit(f"icrl eval: {exc}") from None
     print(json.dumps(result), flush=True)
 

@@ -20,7 +20,7 @@ from icrl.agent.agent import Agent
 from icrl.config import Config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.train.collector import Collector, TrialStats
-from icrl.train.factory import build_agent, check_env_config, env_factory
+from icrl.train.factory import build_agent, check_device, check_env_config, env_factory
 
 
 def standard_error(values: list[float]) -> float:
@@ -118,16 +118,19 @@ def resolve_checkpoint(run_dir: str | Path, checkpoint: str | int | None = None)
 
 
 def load_run_agent(
-    run_dir: str | Path, ckpt: Path, acting_gamma: float | None = None
+    run_dir: str | Path, ckpt: Path, acting_gamma: float | None = None, device: str | None = None
 ) -> tuple[Config, Agent, dict[str, Any]]:
-    """A run's config and its agent with checkpoint `ckpt` loaded, on the run's device; also the
-    checkpoint's extra state (`env_steps`, `updates`). `acting_gamma` acts with another trained
-    discount's actor head than the run's."""
+    """A run's config and its agent with checkpoint `ckpt` loaded, on the run's device (or `device`, e.g.
+    "cpu" for a run trained on a GPU); also the checkpoint's extra state (`env_steps`, `updates`).
+    `acting_gamma` acts with another trained discount's actor head than the run's."""
     from icrl.train.checkpoint import load_checkpoint
 
     cfg = load_config(Path(run_dir) / "config.json")
     if acting_gamma is not None:
         cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, acting_gamma=acting_gamma))
+    if device is not None:
+        cfg = dataclasses.replace(cfg, device=device)
+    check_device(cfg.device)
     probe = env_factory(cfg)()
     agent = build_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()
@@ -143,6 +146,7 @@ def evaluate_run(
     env_overrides: dict[str, Any] | None = None,
     checkpoint: str | int | None = None,
     acting_gamma: float | None = None,
+    device: str | None = None,
 ) -> dict:
     """Evaluate a run's latest checkpoint (or `checkpoint`: a name such as `ckpt_000007000`, or its update
     count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one,
@@ -150,7 +154,8 @@ def evaluate_run(
 
     `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
     `{"split": "test"}`; the result records the kwargs used as `env_kwargs`. `acting_gamma` acts with
-    another trained discount's actor head (recorded as `acting_gamma`)."""
+    another trained discount's actor head (recorded as `acting_gamma`). `device` evaluates on another
+    torch device than the run's (e.g. "cpu" for a run trained on a GPU)."""
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     suffix = ("" if checkpoint is None else f"-{ckpt.name}") + (
@@ -159,7 +164,7 @@ def evaluate_run(
     out_name = f"eval{suffix}.json"
     # A bad --env.KEY fails before the checkpoint loads.
     check_env_config(eval_env_config(load_config(run_dir / "config.json"), env_overrides), "evaluation env")
-    cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma)
+    cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device)
     eval_cfg = eval_env_config(cfg, env_overrides)
     played = play_trials(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
     result = {
@@ -170,6 +175,7 @@ def evaluate_run(
         "seed": seed,
         "env_kwargs": eval_cfg.env.kwargs,
         "acting_gamma": cfg.gammas[agent.acting_head],
+        "device": cfg.device,
         **summarize_trials(played, "eval"),
     }
     # The file also keeps every trial's episode returns, in play order (trial k of every actor, then

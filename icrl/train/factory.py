@@ -8,6 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from icrl.agent.agent import Agent, resolve_precision
 from icrl.config import Config
@@ -26,8 +27,33 @@ def env_factory(cfg: Config):
     )
 
 
-class EnvConfigError(ValueError):
-    """The config's env id or keyword arguments do not make an env (the CLI prints it as one line)."""
+class SetupError(ValueError):
+    """The config cannot run here: its env cannot be made, or its torch device is not available. Raised
+    before anything is written; the CLI prints it as one line."""
+
+
+def check_device(name: str) -> torch.device:
+    """`name` as a torch device, checked to exist on this machine (a clear error, not a CUDA assert)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SetupError(f"device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    missing = None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            built = "a CUDA" if torch.backends.cuda.is_built() else "a CPU-only"
+            missing = f"no CUDA device is available ({built} build of torch {torch.__version__})"
+        elif device.index is not None and device.index >= count:
+            missing = f"this machine has {count} CUDA device(s)"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        missing = "MPS is not available"
+    if missing:
+        raise SetupError(
+            f"device {name!r}: {missing}; use device cpu instead "
+            "(`--device cpu` for icrl train and icrl eval, `--set device=cpu` for icrl resume)"
+        )
+    return device
 
 
 def check_env_config(cfg: Config, what: str = "env") -> None:
@@ -38,7 +64,7 @@ def check_env_config(cfg: Config, what: str = "env") -> None:
         env = env_factory(cfg)()
     except (ValueError, TypeError, ImportError, gym.error.Error) as exc:
         made = f"{what} {cfg.env.id!r} with kwargs {cfg.env.kwargs}"
-        raise EnvConfigError(f"{made} cannot be made: {exc}") from exc
+        raise SetupError(f"{made} cannot be made: {exc}") from exc
     env.close()
 
 

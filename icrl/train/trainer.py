@@ -33,7 +33,13 @@ from icrl.replay.store import ReplayStore
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from icrl.train.collector import Collector, TrialStats
 from icrl.train.evaluate import eval_env_config, evaluate, summarize_trials
-from icrl.train.factory import build_agent, check_env_config, env_exploration_schedule, env_factory
+from icrl.train.factory import (
+    build_agent,
+    check_device,
+    check_env_config,
+    env_exploration_schedule,
+    env_factory,
+)
 from icrl.train.logger import RunLogger
 
 
@@ -86,9 +92,10 @@ class Trainer:
     """Owns one run directory and everything that lives in it."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> None:
-        # Bad schedule or acting-discount input fails here, before the run directory or any env exists.
+        # A bad schedule, acting discount, device or env fails here, before the run directory exists.
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
+        check_device(cfg.device)
         check_env_config(cfg)
         if cfg.env.eval_kwargs:
             check_env_config(eval_env_config(cfg), "evaluation env")

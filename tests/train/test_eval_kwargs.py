@@ -109,10 +109,10 @@ def test_cli_eval_env_override(tmp_path, tiny_cli, capsys, eval_summary):
 
 
 def test_bad_eval_kwargs_fail_when_the_trainer_is_built_not_at_the_first_evaluation(tmp_path):
-    from icrl.train.factory import EnvConfigError
+    from icrl.train.factory import SetupError
     from icrl.train.trainer import Trainer
 
     cfg = build_train_config(["icrl/TMaze-v0", "--env.length", "5", "--eval-env.length", "-1"])
-    with pytest.raises(EnvConfigError, match="evaluation env 'icrl/TMaze-v0' .*length must be a positive"):
+    with pytest.raises(SetupError, match="evaluation env 'icrl/TMaze-v0' .*length must be a positive"):
         Trainer(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
