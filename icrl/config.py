@@ -290,5 +290,97 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return build(Config, data, "")
 
 
+# Ranges of the numeric fields, checked by `check_config`: (low, high, low is open, high is open); None is
+# unbounded. Optional fields (None allowed) are checked only when set; tuple fields element by element.
+_POSITIVE = (1, None, False, False)
+_NON_NEGATIVE = (0, None, False, False)
+_UNIT_OPEN_LOW = (0.0, 1.0, True, False)  # (0, 1]
+_UNIT = (0.0, 1.0, False, False)  # [0, 1]
+_POSITIVE_REAL = (0.0, None, True, False)
+FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
+    "env.num_actors": _POSITIVE,
+    "env.trial_episodes": _POSITIVE,
+    "env.trial_steps": _POSITIVE,
+    "model.d_model": _POSITIVE,
+    "model.n_layers": _POSITIVE,
+    "model.n_heads": _POSITIVE,
+    "model.d_ff": _POSITIVE,
+    "model.dropout": (0.0, 1.0, False, True),
+    "model.context_len": _POSITIVE,
+    "model.max_time": _POSITIVE,
+    "model.encoder_hidden": _POSITIVE,
+    "model.actor_hidden": _POSITIVE,
+    "model.critic_hidden": _POSITIVE,
+    "model.mixture_components": _POSITIVE,
+    "agent.gamma": _UNIT_OPEN_LOW,
+    "agent.extra_gammas": _UNIT_OPEN_LOW,
+    "agent.num_critics": _POSITIVE,
+    "agent.critic_subset": _POSITIVE,
+    "agent.tau": _UNIT_OPEN_LOW,
+    "agent.pg_weight": _NON_NEGATIVE,
+    "agent.bc_weight": _NON_NEGATIVE,
+    "agent.critic_weight": _NON_NEGATIVE,
+    "agent.exp_filter_beta": _POSITIVE_REAL,
+    "agent.n_step": _POSITIVE,
+    "agent.popart_beta": _UNIT_OPEN_LOW,
+    "agent.num_action_samples": _POSITIVE,
+    "agent.action_bound_eps": (0.0, 1.0, False, True),
+    "agent.lr": _POSITIVE_REAL,
+    "agent.warmup_updates": _NON_NEGATIVE,
+    "agent.weight_decay": _NON_NEGATIVE,
+    "agent.grad_clip": _POSITIVE_REAL,
+    "explore.eps_start": _UNIT,
+    "explore.eps_end": _UNIT,
+    "explore.eps_min": _UNIT,
+    "explore.anneal_env_steps": _NON_NEGATIVE,
+    "explore.late_trial_fraction": _UNIT,
+    "replay.max_trials": _POSITIVE,
+    "replay.batch_size": _POSITIVE,
+    "replay.cache_gb": _NON_NEGATIVE,
+    "replay.prefetch": _NON_NEGATIVE,
+    "seed": _NON_NEGATIVE,
+    "total_env_steps": _NON_NEGATIVE,
+    "collect_steps": _POSITIVE,
+    "updates_per_collect": _NON_NEGATIVE,
+    "learning_starts": _NON_NEGATIVE,
+    "eval_every": _NON_NEGATIVE,
+    "eval_trials": _POSITIVE,
+    "checkpoint_every": _NON_NEGATIVE,
+    "threads": _POSITIVE,
+}
+
+
+def _in_range(value: float, low: Any, high: Any, low_open: bool, high_open: bool) -> bool:
+    above = low is None or (value > low if low_open else value >= low)
+    below = high is None or (value < high if high_open else value <= high)
+    return above and below
+
+
+def _describe(low: Any, high: Any, low_open: bool, high_open: bool) -> str:
+    if high is None:
+        return f"{'>' if low_open else '>='} {low}"
+    return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+def check_config(cfg: Config) -> None:
+    """Raise ValueError listing every numeric field outside its range (`FIELD_RANGES`) and the
+    cross-field rules, so that e.g. `--replay.batch-size 0` or `--agent.gamma 1.5` fails before a run
+    starts instead of deep in the data loader, or never."""
+    problems = []
+    for path, bounds in FIELD_RANGES.items():
+        value: Any = cfg
+        for part in path.split("."):
+            value = getattr(value, part)
+        for item in value if isinstance(value, tuple) else (value,):
+            if item is not None and not _in_range(item, *bounds):
+                problems.append(f"{path} must be {_describe(*bounds)}, got {value!r}")
+                break
+    subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
+    if subset > critics:
+        problems.append(f"agent.critic_subset ({subset}) must be <= agent.num_critics ({critics})")
+    if problems:
+        raise ValueError("invalid config: " + "; ".join(problems))
+
+
 def load_config(path: str | Path) -> Config:
     return config_from_dict(json.loads(Path(path).read_text()))

@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from icrl.agent.agent import acting_head, read_stats
-from icrl.config import Config, load_config
+from icrl.config import Config, check_config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
 from icrl.replay.sampler import TrialSampler
@@ -92,7 +92,8 @@ class Trainer:
     """Owns one run directory and everything that lives in it."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> None:
-        # A bad schedule, acting discount, device or env fails here, before the run directory exists.
+        # A bad value, schedule, acting discount, device or env fails here, before the run directory exists.
+        check_config(cfg)
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
         check_device(cfg.device)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from icrl.config import Config, config_from_dict
+from icrl.config import Config, check_config, config_from_dict
 from icrl.presets import PRESETS, apply_overrides, preset_config
 
 
@@ -51,3 +51,42 @@ def test_every_preset_round_trips_through_json(name):
 def test_the_defaults_round_trip_through_asdict():
     cfg = Config()
     assert config_from_dict(dataclasses.asdict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_in_range(name):
+    check_config(preset_config(name))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"replay": {"batch_size": 0}}, r"replay.batch_size must be >= 1, got 0"),
+        ({"agent": {"gamma": 1.5}}, r"agent.gamma must be in \(0.0, 1.0\], got 1.5"),
+        ({"agent": {"extra_gammas": [0.9, 0.0]}}, r"agent.extra_gammas must be in \(0.0, 1.0\]"),
+        ({"model": {"dropout": 1.0}}, r"model.dropout must be in \[0.0, 1.0\), got 1.0"),
+        ({"model": {"critic_hidden": [64, 0]}}, r"model.critic_hidden must be >= 1"),
+        ({"threads": 0}, r"threads must be >= 1, got 0"),
+        ({"agent": {"num_critics": 1}}, r"agent.critic_subset \(2\) must be <= agent.num_critics \(1\)"),
+        ({"agent": {"lr": 0.0}}, r"agent.lr must be > 0.0"),
+    ],
+)
+def test_out_of_range_values_are_named(override, message):
+    with pytest.raises(ValueError, match=message):
+        check_config(apply_overrides(Config(), override))
+
+
+def test_all_problems_are_listed_at_once():
+    cfg = apply_overrides(Config(), {"seed": -1, "eval_trials": 0})
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1; eval_trials must be >= 1, got 0"):
+        check_config(cfg)
+
+
+def test_optional_fields_may_be_unset_and_the_trainer_checks_first(tmp_path):
+    from icrl.train.trainer import Trainer
+
+    unset = {"threads": None, "model": {"d_ff": None}, "env": {"trial_steps": None}}
+    check_config(apply_overrides(Config(), unset))
+    with pytest.raises(ValueError, match="collect_steps must be >= 1"):
+        Trainer(apply_overrides(Config(), {"collect_steps": 0}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
