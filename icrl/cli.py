@@ -149,12 +149,13 @@ def _exit_stopped(exc: TrainingStopped) -> NoReturn:
 
 
 def cmd_train(argv: list[str]) -> None:
+    from icrl.train.run_lock import RunInUseError
     from icrl.train.trainer import Trainer, TrainingStopped
 
     cfg = build_train_config(argv)
     try:
         trainer = Trainer(cfg)
-    except (FileExistsError, ValueError) as exc:  # the run dir holds a run, a bad setting or env kwarg
+    except (FileExistsError, RunInUseError, ValueError) as exc:  # the dir holds a run, a bad setting / env
         raise SystemExit(f"icrl train: {exc}") from None
     print(f"icrl: run directory {trainer.run_dir}", flush=True)
     try:
@@ -170,6 +171,7 @@ def cmd_train(argv: list[str]) -> None:
 
 
 def cmd_resume(argv: list[str]) -> None:
+    from icrl.train.run_lock import RunInUseError
     from icrl.train.trainer import TrainingStopped, resume_run
 
     parser = argparse.ArgumentParser(prog="icrl resume", description="Continue an interrupted run.")
@@ -193,7 +195,7 @@ def cmd_resume(argv: list[str]) -> None:
         result = resume_run(args.run_dir, overrides)
     except TrainingStopped as exc:
         _exit_stopped(exc)
-    except ValueError as exc:  # a bad --set (unknown key, bad value, a changed network shape): one line
+    except (RunInUseError, ValueError) as exc:  # still training, or a bad --set (key, value, shape): one line
         raise SystemExit(f"icrl resume: {exc}") from None
     print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
 

@@ -41,6 +41,7 @@ from icrl.train.factory import (
     env_factory,
 )
 from icrl.train.logger import RunLogger
+from icrl.train.run_lock import RunLock
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -105,7 +106,18 @@ class Trainer:
         if not resume and (self.run_dir / "config.json").exists():
             raise FileExistsError(f"{self.run_dir} already holds a run; use `icrl resume {self.run_dir}`")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        cfg = self.cfg = dataclasses.replace(cfg, run_dir=str(self.run_dir))
+        self._lock = RunLock(self.run_dir)
+        try:
+            self._open(resume)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, resume: bool) -> None:
+        """Everything that reads or writes the run directory (under its lock)."""
+        if not resume and (self.run_dir / "config.json").exists():  # again: another process may have won
+            raise FileExistsError(f"{self.run_dir} already holds a run; use `icrl resume {self.run_dir}`")
+        cfg = self.cfg = dataclasses.replace(self.cfg, run_dir=str(self.run_dir))
         if not resume:
             (self.run_dir / "config.json").write_text(cfg.to_json())
         if cfg.threads:
@@ -327,6 +339,7 @@ class Trainer:
         except (OSError, EOFError) as exc:  # actor processes already gone (killed, out of memory)
             warnings.warn(f"closing the actors failed ({exc!r}); the run's files are intact", stacklevel=2)
         self.logger.close()
+        self._lock.release()
 
 
 def mean_metrics(rows: list[dict[str, Tensor | float]]) -> dict[str, float]:
