@@ -187,5 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = parse_overrides(args.set)
     if args.device:
         overrides["device"] = args.device
-    result = run_bench(args.preset, args.updates, args.rollout_steps, args.threads, overrides)
+    try:
+        result = run_bench(args.preset, args.updates, args.rollout_steps, args.threads, overrides)
+    except ValueError as exc:  # unknown preset, bad setting, missing device: one line, not a traceback
+        raise SystemExit(f"icrl bench: {exc}") from None
     print(json.dumps(result), flush=True)

@@ -37,6 +37,14 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {text}")
+    return value
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`["model.d_model=64", "seed=1"]` -> `{"model": {"d_model": 64}, "seed": 1}` (values as on the
     `icrl train` command line: JSON where it parses, else strings)."""
@@ -206,7 +214,9 @@ def cmd_eval(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(prog="icrl eval", description="Evaluate a run's latest checkpoint.")
     parser.add_argument("run_dir")
-    parser.add_argument("--trials", type=int, default=None, help="Evaluation trials (default: the run's).")
+    parser.add_argument(
+        "--trials", type=positive_int, default=None, help="Evaluation trials (default: the run's)."
+    )
     parser.add_argument("--sampled", action="store_true", help="Sample actions instead of greedy ones.")
     parser.add_argument("--seed", type=int, default=12345, help="Seed of the evaluation environments.")
     parser.add_argument(
@@ -254,7 +264,11 @@ def cmd_plot(argv: list[str]) -> None:
     parser.add_argument("run_dirs", nargs="+")
     parser.add_argument("--out", default=None, help="Output folder (default: the first run directory).")
     args = parser.parse_args(argv)
-    for path in plot_runs([Path(p) for p in args.run_dirs], args.out):
+    try:
+        written = plot_runs([Path(p) for p in args.run_dirs], args.out)
+    except (FileNotFoundError, ValueError) as exc:  # no run, or no evaluations yet: one line
+        raise SystemExit(f"icrl plot: {exc}") from None
+    for path in written:
         print(path)
 
 

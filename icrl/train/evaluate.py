@@ -16,11 +16,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from icrl.agent.agent import Agent
+from icrl.agent.agent import Agent, acting_head
 from icrl.config import Config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.train.collector import Collector, TrialStats
-from icrl.train.factory import build_agent, check_device, check_env_config, env_factory
+from icrl.train.factory import SetupError, build_agent, check_device, check_env_config, env_factory
 
 
 def standard_error(values: list[float]) -> float:
@@ -131,6 +131,10 @@ def load_run_agent(
     if device is not None:
         cfg = dataclasses.replace(cfg, device=device)
     check_device(cfg.device)
+    try:
+        acting_head(cfg.gammas, cfg.agent.acting_gamma)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
     probe = env_factory(cfg)()
     agent = build_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()

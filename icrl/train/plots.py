@@ -22,14 +22,16 @@ def plot_runs(run_dirs: list[Path], out_dir: str | Path | None = None) -> list[P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir) if out_dir else run_dirs[0]
-    out.mkdir(parents=True, exist_ok=True)
     evals = {}
-    for run in run_dirs:
+    for run in run_dirs:  # all inputs are checked before anything is written
+        if not (Path(run) / "metrics.jsonl").is_file():
+            raise FileNotFoundError(f"{run} holds no run (no metrics.jsonl)")
         rows = [r for r in read_metrics(run) if r.get("eval/return") is not None]
         if not rows:
             raise ValueError(f"{run} has no evaluation rows in metrics.jsonl")
         evals[run] = rows
+    out = Path(out_dir) if out_dir else run_dirs[0]
+    out.mkdir(parents=True, exist_ok=True)
 
     written = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))

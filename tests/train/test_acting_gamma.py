@@ -67,5 +67,5 @@ def test_cli_train_and_eval_with_acting_gamma(tmp_path, tiny_cli, capsys, eval_s
     assert printed["acting_gamma"] == 0.999
     assert eval_summary(run / "eval-acting0.999.json") == printed
     assert load_config(run / "config.json") == cfg  # evaluation never rewrites the run's config
-    with pytest.raises(ValueError, match="acting_gamma"):
+    with pytest.raises(SystemExit, match="icrl eval: acting_gamma 0.5 is not one of the trained discounts"):
         main(["eval", str(run), "--trials", "2", "--acting-gamma", "0.5"])

@@ -165,8 +165,23 @@ def test_plot_without_evaluations_fails_clearly(tmp_path):
     run = tmp_path / "empty"
     run.mkdir()
     (run / "metrics.jsonl").write_text(json.dumps({"env_steps": 1, "updates": 0, "wall_time_s": 0.1}) + "\n")
-    with pytest.raises(ValueError, match="no evaluation rows"):
+    with pytest.raises(SystemExit, match="icrl plot: .* has no evaluation rows"):
         main(["plot", str(run)])
+    missing = tmp_path / "missing"
+    with pytest.raises(SystemExit, match="icrl plot: .*missing holds no run"):
+        main(["plot", str(missing)])
+    assert not missing.exists()  # nothing is written for a bad input
+
+
+def test_bench_with_an_unknown_preset_is_a_one_line_error():
+    with pytest.raises(SystemExit, match="icrl bench: unknown preset 'nope'; choose from"):
+        main(["bench", "--preset", "nope"])
+
+
+def test_eval_rejects_a_non_positive_trial_count(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(tmp_path), "--trials", "0"])
+    assert info.value.code == 2 and "must be a positive int, got 0" in capsys.readouterr().err
 
 
 def test_env_id_option_replaces_the_presets_env_and_its_kwargs():
