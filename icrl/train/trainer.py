@@ -103,8 +103,8 @@ class Trainer:
             check_env_config(eval_env_config(cfg), "evaluation env")
         self.cfg = cfg
         self.run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
-        if not resume and (self.run_dir / "config.json").exists():
-            raise FileExistsError(f"{self.run_dir} already holds a run; use `icrl resume {self.run_dir}`")
+        if not resume:
+            self._refuse_an_existing_run()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = RunLock(self.run_dir)
         try:
@@ -113,10 +113,14 @@ class Trainer:
             self._lock.release()
             raise
 
+    def _refuse_an_existing_run(self) -> None:
+        if (self.run_dir / "config.json").exists():
+            raise FileExistsError(f"{self.run_dir} already holds a run; use `icrl resume {self.run_dir}`")
+
     def _open(self, resume: bool) -> None:
         """Everything that reads or writes the run directory (under its lock)."""
-        if not resume and (self.run_dir / "config.json").exists():  # again: another process may have won
-            raise FileExistsError(f"{self.run_dir} already holds a run; use `icrl resume {self.run_dir}`")
+        if not resume:
+            self._refuse_an_existing_run()  # again, under the lock: another process may have started it
         cfg = self.cfg = dataclasses.replace(self.cfg, run_dir=str(self.run_dir))
         if not resume:
             (self.run_dir / "config.json").write_text(cfg.to_json())
