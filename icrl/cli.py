@@ -235,6 +235,13 @@ def cmd_eval(argv: list[str]) -> None:
         default=None,
         help="Torch device to evaluate on (default: the run's), e.g. cpu for a run trained on a GPU.",
     )
+    parser.add_argument(
+        "--first-steps",
+        type=positive_int,
+        default=None,
+        help="Also score each episode's first K steps (start_return_episode_i, start_gain): in-context "
+        "adaptation shows there first.",
+    )
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
@@ -251,6 +258,7 @@ def cmd_eval(argv: list[str]) -> None:
             checkpoint=args.checkpoint,
             acting_gamma=args.acting_gamma,
             device=args.device,
+            first_steps=args.first_steps,
         )
     except (FileNotFoundError, SetupError) as exc:  # no run / checkpoint, a bad --env.KEY or device: one line
         raise SystemExit(f"icrl eval: {exc}") from None

@@ -28,6 +28,8 @@ class TrialStats:
     episode_returns: list[float]
     episode_successes: list[float] = field(default_factory=list)
     actor: int = -1
+    episode_start_returns: list[float] = field(default_factory=list)
+    """Return of each episode's first `first_steps` transitions (filled only when asked for)."""
 
 
 class EpsilonSchedule:
@@ -107,6 +109,7 @@ class Collector:
         greedy: bool = False,
         horizon: float = 256.0,
         within_trial: Callable[[np.ndarray], np.ndarray] | None = None,
+        first_steps: int | None = None,
     ) -> None:
         self.envs, self.agent, self.store, self.device = envs, agent, store, torch.device(device)
         self.num = envs.num_envs
@@ -117,6 +120,7 @@ class Collector:
         self.greedy = greedy
         self.horizon = float(horizon)
         self.seed = seed
+        self.first_steps = first_steps
         self.obs: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ state
@@ -215,13 +219,16 @@ class Collector:
         self.horizon = max(self.horizon, float(length))
         # Successes count only for envs that report them; then a trial without one scores 0, not nothing.
         success = np.asarray(buf["success"], dtype=np.float32) if any(buf["reported"]) else None
-        stats = trial_stats(trial, success)
+        stats = trial_stats(trial, success, self.first_steps)
         stats.actor = i
         return stats
 
 
-def trial_stats(trial: dict[str, np.ndarray], success: np.ndarray | None = None) -> TrialStats:
-    """Total and per-episode returns (and successes) of a stored trial."""
+def trial_stats(
+    trial: dict[str, np.ndarray], success: np.ndarray | None = None, first_steps: int | None = None
+) -> TrialStats:
+    """Total and per-episode returns (and successes) of a stored trial; with `first_steps=K` also the
+    return of each episode's first K transitions (fewer where the episode is shorter)."""
     reward = trial["reward"]
     first = trial["first"].reshape(len(trial["first"]), -1)[:-1, 0]  # (T,)
     episode = np.maximum(np.cumsum(first > 0.5) - 1, 0)  # episode index of each transition
@@ -230,4 +237,11 @@ def trial_stats(trial: dict[str, np.ndarray], success: np.ndarray | None = None)
     successes: list[float] = []
     if success is not None:
         successes = [float(success[episode == e].max()) for e in range(count)]
-    return TrialStats(float(reward.sum()), int(len(reward)), episode_returns, successes)
+    stats = TrialStats(float(reward.sum()), int(len(reward)), episode_returns, successes)
+    if first_steps is not None and count:
+        _, episode_start = np.unique(episode, return_index=True)  # first transition of each episode
+        step_in_episode = np.arange(len(episode)) - episode_start[episode]  # (T,)
+        early = step_in_episode < first_steps
+        starts = np.bincount(episode[early], weights=reward[early], minlength=count)
+        stats.episode_start_returns = starts.tolist()
+    return stats

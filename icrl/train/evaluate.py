@@ -34,7 +34,9 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
     With step-budget trials (e.g. DarkKeyToDoor) not every trial reaches episode i: `return_episode_i` is
     then the mean over the trials that did, a conditional mean, and `trials_episode_i` says how many.
     `episode_gain` is the in-context improvement: the last episode's return minus the first's, paired
-    within each trial that reached the last episode (pairing removes the task-to-task spread)."""
+    within each trial that reached the last episode (pairing removes the task-to-task spread). Trials
+    played with `first_steps` add `start_return_episode_i` and `start_gain`: the same over each episode's
+    first steps only, which can show adaptation that whole-episode returns drown in noise."""
     if not trials:
         return {}
     totals = [t.total_return for t in trials]
@@ -53,6 +55,14 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
         out[f"{prefix}/episode_gain"] = float(np.mean(gains))
         if len(gains) > 1:
             out[f"{prefix}/episode_gain_se"] = standard_error(gains)
+    with_starts = [t.episode_start_returns for t in trials if len(t.episode_start_returns) == max_eps > 1]
+    if with_starts:  # episode starts (`first_steps`), where memory of earlier episodes acts first
+        for i in range(max_eps):
+            out[f"{prefix}/start_return_episode_{i}"] = float(np.mean([r[i] for r in with_starts]))
+        start_gains = [r[-1] - r[0] for r in with_starts]
+        out[f"{prefix}/start_gain"] = float(np.mean(start_gains))
+        if len(start_gains) > 1:
+            out[f"{prefix}/start_gain_se"] = standard_error(start_gains)
     with_success = [t for t in trials if t.episode_successes]
     if with_success:
         out[f"{prefix}/success"] = float(np.mean([max(t.episode_successes) for t in with_success]))
@@ -78,16 +88,19 @@ def play_trials(
     seed: int,
     greedy: bool = True,
     env_fn: Callable[[], gym.Env] | None = None,
+    first_steps: int | None = None,
 ) -> list[TrialStats]:
     """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
     `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`, or come from `env_fn` (trial-wrapped envs, e.g.
-    with a recorder inside)."""
+    with a recorder inside). `first_steps=K` also records each episode's return over its first K steps."""
     num_envs = max(1, min(cfg.env.num_actors, num_trials))
     env_fn = env_fn or env_factory(eval_env_config(cfg))
     envs = make_vector_env(env_fn, num_envs, asynchronous=False, seed=seed)
     try:
         device = next(agent.parameters()).device
-        collector = Collector(envs, agent, explore=None, device=device, seed=seed, greedy=greedy)
+        collector = Collector(
+            envs, agent, explore=None, device=device, seed=seed, greedy=greedy, first_steps=first_steps
+        )
         return collector.run_trials(num_trials)
     finally:
         envs.close()
@@ -151,6 +164,7 @@ def evaluate_run(
     checkpoint: str | int | None = None,
     acting_gamma: float | None = None,
     device: str | None = None,
+    first_steps: int | None = None,
 ) -> dict:
     """Evaluate a run's latest checkpoint (or `checkpoint`: a name such as `ckpt_000007000`, or its update
     count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one,
@@ -159,7 +173,8 @@ def evaluate_run(
     `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
     `{"split": "test"}`; the result records the kwargs used as `env_kwargs`. `acting_gamma` acts with
     another trained discount's actor head (recorded as `acting_gamma`). `device` evaluates on another
-    torch device than the run's (e.g. "cpu" for a run trained on a GPU)."""
+    torch device than the run's (e.g. "cpu" for a run trained on a GPU). `first_steps=K` adds the returns
+    of each episode's first K steps and their gain (`summarize_trials`), per trial in the file too."""
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     suffix = ("" if checkpoint is None else f"-{ckpt.name}") + (
@@ -170,7 +185,9 @@ def evaluate_run(
     check_env_config(eval_env_config(load_config(run_dir / "config.json"), env_overrides), "evaluation env")
     cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device)
     eval_cfg = eval_env_config(cfg, env_overrides)
-    played = play_trials(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy)
+    played = play_trials(
+        agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy, first_steps=first_steps
+    )
     result = {
         "checkpoint": ckpt.name,
         "env_steps": extra.get("env_steps"),
@@ -180,12 +197,15 @@ def evaluate_run(
         "env_kwargs": eval_cfg.env.kwargs,
         "acting_gamma": cfg.gammas[agent.acting_head],
         "device": cfg.device,
+        **({} if first_steps is None else {"first_steps": first_steps}),
         **summarize_trials(played, "eval"),
     }
     # The file also keeps every trial's episode returns, in play order (trial k of every actor, then
     # k + 1): two runs evaluated with the same seed and env kwargs meet the same tasks in the same order,
     # so `paired_difference` can compare them trial by trial.
     per_trial = {"trial_episode_returns": [t.episode_returns for t in played]}
+    if first_steps is not None:
+        per_trial["trial_episode_start_returns"] = [t.episode_start_returns for t in played]
     (run_dir / out_name).write_text(json.dumps({**result, **per_trial}))
     return result
 

@@ -136,6 +136,18 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
     main(["train", "icrl/MetaFrozenLake-v0", "--env.size", "3", "--env.attempts", "2", *tiny_cli[2:],
           "--total-env-steps", "40", "--eval-every", "0", "--run-dir", str(lake)])
     capsys.readouterr()
+    # Episode starts: with K beyond any episode's length they are the whole episodes.
+    main(["eval", str(lake), "--trials", "4", "--first-steps", "1000"])
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((lake / "eval.json").read_text())
+    assert printed["first_steps"] == 1000
+    assert saved["trial_episode_start_returns"] == saved["trial_episode_returns"]
+    assert printed["eval/start_return_episode_0"] == pytest.approx(printed["eval/return_episode_0"])
+    assert printed["eval/start_gain"] == pytest.approx(printed["eval/episode_gain"])
+    main(["eval", str(lake), "--trials", "4", "--first-steps", "1"])
+    saved = json.loads((lake / "eval.json").read_text())
+    assert all(len(r) == 2 for r in saved["trial_episode_start_returns"])
+    assert json.loads(capsys.readouterr().out)["first_steps"] == 1
     out_dir = tmp_path / "plots"
     main(["plot", str(lake), str(run), "--out", str(out_dir)])
     written = capsys.readouterr().out.split()

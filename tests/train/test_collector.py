@@ -192,6 +192,25 @@ def test_trial_stats_from_first_flags():
     assert trial_stats(trial, np.zeros(6, np.float32)).episode_successes == [0.0, 0.0, 0.0]
     single = {"first": np.array([1, 0, 0], np.float32)[:, None], "reward": np.array([0.5, -1.0], np.float32)}
     assert trial_stats(single).episode_returns == [-0.5]
+    # Episode starts: episodes are transitions [0, 1, 2], [3, 4], [5]; their first two sum to 1+2, 4+5, 6.
+    assert trial_stats(trial).episode_start_returns == []  # only when asked for
+    assert trial_stats(trial, first_steps=2).episode_start_returns == [3.0, 9.0, 6.0]
+    assert trial_stats(trial, first_steps=1).episode_start_returns == [1.0, 4.0, 6.0]
+    assert trial_stats(trial, first_steps=3).episode_start_returns == [6.0, 9.0, 6.0]  # = episode returns
+
+
+def test_summarize_episode_starts():
+    trials = [
+        TrialStats(0.0, 6, [0.0, 0.0, 0.0], episode_start_returns=[-3.0, -2.0, -1.0]),
+        TrialStats(0.0, 6, [0.0, 0.0, 0.0], episode_start_returns=[-4.0, -4.0, -4.0]),
+        TrialStats(0.0, 6, [0.0, 0.0, 0.0], episode_start_returns=[-2.0, 0.0, 2.0]),
+    ]
+    out = summarize_trials(trials, "eval")
+    assert out["eval/start_return_episode_0"] == pytest.approx(-3.0)
+    assert out["eval/start_return_episode_2"] == pytest.approx(-1.0)
+    assert out["eval/start_gain"] == pytest.approx(2.0)  # gains 2, 0, 4
+    assert out["eval/start_gain_se"] == pytest.approx(2.0 / np.sqrt(3))  # sample std 2
+    assert "eval/start_gain" not in summarize_trials([TrialStats(0.0, 6, [0.0, 0.0])], "eval")
 
 
 def test_summarize_trials():
