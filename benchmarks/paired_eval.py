@@ -8,7 +8,9 @@ actor's env draws its tasks from its seeded RNG. That is exact where every trial
 episodes (HalfCheetahVel, MetaFrozenLake, Meta-World); where the episode count depends on the agent
 (step-budget trials such as DarkKeyToDoor) resets in between may consume the RNG differently.
 Prints one JSON line: the mean differences of the trial return, of each episode's return and of the
-episode gain (last minus first episode), with standard errors (`icrl.train.evaluate.paired_difference`).
+episode gain (last minus first episode), with standard errors; where both were run with the same
+`--first-steps K`, also the same over each episode's first K steps (`start_...` keys); see
+`icrl.train.evaluate.paired_difference`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ def main(path_a: str, path_b: str) -> dict:
     if "trial_episode_returns" not in a or "trial_episode_returns" not in b:
         raise SystemExit("both files need `trial_episode_returns` (written by `icrl eval` since session 10)")
     out = paired_difference(a["trial_episode_returns"], b["trial_episode_returns"])
+    if a.get("first_steps") is not None and a.get("first_steps") == b.get("first_steps"):
+        # both evaluated with --first-steps K: the same comparison over each episode's first K steps
+        starts = paired_difference(a["trial_episode_start_returns"], b["trial_episode_start_returns"])
+        out.update({f"start_{key}": value for key, value in starts.items() if key != "trials"})
     return {"a": path_a, "b": path_b, "a_updates": a["updates"], "b_updates": b["updates"], **out}
 
 
