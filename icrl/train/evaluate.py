@@ -181,10 +181,9 @@ def evaluate_run(
         "" if acting_gamma is None else f"-acting{acting_gamma:g}"
     )
     out_name = f"eval{suffix}.json"
-    # A bad --env.KEY fails before the checkpoint loads.
-    check_env_config(eval_env_config(load_config(run_dir / "config.json"), env_overrides), "evaluation env")
     cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device)
     eval_cfg = eval_env_config(cfg, env_overrides)
+    check_env_config(eval_cfg, "evaluation env")  # a bad --env.KEY: one SetupError, not a traceback
     played = play_trials(
         agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy, first_steps=first_steps
     )

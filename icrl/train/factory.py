@@ -56,16 +56,19 @@ def check_device(name: str) -> torch.device:
     return device
 
 
-def check_env_config(cfg: Config, what: str = "env") -> None:
-    """Make and close one env of `cfg`, so that a wrong id or keyword argument fails at once, before a
-    run directory exists, with the env's own message (not at the first evaluation, thousands of updates
-    later, for `eval_kwargs`)."""
+def make_checked_env(cfg: Config, what: str = "env") -> gym.Env:
+    """One env of `cfg`; a wrong id or keyword argument raises SetupError with the env's own message."""
     try:
-        env = env_factory(cfg)()
+        return env_factory(cfg)()
     except (ValueError, TypeError, ImportError, gym.error.Error) as exc:
         made = f"{what} {cfg.env.id!r} with kwargs {cfg.env.kwargs}"
         raise SetupError(f"{made} cannot be made: {exc}") from exc
-    env.close()
+
+
+def check_env_config(cfg: Config, what: str = "env") -> None:
+    """Make and close one env of `cfg`, so that a wrong id or keyword argument fails at once, before a
+    run directory exists (not at the first evaluation, thousands of updates later, for `eval_kwargs`)."""
+    make_checked_env(cfg, what).close()
 
 
 def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
@@ -74,8 +77,9 @@ def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
 
 
 def env_exploration_schedule(cfg: Config) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The env's own within-trial exploration schedule (`exploration_multiplier(time)`), if it has one."""
-    probe = env_factory(cfg)()
+    """The env's own within-trial exploration schedule (`exploration_multiplier(time)`), if it has one.
+    Its probe env doubles as the check of the env config (SetupError, see `make_checked_env`)."""
+    probe = make_checked_env(cfg)
     try:
         return getattr(probe.unwrapped, "exploration_multiplier", None)
     finally:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,8 @@ class Trainer:
         check_config(cfg)
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
-        check_device(cfg.device)
-        check_env_config(cfg)
+        self.device = check_device(cfg.device)
+        within_trial = env_exploration_schedule(cfg)  # makes one env: a bad env id or kwarg fails here
         if cfg.env.eval_kwargs:
             check_env_config(eval_env_config(cfg), "evaluation env")
         self.cfg = cfg
@@ -108,7 +108,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = RunLock(self.run_dir)
         try:
-            self._open(resume)
+            self._open(resume, within_trial)
         except BaseException:
             self._lock.release()
             raise
@@ -117,7 +117,7 @@ class Trainer:
         if (self.run_dir / "config.json").exists():
             raise FileExistsError(f"{self.run_dir} already holds a run; use `icrl resume {self.run_dir}`")
 
-    def _open(self, resume: bool) -> None:
+    def _open(self, resume: bool, within_trial: Callable[[np.ndarray], np.ndarray] | None) -> None:
         """Everything that reads or writes the run directory (under its lock)."""
         if not resume:
             self._refuse_an_existing_run()  # again, under the lock: another process may have started it
@@ -128,7 +128,6 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        self.device = torch.device(cfg.device)
         self.env_steps = 0
         self.updates = 0
         self.rounds = 0
@@ -167,7 +166,7 @@ class Trainer:
             store=self.store,
             seed=cfg.seed + 7919 * self.rounds,
             horizon=cfg.model.context_len,
-            within_trial=env_exploration_schedule(cfg),
+            within_trial=within_trial,
         )
         self.logger = RunLogger(
             self.run_dir,
