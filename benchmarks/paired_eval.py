@@ -11,6 +11,10 @@ Prints one JSON line: the mean differences of the trial return, of each episode'
 episode gain (last minus first episode), with standard errors; where both were run with the same
 `--first-steps K`, also the same over each episode's first K steps (`start_...` keys); see
 `icrl.train.evaluate.paired_difference`.
+
+The memory ablation pairs a run with itself: `icrl eval RUN --seed S` and `icrl eval RUN --seed S
+--forget-episodes`, then `paired_eval.py RUN/eval.json RUN/eval-forget.json`: episode 1 differs by exactly
+0 (same play), and the differences of later episodes are what memory of earlier episodes adds.
 """
 
 from __future__ import annotations

@@ -242,6 +242,12 @@ def cmd_eval(argv: list[str]) -> None:
         help="Also score each episode's first K steps (start_return_episode_i, start_gain): in-context "
         "adaptation shows there first.",
     )
+    parser.add_argument(
+        "--forget-episodes",
+        action="store_true",
+        help="Memory ablation: clear the agent's memory at every episode start inside a trial (written to "
+        "eval-forget.json); the paired difference to a plain eval is what memory of earlier episodes adds.",
+    )
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
@@ -259,6 +265,7 @@ def cmd_eval(argv: list[str]) -> None:
             acting_gamma=args.acting_gamma,
             device=args.device,
             first_steps=args.first_steps,
+            forget_episodes=args.forget_episodes,
         )
     except (FileNotFoundError, SetupError) as exc:  # no run / checkpoint, a bad --env.KEY or device: one line
         raise SystemExit(f"icrl eval: {exc}") from None

@@ -2,6 +2,12 @@
 
 The collector owns resets (vector envs run with gymnasium's autoreset disabled): when an actor's trial
 ends, its trial is saved, only that actor's env is reset and only its sequence-model state is cleared.
+
+`forget_episodes=True` is a memory ablation for evaluation: at every episode start inside a trial the
+actor's sequence-model state is cleared too, and its observation is made to look like a trial's first one
+(previous action and reward zeroed, the time index counted from the episode start). Every episode is then
+played as if it were the trial's first, so its difference to a normal evaluation on the same tasks is what
+the agent's memory of earlier episodes adds.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import torch
 from icrl.config import ExplorationConfig
 
 OBS_TIME = "time"
+OBS_FIRST = "first"
+PREV_INPUTS = ("prev_action", "prev_reward")  # what a trial's first observation zeroes (TrialWrapper)
 
 
 @dataclass
@@ -110,7 +118,10 @@ class Collector:
         horizon: float = 256.0,
         within_trial: Callable[[np.ndarray], np.ndarray] | None = None,
         first_steps: int | None = None,
+        forget_episodes: bool = False,
     ) -> None:
+        if forget_episodes and store is not None:
+            raise ValueError("forget_episodes is an evaluation ablation: its trials are not stored")
         self.envs, self.agent, self.store, self.device = envs, agent, store, torch.device(device)
         self.num = envs.num_envs
         self.rng = np.random.default_rng(seed)
@@ -121,6 +132,7 @@ class Collector:
         self.horizon = float(horizon)
         self.seed = seed
         self.first_steps = first_steps
+        self.forget_episodes = forget_episodes
         self.obs: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ state
@@ -128,6 +140,7 @@ class Collector:
         """Start a fresh trial in every actor."""
         self.obs, _ = self.envs.reset(seed=self.seed)
         self.state = self.agent.initial_state(self.num, self.device)
+        self.episode_start_time = np.zeros(self.num, dtype=np.int64)  # used by forget_episodes only
         self.buffers: list[dict[str, list]] = [self._new_buffer() for _ in range(self.num)]
         for i in range(self.num):
             self._append_obs(i)
@@ -181,6 +194,9 @@ class Collector:
         obs, reward, terminated, truncated, info = self.envs.step(actions)
         self.obs = obs
         done = np.logical_or(terminated, truncated)
+        starts = self._forget_earlier_episodes(done) if self.forget_episodes else None
+        if starts is not None:
+            self._show_as_first_episode(starts)
         finished = []
         for i in range(self.num):
             buf = self.buffers[i]
@@ -198,10 +214,34 @@ class Collector:
             self.state = self.agent.reset_state(self.state, done_t)
             new_eps = self.schedule.draw(int(done.sum()), env_steps) if self.schedule else 0.0
             self.eps[done] = new_eps
+            self.episode_start_time[done] = 0
+            if starts is not None:
+                self._show_as_first_episode(starts)
             for i in np.flatnonzero(done):
                 self.buffers[i] = self._new_buffer()
                 self._append_obs(i)
         return finished
+
+    def _forget_earlier_episodes(self, done: np.ndarray) -> np.ndarray:
+        """forget_episodes: actors that start a new episode inside their trial (not those whose trial just
+        ended: the reset that follows clears them anyway) lose their state; returns them as a mask (N,)."""
+        starts = (self.obs[OBS_FIRST].reshape(self.num, -1)[:, 0] > 0.5) & ~done  # (N,)
+        if starts.any():
+            self.state = self.agent.reset_state(self.state, torch.as_tensor(starts, device=self.device))
+            self.episode_start_time[starts] = self.obs[OBS_TIME][starts]
+        return starts
+
+    def _show_as_first_episode(self, starts: np.ndarray) -> None:
+        """forget_episodes: the time index counts from the episode start, and actors at an episode start
+        see no previous action or reward, as at a trial's first step. Applied again after a partial reset,
+        which hands back the env's own (unchanged) observations of the other actors."""
+        obs = dict(self.obs)
+        if starts.any():
+            for key in PREV_INPUTS:
+                obs[key] = obs[key].copy()
+                obs[key][starts] = 0
+        obs[OBS_TIME] = obs[OBS_TIME] - self.episode_start_time  # (N,) time since the episode started
+        self.obs = obs
 
     def _finish(self, i: int, terminated: bool) -> TrialStats:
         buf = self.buffers[i]

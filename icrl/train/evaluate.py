@@ -89,17 +89,26 @@ def play_trials(
     greedy: bool = True,
     env_fn: Callable[[], gym.Env] | None = None,
     first_steps: int | None = None,
+    forget_episodes: bool = False,
 ) -> list[TrialStats]:
     """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
     `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`, or come from `env_fn` (trial-wrapped envs, e.g.
-    with a recorder inside). `first_steps=K` also records each episode's return over its first K steps."""
+    with a recorder inside). `first_steps=K` also records each episode's return over its first K steps.
+    `forget_episodes` plays every episode as if it were the trial's first (`Collector`: memory ablation)."""
     num_envs = max(1, min(cfg.env.num_actors, num_trials))
     env_fn = env_fn or env_factory(eval_env_config(cfg))
     envs = make_vector_env(env_fn, num_envs, asynchronous=False, seed=seed)
     try:
         device = next(agent.parameters()).device
         collector = Collector(
-            envs, agent, explore=None, device=device, seed=seed, greedy=greedy, first_steps=first_steps
+            envs,
+            agent,
+            explore=None,
+            device=device,
+            seed=seed,
+            greedy=greedy,
+            first_steps=first_steps,
+            forget_episodes=forget_episodes,
         )
         return collector.run_trials(num_trials)
     finally:
@@ -165,27 +174,38 @@ def evaluate_run(
     acting_gamma: float | None = None,
     device: str | None = None,
     first_steps: int | None = None,
+    forget_episodes: bool = False,
 ) -> dict:
     """Evaluate a run's latest checkpoint (or `checkpoint`: a name such as `ckpt_000007000`, or its update
     count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one,
-    `eval-acting<gamma>.json` with `acting_gamma`, or both suffixes).
+    `eval-acting<gamma>.json` with `acting_gamma`, `eval-forget.json` with `forget_episodes`, or several
+    suffixes).
 
     `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
     `{"split": "test"}`; the result records the kwargs used as `env_kwargs`. `acting_gamma` acts with
     another trained discount's actor head (recorded as `acting_gamma`). `device` evaluates on another
     torch device than the run's (e.g. "cpu" for a run trained on a GPU). `first_steps=K` adds the returns
-    of each episode's first K steps and their gain (`summarize_trials`), per trial in the file too."""
+    of each episode's first K steps and their gain (`summarize_trials`), per trial in the file too.
+    `forget_episodes` is the memory ablation: the agent's memory is cleared at every episode start inside a
+    trial (`Collector`), so `paired_difference` against a normal evaluation with the same seed gives what
+    memory of earlier episodes adds (its first episodes are the same play, so their difference is zero)."""
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     suffix = ("" if checkpoint is None else f"-{ckpt.name}") + (
         "" if acting_gamma is None else f"-acting{acting_gamma:g}"
-    )
+    ) + ("-forget" if forget_episodes else "")
     out_name = f"eval{suffix}.json"
     cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device)
     eval_cfg = eval_env_config(cfg, env_overrides)
     check_env_config(eval_cfg, "evaluation env")  # a bad --env.KEY: one SetupError, not a traceback
     played = play_trials(
-        agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy, first_steps=first_steps
+        agent,
+        eval_cfg,
+        trials or cfg.eval_trials,
+        seed=seed,
+        greedy=greedy,
+        first_steps=first_steps,
+        forget_episodes=forget_episodes,
     )
     result = {
         "checkpoint": ckpt.name,
@@ -197,6 +217,7 @@ def evaluate_run(
         "acting_gamma": cfg.gammas[agent.acting_head],
         "device": cfg.device,
         **({} if first_steps is None else {"first_steps": first_steps}),
+        **({"forget_episodes": True} if forget_episodes else {}),
         **summarize_trials(played, "eval"),
     }
     # The file also keeps every trial's episode returns, in play order (trial k of every actor, then

@@ -230,3 +230,19 @@ def test_a_bad_env_kwarg_fails_before_the_run_directory_exists(tmp_path, tiny_cl
     with pytest.raises(SystemExit, match=message):
         _cli_train(run, tiny_cli, *flags)
     assert not run.exists()
+
+
+def test_eval_forget_episodes(tmp_path, tiny_cli, capsys):
+    # Two T-Maze episodes per trial. The ablation writes its own file and plays every trial's first
+    # episode exactly as the plain evaluation does (same seed: same tasks, same play until memory matters).
+    run = tmp_path / "tmaze"
+    _cli_train(run, tiny_cli, "--env.trial-episodes", "2")
+    main(["eval", str(run), "--trials", "6"])
+    main(["eval", str(run), "--trials", "6", "--forget-episodes"])
+    capsys.readouterr()
+    plain = json.loads((run / "eval.json").read_text())
+    forget = json.loads((run / "eval-forget.json").read_text())
+    assert forget["forget_episodes"] is True and "forget_episodes" not in plain
+    first = [[returns[0] for returns in f["trial_episode_returns"]] for f in (plain, forget)]
+    assert first[0] == first[1] and len(first[0]) == 6
+    assert all(len(returns) == 2 for returns in forget["trial_episode_returns"])

@@ -272,3 +272,62 @@ def test_env_supplied_multiplier_replaces_the_default_within_trial_decay():
     np.testing.assert_allclose(
         schedule.within_trial(eps, np.array([0.0, 4.0, 9.0]), horizon=10.0), [0, 0, 0.4]
     )
+
+
+class InputSpy(SpyAgent):
+    """A SpyAgent that also records, per step, the first flags and previous rewards the policy saw."""
+
+    def __init__(self, agent) -> None:
+        super().__init__(agent)
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []  # (first (N,), prev_reward (N,)) per step
+
+    def act(self, obs, state, greedy=False, generator=None):
+        first, prev_reward = (obs[key][:, 0].cpu().numpy().copy() for key in ("first", "prev_reward"))
+        self.seen.append((first, prev_reward))
+        return super().act(obs, state, greedy, generator)
+
+
+def _episodes_per_actor(spy: InputSpy, actor: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One actor's steps cut at its episode starts: [(times (T,), logits (T, A)) per episode]."""
+    firsts = [first[actor] for first, _ in spy.seen]
+    starts = [t for t, first in enumerate(firsts) if first > 0.5] + [len(firsts)]
+    times = np.stack([time[actor] for time, _ in spy.steps])
+    logits = np.stack([lg[actor] for _, lg in spy.steps])
+    return [(times[a:b], logits[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gru", "mlp"])
+def test_forget_episodes_plays_every_attempt_as_the_first(tiny_config, kind):
+    # MetaFrozenLake is deterministic and every attempt of a trial starts on the same cell of the same
+    # map, so greedy play with memory cleared at each attempt repeats attempt 1 step for step. With
+    # memory (the default) the second attempt's inputs differ from its first step on.
+    outcomes = {}
+    for forget in (False, True):
+        _, envs, agent = _setup(tiny_config, LAKE, num_actors=2, kind=kind)
+        spy = InputSpy(agent)
+        collector = Collector(envs, spy, explore=None, seed=3, greedy=True, forget_episodes=forget)
+        trials = collector.run_trials(6)
+        envs.close()
+        assert all(len(t.episode_returns) == 2 for t in trials)
+        same = []
+        for actor in range(2):
+            episodes = _episodes_per_actor(spy, actor)[: 2 * 3]  # the actor's first three whole trials
+            for (times_1, logits_1), (times_2, logits_2) in zip(episodes[0::2], episodes[1::2], strict=True):
+                if forget:
+                    np.testing.assert_array_equal(times_2, np.arange(len(times_2)))  # episode-relative
+                same.append(len(times_1) == len(times_2) and np.allclose(logits_1, logits_2, atol=1e-6))
+        outcomes[forget] = same
+        if forget:  # attempt 2 started from a blank slate: no previous reward, state cleared mid-trial
+            for first, prev_reward in spy.seen:
+                np.testing.assert_array_equal(prev_reward[first > 0.5], 0.0)
+            assert sum(int(mask.sum()) for mask in spy.resets) >= 6 + 6  # trial ends + attempt starts
+    assert all(outcomes[True])
+    assert not any(outcomes[False])
+
+
+def test_forget_episodes_is_for_evaluation_only(tmp_path, tiny_config):
+    _, envs, agent = _setup(tiny_config, LAKE, num_actors=2)
+    store = ReplayStore(tmp_path / "buffer", max_fifo_trials=10)
+    with pytest.raises(ValueError, match="evaluation ablation"):
+        Collector(envs, agent, explore=None, store=store, forget_episodes=True)
+    envs.close()

@@ -1,0 +1,74 @@
+"""GPU checks of the run-level tools: the device check, `icrl eval --device cpu` of a run trained on a
+GPU, and the memory ablation (`forget_episodes`) with the rollout state on the GPU. Skipped without CUDA.
+
+    python -m pytest tests/gpu -q
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from icrl.cli import main
+from icrl.config import Config
+from icrl.envs.vector import make_vector_env
+from icrl.presets import build_config
+from icrl.train.collector import Collector
+from icrl.train.factory import SetupError, build_agent, check_device, env_factory
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+TINY_CLI = [
+    "icrl/TMaze-v0", "--env.length", "5", "--env.num-actors", "2", "--env.trial-episodes", "2",
+    "--model.d-model", "32", "--model.n-layers", "1", "--model.n-heads", "2", "--model.context-len", "16",
+    "--replay.batch-size", "4", "--learning-starts", "20", "--collect-steps", "10",
+    "--updates-per-collect", "2", "--total-env-steps", "60", "--eval-every", "0", "--checkpoint-every", "0",
+    "--no-tensorboard", "--no-progress", "--threads", "1",
+]  # fmt: skip
+
+
+def test_device_check_on_a_gpu_machine():
+    assert check_device("cuda").type == "cuda"
+    assert check_device("cuda:0").index == 0
+    count = torch.cuda.device_count()
+    with pytest.raises(SetupError, match=f"has {count} CUDA device"):
+        check_device(f"cuda:{count}")
+
+
+def test_a_gpu_run_evaluates_on_the_cpu(tmp_path, capsys):
+    run = tmp_path / "run"
+    main(["train", *TINY_CLI, "--device", "cuda", "--run-dir", str(run)])
+    assert json.loads((run / "config.json").read_text())["device"] == "cuda"
+    results = {}
+    for device in ("cpu", "cuda"):
+        capsys.readouterr()
+        main(["eval", str(run), "--trials", "4", "--device", device])
+        results[device] = json.loads(capsys.readouterr().out)
+        assert results[device]["device"] == device
+    assert results["cpu"]["eval/trials"] == results["cuda"]["eval/trials"] == 4
+    capsys.readouterr()
+    main(["eval", str(run), "--trials", "4", "--forget-episodes"])
+    forget = json.loads((run / "eval-forget.json").read_text())
+    plain = json.loads((run / "eval.json").read_text())  # the cuda evaluation just above
+    assert forget["device"] == "cuda" and forget["forget_episodes"] is True
+    assert [r[0] for r in forget["trial_episode_returns"]] == [r[0] for r in plain["trial_episode_returns"]]
+
+
+def test_forget_episodes_with_the_state_on_the_gpu():
+    # As tests/train/test_collector.py: a deterministic lake, greedy play, memory cleared at each attempt:
+    # attempt 2 repeats attempt 1 (same return); the reset masks go to the GPU state.
+    lake = {"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 3, "attempts": 2}, "num_actors": 3}
+    cfg: Config = build_config({"env": lake, "model": {"d_model": 32, "n_heads": 2, "context_len": 16}}, {})
+    envs = make_vector_env(env_factory(cfg), 3, seed=5)
+    torch.manual_seed(0)
+    agent = build_agent(cfg, envs.single_observation_space, envs.single_action_space).to("cuda")
+    collector = Collector(envs, agent, explore=None, device="cuda", seed=3, greedy=True, forget_episodes=True)
+    trials = collector.run_trials(9)
+    envs.close()
+    returns = np.array([t.episode_returns for t in trials])  # (9, 2)
+    lengths = {len(t.episode_returns) for t in trials}
+    assert lengths == {2}
+    np.testing.assert_array_equal(returns[:, 0], returns[:, 1])
