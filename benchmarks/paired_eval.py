@@ -1,6 +1,6 @@
 """Compare two evaluation files trial by trial: run A minus run B on the same tasks.
 
-Usage: python benchmarks/paired_eval.py A/eval.json B/eval.json
+Usage: python benchmarks/paired_eval.py A/eval.json B/eval.json  (the same as `icrl compare A B`)
 
 Both files must come from `icrl eval` with the same seed, env kwargs, greedy flag and trial count, so that
 trial k met the same task in both: `icrl eval` plays trial k of every actor before trial k + 1, and each
@@ -22,24 +22,14 @@ from __future__ import annotations
 import json
 import sys
 
-from icrl.train.evaluate import paired_difference
-
-MUST_MATCH = ("seed", "env_kwargs", "greedy", "eval/trials")
+from icrl.train.evaluate import compare_eval_files
 
 
 def main(path_a: str, path_b: str) -> dict:
-    a, b = (json.load(open(path)) for path in (path_a, path_b))
-    for key in MUST_MATCH:
-        if a.get(key) != b.get(key):
-            raise SystemExit(f"{key} differs ({a.get(key)!r} vs {b.get(key)!r}): the trials are not paired")
-    if "trial_episode_returns" not in a or "trial_episode_returns" not in b:
-        raise SystemExit("both files need `trial_episode_returns` (written by `icrl eval` since session 10)")
-    out = paired_difference(a["trial_episode_returns"], b["trial_episode_returns"])
-    if a.get("first_steps") is not None and a.get("first_steps") == b.get("first_steps"):
-        # both evaluated with --first-steps K: the same comparison over each episode's first K steps
-        starts = paired_difference(a["trial_episode_start_returns"], b["trial_episode_start_returns"])
-        out.update({f"start_{key}": value for key, value in starts.items() if key != "trials"})
-    return {"a": path_a, "b": path_b, "a_updates": a["updates"], "b_updates": b["updates"], **out}
+    try:
+        return compare_eval_files(path_a, path_b)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 if __name__ == "__main__":

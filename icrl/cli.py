@@ -1,10 +1,13 @@
-"""The `icrl` command line: train, resume, eval, plot, bench.
+"""The `icrl` command line: train, resume, eval, compare, plot, bench.
 
 icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...] [options]
            (options: icrl train --help)
 icrl resume RUN_DIR [--total-env-steps N] [--set KEY=VALUE ...]
 icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [--env.KEY VALUE ...]
+           [--first-steps K] [--forget-episodes] [--device D]
+icrl compare A/eval.json B/eval.json   (A minus B, trial by trial: same seed and env kwargs)
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
+icrl bench [--preset NAME] [--device D] [...]   (options: icrl bench --help)
 """
 
 from __future__ import annotations
@@ -272,6 +275,26 @@ def cmd_eval(argv: list[str]) -> None:
     print(json.dumps(result), flush=True)
 
 
+def cmd_compare(argv: list[str]) -> None:
+    from icrl.train.evaluate import compare_eval_files
+
+    parser = argparse.ArgumentParser(
+        prog="icrl compare",
+        description="Evaluation file A minus evaluation file B, trial by trial on the same tasks (both from "
+        "icrl eval with the same --seed, env kwargs and trial count): mean differences of the trial return, "
+        "of each episode's return and of the episode gain, with standard errors. E.g. a run against its "
+        "memory-free control, or RUN/eval.json against RUN/eval-forget.json (what memory adds).",
+    )
+    parser.add_argument("a", help="Evaluation file A (e.g. RUN/eval.json).")
+    parser.add_argument("b", help="Evaluation file B.")
+    args = parser.parse_args(argv)
+    try:
+        result = compare_eval_files(args.a, args.b)
+    except (OSError, ValueError) as exc:  # a missing / unreadable file or unpaired evaluations: one line
+        raise SystemExit(f"icrl compare: {exc}") from None
+    print(json.dumps(result), flush=True)
+
+
 def cmd_plot(argv: list[str]) -> None:
     from icrl.train.plots import plot_runs
 
@@ -293,7 +316,14 @@ def cmd_bench(argv: list[str]) -> None:
     bench_main(argv)
 
 
-COMMANDS = {"train": cmd_train, "resume": cmd_resume, "eval": cmd_eval, "plot": cmd_plot, "bench": cmd_bench}
+COMMANDS = {
+    "train": cmd_train,
+    "resume": cmd_resume,
+    "eval": cmd_eval,
+    "compare": cmd_compare,
+    "plot": cmd_plot,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

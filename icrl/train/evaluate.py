@@ -191,9 +191,11 @@ def evaluate_run(
     memory of earlier episodes adds (its first episodes are the same play, so their difference is zero)."""
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
-    suffix = ("" if checkpoint is None else f"-{ckpt.name}") + (
-        "" if acting_gamma is None else f"-acting{acting_gamma:g}"
-    ) + ("-forget" if forget_episodes else "")
+    suffix = (
+        ("" if checkpoint is None else f"-{ckpt.name}")
+        + ("" if acting_gamma is None else f"-acting{acting_gamma:g}")
+        + ("-forget" if forget_episodes else "")
+    )
     out_name = f"eval{suffix}.json"
     cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device)
     eval_cfg = eval_env_config(cfg, env_overrides)
@@ -252,3 +254,32 @@ def paired_difference(returns_a: list[list[float]], returns_b: list[list[float]]
         out[key] = float(np.mean(values))
         out[f"{key}_se"] = standard_error(values)
     return out
+
+
+PAIRING_KEYS = ("seed", "env_kwargs", "greedy", "eval/trials")
+
+
+def compare_eval_files(path_a: str | Path, path_b: str | Path) -> dict[str, Any]:
+    """Evaluation file A minus B, trial by trial (`paired_difference`), e.g. a run against a control or
+    against its own `forget_episodes` ablation. Both must come from `evaluate_run` with the same seed, env
+    kwargs, greedy flag and trial count (checked: ValueError otherwise), so that trial k met the same task
+    in both; exact where every trial has the same number of episodes (agent-dependent episode counts, as in
+    step-budget trials, may draw the env's RNG differently). Where both were scored with the same
+    `first_steps`, the same differences over each episode's first steps come as `start_...` keys."""
+    a, b = (json.loads(Path(path).read_text()) for path in (path_a, path_b))
+    for key in PAIRING_KEYS:
+        if a.get(key) != b.get(key):
+            raise ValueError(f"{key} differs ({a.get(key)!r} vs {b.get(key)!r}): the trials are not paired")
+    if "trial_episode_returns" not in a or "trial_episode_returns" not in b:
+        raise ValueError("both files need `trial_episode_returns` (evaluation files of icrl eval)")
+    out = paired_difference(a["trial_episode_returns"], b["trial_episode_returns"])
+    if a.get("first_steps") is not None and a.get("first_steps") == b.get("first_steps"):
+        starts = paired_difference(a["trial_episode_start_returns"], b["trial_episode_start_returns"])
+        out.update({f"start_{key}": value for key, value in starts.items() if key != "trials"})
+    return {
+        "a": str(path_a),
+        "b": str(path_b),
+        "a_updates": a.get("updates"),
+        "b_updates": b.get("updates"),
+        **out,
+    }

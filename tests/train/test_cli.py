@@ -246,3 +246,16 @@ def test_eval_forget_episodes(tmp_path, tiny_cli, capsys):
     first = [[returns[0] for returns in f["trial_episode_returns"]] for f in (plain, forget)]
     assert first[0] == first[1] and len(first[0]) == 6
     assert all(len(returns) == 2 for returns in forget["trial_episode_returns"])
+    # icrl compare pairs them: episode 1 is the same play, so its difference is exactly zero.
+    main(["compare", str(run / "eval.json"), str(run / "eval-forget.json")])
+    paired = json.loads(capsys.readouterr().out)
+    assert paired["trials"] == 6 and paired["return_episode_0"] == 0.0 == paired["return_episode_0_se"]
+    expected = np.mean([sum(a) - sum(b) for a, b in zip(plain["trial_episode_returns"],
+                                                          forget["trial_episode_returns"], strict=True)])
+    assert paired["return"] == pytest.approx(expected)
+    # Evaluations of other tasks (another seed) are not paired: a one-line error, not a number.
+    main(["eval", str(run), "--trials", "6", "--seed", "7"])
+    with pytest.raises(SystemExit, match="icrl compare: seed differs"):
+        main(["compare", str(run / "eval.json"), str(run / "eval-forget.json")])
+    with pytest.raises(SystemExit, match="icrl compare: .*No such file"):
+        main(["compare", str(run / "eval.json"), str(run / "missing.json")])
