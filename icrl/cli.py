@@ -1,4 +1,4 @@
-"""The `icrl` command line: train, resume, eval, compare, plot, bench.
+"""The `icrl` command line: train, resume, eval, compare, select, plot, bench.
 
 icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...] [options]
            (options: icrl train --help)
@@ -6,6 +6,8 @@ icrl resume RUN_DIR [--total-env-steps N] [--set KEY=VALUE ...]
 icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [--env.KEY VALUE ...]
            [--first-steps K] [--forget-episodes] [--device D]
 icrl compare A/eval.json B/eval.json   (A minus B, trial by trial: same seed and env kwargs)
+icrl select RUN_DIR [--trials N] [--seed S] [--metric M] [--min-updates U] [--env.KEY VALUE ...]
+           (the best kept checkpoint on validation tasks -> checkpoints/best; then --checkpoint best)
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 icrl bench [--preset NAME] [--device D] [...]   (options: icrl bench --help)
 """
@@ -225,7 +227,8 @@ def cmd_eval(argv: list[str]) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help="A checkpoint other than the latest: its name (ckpt_000007000) or update count (7000).",
+        help="A checkpoint other than the latest: its name (ckpt_000007000), update count (7000), or best "
+        "(chosen by icrl select).",
     )
     parser.add_argument(
         "--acting-gamma",
@@ -295,6 +298,47 @@ def cmd_compare(argv: list[str]) -> None:
     print(json.dumps(result), flush=True)
 
 
+def cmd_select(argv: list[str]) -> None:
+    from icrl.train.factory import SetupError
+    from icrl.train.select import select_checkpoint
+
+    parser = argparse.ArgumentParser(
+        prog="icrl select",
+        description="Choose a run's checkpoint on validation tasks: play every kept checkpoint (see "
+        "--checkpoint-keep-every) on the same trials of the run's TRAINING env kwargs (never its "
+        "eval_kwargs, often the test tasks), copy the best to checkpoints/best and write select.json; then "
+        "`icrl eval RUN --checkpoint best` scores it on the test tasks.",
+    )
+    parser.add_argument("run_dir")
+    parser.add_argument("--trials", type=positive_int, default=64, help="Validation trials per checkpoint.")
+    parser.add_argument("--seed", type=int, default=2024, help="Seed of the validation environments.")
+    parser.add_argument(
+        "--metric", default="eval/return", help="What to maximise, e.g. eval/return or eval/success."
+    )
+    parser.add_argument(
+        "--min-updates", type=int, default=0, help="Only checkpoints from this many updates on."
+    )
+    parser.add_argument("--device", default=None, help="Torch device to play on (default: the run's).")
+    parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    parser.epilog = "--env.KEY VALUE overrides a keyword argument of the validation envs."
+    env_overrides, argv = split_prefixed_kwargs(argv, "env.", "select")
+    args = parser.parse_args(argv)
+    try:
+        result = select_checkpoint(
+            args.run_dir,
+            args.trials,
+            seed=args.seed,
+            env_overrides=env_overrides,
+            metric=args.metric,
+            min_updates=args.min_updates,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+    except (FileNotFoundError, SetupError, ValueError) as exc:  # no checkpoints, a bad --env.KEY/metric
+        raise SystemExit(f"icrl select: {exc}") from None
+    print(json.dumps({k: v for k, v in result.items() if k != "candidates"}), flush=True)
+
+
 def cmd_plot(argv: list[str]) -> None:
     from icrl.train.plots import plot_runs
 
@@ -321,6 +365,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "eval": cmd_eval,
     "compare": cmd_compare,
+    "select": cmd_select,
     "plot": cmd_plot,
     "bench": cmd_bench,
 }

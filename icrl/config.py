@@ -195,6 +195,8 @@ class Config:
     """Greedy actions during evaluation (else sampled)."""
     checkpoint_every: int = 500
     """Save a checkpoint every this many updates (and at the end)."""
+    checkpoint_keep_every: int = 0
+    """Keep for good the checkpoints at multiples of this many updates (0: only the newest 3)."""
     target_return: float | None = None
     """Stop early once the evaluation return reaches this (None: never)."""
     run_dir: str | None = None
@@ -346,6 +348,7 @@ FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
     "eval_every": _NON_NEGATIVE,
     "eval_trials": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,
+    "checkpoint_keep_every": _NON_NEGATIVE,
     "threads": _POSITIVE,
 }
 

@@ -77,8 +77,11 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
     keep: int = 3,
+    keep_every: int = 0,
 ) -> Path:
-    """Write a whole checkpoint atomically; keep only the newest `keep` ones."""
+    """Write a whole checkpoint atomically; keep only the newest `keep` ones, and also, for good, those
+    whose numeric tag (the update count) is a multiple of `keep_every` (> 0), so that a run's earlier
+    policies stay on disk to be compared or chosen from afterwards."""
     root = Path(checkpoint_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"ckpt_{tag}"
@@ -99,10 +102,16 @@ def save_checkpoint(
     write_text_atomic(root / LATEST, json.dumps({"checkpoint": final.name}, indent=1))
     checkpoints = sorted(p for p in root.glob("ckpt_*") if p.is_dir())
     for old in checkpoints[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if not _kept_for_good(old.name, keep_every):
+            shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob(".ckpt_*.tmp"):  # left by a writer killed mid-save (one writer per run)
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _kept_for_good(name: str, keep_every: int) -> bool:
+    number = name.removeprefix("ckpt_")
+    return keep_every > 0 and number.isdigit() and int(number) % keep_every == 0
 
 
 def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:

@@ -212,7 +212,12 @@ class Trainer:
             "loss_rng": self.loss_gen.get_state().numpy().tobytes().hex(),
         }
         return save_checkpoint(
-            self.run_dir / "checkpoints", f"{self.updates:09d}", self.agent, self.optimizer, extra
+            self.run_dir / "checkpoints",
+            f"{self.updates:09d}",
+            self.agent,
+            self.optimizer,
+            extra,
+            keep_every=self.cfg.checkpoint_keep_every,
         )
 
     def evaluate(self) -> dict[str, float]:

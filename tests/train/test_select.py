@@ -1,0 +1,131 @@
+"""Checkpoint selection on validation tasks: `checkpoint_keep_every` keeps earlier checkpoints, `icrl select`
+plays each on the same trials of the training tasks and copies the best to checkpoints/best."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from icrl.cli import main
+from icrl.train.checkpoint import save_checkpoint
+from icrl.train.evaluate import evaluate_run
+from icrl.train.select import kept_checkpoints, select_checkpoint
+from icrl.train.trainer import Trainer
+
+
+def test_keep_every_keeps_multiples_for_good(tmp_path):
+    agent = torch.nn.Linear(2, 2)
+    root = tmp_path / "checkpoints"
+    for i in range(1, 11):
+        save_checkpoint(root, f"{i:09d}", agent, extra={"updates": i}, keep=2, keep_every=3)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert names == [f"ckpt_{i:09d}" for i in (3, 6, 9, 10)]
+    # Without keep_every only the newest two survive (the default behaviour is unchanged).
+    for i in range(11, 14):
+        save_checkpoint(root, f"{i:09d}", agent, extra={"updates": i}, keep=2)
+    assert sorted(p.name for p in root.iterdir() if p.is_dir())[-2:] == ["ckpt_000000012", "ckpt_000000013"]
+    assert "ckpt_000000011" not in {p.name for p in root.iterdir()}
+
+
+@pytest.fixture
+def kept_run(tmp_path, tiny_config):
+    """A tiny run whose checkpoints every 6 updates stay on disk; evaluated on other tasks (eval_kwargs)."""
+    cfg = tiny_config(
+        tmp_path / "run", checkpoint_every=2, checkpoint_keep_every=6, eval_every=0,
+        env={"eval_kwargs": {"length": 7}},
+    )
+    trainer = Trainer(cfg)
+    trainer.run()
+    return trainer
+
+
+def test_trainer_keeps_every_multiple(kept_run):
+    updates = kept_run.updates
+    names = [p.name for p in kept_checkpoints(kept_run.run_dir)]
+    multiples = [f"ckpt_{u:09d}" for u in range(6, updates + 1, 6)]
+    assert len(multiples) >= 2 and set(multiples) <= set(names)
+    newest = sorted(names)[-3:]
+    assert set(names) == set(multiples) | set(newest) and f"ckpt_{updates:09d}" in names
+    later = [p.name for p in kept_checkpoints(kept_run.run_dir, min_updates=7)]
+    assert later == [n for n in names if n >= "ckpt_000000007"]
+
+
+def test_select_picks_the_best_on_training_tasks(kept_run):
+    run = kept_run.run_dir
+    result = select_checkpoint(run, trials=4, seed=3, progress=False)
+    saved = json.loads((run / "select.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    rows = result["candidates"]
+    assert [r["checkpoint"] for r in rows] == [p.name for p in kept_checkpoints(run)]
+    assert all(r["eval/trials"] == 4 for r in rows)
+    best = max(rows, key=lambda r: r["eval/return"])
+    assert result["best"] == best["checkpoint"] and result["best_updates"] == best["updates"]
+    # Validation tasks are the training kwargs (length 5), not the evaluation ones (length 7).
+    assert result["env_kwargs"]["length"] == 5
+    # checkpoints/best is that checkpoint: evaluated on the same trials it scores what selection saw.
+    replay = evaluate_run(run, trials=4, seed=3, checkpoint="best", env_overrides={"length": 5})
+    assert replay["updates"] == best["updates"] and replay["eval/return"] == best["eval/return"]
+    assert (run / "eval-best.json").is_file()
+    # A later selection replaces best whole (here with validation envs of another length).
+    again = select_checkpoint(
+        run, trials=4, seed=3, env_overrides={"length": 6}, min_updates=7, progress=False
+    )
+    assert again["env_kwargs"]["length"] == 6 and all(r["updates"] >= 7 for r in again["candidates"])
+    assert evaluate_run(run, trials=2, checkpoint="best")["updates"] == again["best_updates"]
+
+
+def test_select_cli(kept_run, tmp_path, capsys):
+    run = kept_run.run_dir
+    main(["select", str(run), "--trials", "3", "--no-progress", "--env.length", "5"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["trials"] == 3 and printed["best"].startswith("ckpt_") and "candidates" not in printed
+    with pytest.raises(SystemExit, match="icrl select: metric 'eval/nothing' is not in the evaluation"):
+        main(["select", str(run), "--trials", "2", "--no-progress", "--metric", "eval/nothing"])
+    with pytest.raises(SystemExit, match="icrl select: no complete checkpoint .* from update 999999 on"):
+        main(["select", str(run), "--min-updates", "999999"])
+    with pytest.raises(SystemExit, match="icrl select: no complete checkpoint"):
+        main(["select", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit, match="icrl select: .*validation env"):
+        main(["select", str(run), "--trials", "2", "--no-progress", "--env.no-such-key", "1"])
+
+
+def test_select_again_plays_only_new_or_rewritten_checkpoints(kept_run, monkeypatch):
+    import icrl.train.select as select_module
+
+    run = kept_run.run_dir
+    first = select_checkpoint(run, trials=3, seed=1, progress=False)
+    played = []
+    real_play = select_module.play_trials
+    monkeypatch.setattr(select_module, "play_trials", lambda *a, **k: played.append(1) or real_play(*a, **k))
+    # Same setting, same checkpoints: nothing is played again, the result is the same.
+    assert select_checkpoint(run, trials=3, seed=1, progress=False) == first and not played
+    # A checkpoint rewritten since (other weights under the same name) is played again; so is everything
+    # under another setting (here another seed).
+    names = [r["checkpoint"] for r in first["candidates"]]
+    (run / "checkpoints" / names[0] / "agent.safetensors").write_bytes(
+        (run / "checkpoints" / names[-1] / "agent.safetensors").read_bytes()
+    )
+    again = select_checkpoint(run, trials=3, seed=1, progress=False)
+    rows = again["candidates"]
+    assert len(played) == 1 and rows[0]["eval/return"] == rows[-1]["eval/return"]
+    select_checkpoint(run, trials=3, seed=2, progress=False)
+    assert len(played) == 1 + len(names)
+
+
+def test_select_skips_a_checkpoint_pruned_while_it_runs(kept_run, monkeypatch):
+    import icrl.train.select as select_module
+
+    run = kept_run.run_dir
+    names = [p.name for p in kept_checkpoints(run)]
+    real_digest = select_module.weights_digest
+
+    def pruned_first(ckpt):  # what a trainer deleting the oldest of its newest three looks like
+        if ckpt.name == names[0]:
+            raise FileNotFoundError(ckpt / "agent.safetensors")
+        return real_digest(ckpt)
+
+    monkeypatch.setattr(select_module, "weights_digest", pruned_first)
+    result = select_checkpoint(run, trials=2, seed=1, progress=False)
+    assert [r["checkpoint"] for r in result["candidates"]] == names[1:]
