@@ -34,3 +34,21 @@ def tiny_trainer(tmp_path) -> Callable[..., Trainer]:
         return trainer
 
     return make
+
+
+# tests/train/conftest.py's TINY settings as command-line flags (`icrl train ENV *TINY_CLI`, also in a
+# subprocess); here so that every test folder (tests/gpu too) can use the `tiny_cli` fixture.
+TINY_CLI: list[str] = [
+    "--env.length", "5", "--env.num-actors", "2",
+    "--model.d-model", "32", "--model.n-layers", "1", "--model.n-heads", "2", "--model.d-ff", "64",
+    "--model.context-len", "16", "--model.encoder-hidden", "32", "--model.actor-hidden", "32",
+    "--model.critic-hidden", "32", "--agent.num-critics", "2", "--agent.extra-gammas", "0.9",
+    "--agent.warmup-updates", "1", "--replay.batch-size", "4", "--replay.cache-gb", "0.01",
+    "--collect-steps", "10", "--updates-per-collect", "2", "--learning-starts", "20",
+    "--eval-trials", "4", "--no-tensorboard", "--no-progress", "--threads", "1",
+]
+
+
+@pytest.fixture
+def tiny_cli():
+    return list(TINY_CLI)

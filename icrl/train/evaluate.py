@@ -267,6 +267,9 @@ def compare_eval_files(path_a: str | Path, path_b: str | Path) -> dict[str, Any]
     step-budget trials, may draw the env's RNG differently). Where both were scored with the same
     `first_steps`, the same differences over each episode's first steps come as `start_...` keys."""
     a, b = (json.loads(Path(path).read_text()) for path in (path_a, path_b))
+    for path, data in ((path_a, a), (path_b, b)):
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} is not an evaluation file of icrl eval (a JSON object)")
     for key in PAIRING_KEYS:
         if a.get(key) != b.get(key):
             raise ValueError(f"{key} differs ({a.get(key)!r} vs {b.get(key)!r}): the trials are not paired")

@@ -21,13 +21,12 @@ from icrl.train.factory import SetupError, build_agent, check_device, env_factor
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-TINY_CLI = [
-    "icrl/TMaze-v0", "--env.length", "5", "--env.num-actors", "2", "--env.trial-episodes", "2",
-    "--model.d-model", "32", "--model.n-layers", "1", "--model.n-heads", "2", "--model.context-len", "16",
-    "--replay.batch-size", "4", "--learning-starts", "20", "--collect-steps", "10",
-    "--updates-per-collect", "2", "--total-env-steps", "60", "--eval-every", "0", "--checkpoint-every", "0",
-    "--no-tensorboard", "--no-progress", "--threads", "1",
-]  # fmt: skip
+
+
+def _train_tiny_on_cuda(run, tiny_cli):
+    """Two-episode T-Maze trials, 60 env steps, on the GPU."""
+    main(["train", "icrl/TMaze-v0", *tiny_cli, "--env.trial-episodes", "2", "--total-env-steps", "60",
+          "--eval-every", "0", "--checkpoint-every", "0", "--device", "cuda", "--run-dir", str(run)])
 
 
 def test_device_check_on_a_gpu_machine():
@@ -38,9 +37,9 @@ def test_device_check_on_a_gpu_machine():
         check_device(f"cuda:{count}")
 
 
-def test_a_gpu_run_evaluates_on_the_cpu(tmp_path, capsys):
+def test_a_gpu_run_evaluates_on_the_cpu(tmp_path, tiny_cli, capsys):
     run = tmp_path / "run"
-    main(["train", *TINY_CLI, "--device", "cuda", "--run-dir", str(run)])
+    _train_tiny_on_cuda(run, tiny_cli)
     assert json.loads((run / "config.json").read_text())["device"] == "cuda"
     results = {}
     for device in ("cpu", "cuda"):

@@ -36,18 +36,6 @@ TINY: dict[str, Any] = {
     "threads": 1,
 }
 
-# The same settings as command-line flags (for subprocess runs of `python -m icrl.cli train`).
-TINY_CLI: list[str] = [
-    "--env.length", "5", "--env.num-actors", "2",
-    "--model.d-model", "32", "--model.n-layers", "1", "--model.n-heads", "2", "--model.d-ff", "64",
-    "--model.context-len", "16", "--model.encoder-hidden", "32", "--model.actor-hidden", "32",
-    "--model.critic-hidden", "32", "--agent.num-critics", "2", "--agent.extra-gammas", "0.9",
-    "--agent.warmup-updates", "1", "--replay.batch-size", "4", "--replay.cache-gb", "0.01",
-    "--collect-steps", "10", "--updates-per-collect", "2", "--learning-starts", "20",
-    "--eval-trials", "4", "--no-tensorboard", "--no-progress", "--threads", "1",
-]
-
-
 def make_tiny_config(run_dir: Any = None, **overrides: Any) -> Config:
     """The tiny config with nested overrides (`env={"num_actors": 4}`, `seed=3`, ...)."""
     return build_config(TINY, overrides, run_dir=run_dir)
@@ -56,11 +44,6 @@ def make_tiny_config(run_dir: Any = None, **overrides: Any) -> Config:
 @pytest.fixture
 def tiny_config():
     return make_tiny_config
-
-
-@pytest.fixture
-def tiny_cli():
-    return list(TINY_CLI)
 
 
 def eval_file_summary(path: Path) -> dict[str, Any]:

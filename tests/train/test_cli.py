@@ -259,3 +259,6 @@ def test_eval_forget_episodes(tmp_path, tiny_cli, capsys):
         main(["compare", str(run / "eval.json"), str(run / "eval-forget.json")])
     with pytest.raises(SystemExit, match="icrl compare: .*No such file"):
         main(["compare", str(run / "eval.json"), str(run / "missing.json")])
+    (run / "list.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="icrl compare: .*list.json is not an evaluation file"):
+        main(["compare", str(run / "list.json"), str(run / "eval.json")])
