@@ -67,6 +67,7 @@ def test_every_preset_is_in_range(name):
         ({"model": {"dropout": 1.0}}, r"model.dropout must be in \[0.0, 1.0\), got 1.0"),
         ({"model": {"critic_hidden": [64, 0]}}, r"model.critic_hidden must be >= 1"),
         ({"threads": 0}, r"threads must be >= 1, got 0"),
+        ({"checkpoint_keep_every": -5}, r"checkpoint_keep_every must be >= 0, got -5"),
         ({"agent": {"num_critics": 1}}, r"agent.critic_subset \(2\) must be <= agent.num_critics \(1\)"),
         ({"agent": {"lr": 0.0}}, r"agent.lr must be > 0.0"),
     ],
