@@ -22,7 +22,6 @@ from icrl.train.factory import SetupError, build_agent, check_device, env_factor
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-
 def _train_tiny_on_cuda(run, tiny_cli):
     """Two-episode T-Maze trials, 60 env steps, on the GPU."""
     main(["train", "icrl/TMaze-v0", *tiny_cli, "--env.trial-episodes", "2", "--total-env-steps", "60",
