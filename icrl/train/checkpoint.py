@@ -109,9 +109,16 @@ def save_checkpoint(
     return final
 
 
-def _kept_for_good(name: str, keep_every: int) -> bool:
+def checkpoint_updates(name: str) -> int | None:
+    """The update count in a numbered checkpoint's name (`ckpt_000007000` -> 7000); None for other names
+    (`best`)."""
     number = name.removeprefix("ckpt_")
-    return keep_every > 0 and number.isdigit() and int(number) % keep_every == 0
+    return int(number) if name.startswith("ckpt_") and number.isdigit() else None
+
+
+def _kept_for_good(name: str, keep_every: int) -> bool:
+    updates = checkpoint_updates(name)
+    return keep_every > 0 and updates is not None and updates % keep_every == 0
 
 
 def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:

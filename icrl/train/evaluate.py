@@ -74,10 +74,14 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
     return out
 
 
-def eval_env_config(cfg: Config, env_overrides: dict[str, Any] | None = None) -> Config:
+def eval_env_config(
+    cfg: Config, env_overrides: dict[str, Any] | None = None, use_eval_kwargs: bool = True
+) -> Config:
     """`cfg` with the env kwargs that evaluation uses: `kwargs`, then `eval_kwargs`, then `env_overrides`
-    (e.g. `icrl eval RUN --env.split test`); `eval_kwargs` is emptied (already applied)."""
-    kwargs = {**cfg.env.kwargs, **cfg.env.eval_kwargs, **(env_overrides or {})}
+    (e.g. `icrl eval RUN --env.split test`); `eval_kwargs` is emptied (already applied). Without
+    `use_eval_kwargs`, the training kwargs with the overrides (validation envs: `icrl select`)."""
+    eval_kwargs = cfg.env.eval_kwargs if use_eval_kwargs else {}
+    kwargs = {**cfg.env.kwargs, **eval_kwargs, **(env_overrides or {})}
     return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, kwargs=kwargs, eval_kwargs={}))
 
 

@@ -17,7 +17,6 @@ trainer prunes while it is being read is skipped.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -28,8 +27,8 @@ from typing import Any
 from tqdm import tqdm
 
 from icrl.config import load_config
-from icrl.train.checkpoint import write_text_atomic
-from icrl.train.evaluate import load_run_agent, play_trials, summarize_trials
+from icrl.train.checkpoint import checkpoint_updates, load_checkpoint, write_text_atomic
+from icrl.train.evaluate import eval_env_config, load_run_agent, play_trials, summarize_trials
 from icrl.train.factory import check_env_config
 
 BEST = "best"
@@ -41,8 +40,8 @@ def kept_checkpoints(run_dir: str | Path, min_updates: int = 0) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     found = []
     for path in sorted(root.glob("ckpt_*")):
-        number = path.name.removeprefix("ckpt_")
-        if number.isdigit() and int(number) >= min_updates and (path / "state.json").is_file():
+        updates = checkpoint_updates(path.name)
+        if updates is not None and updates >= min_updates and (path / "state.json").is_file():
             found.append(path)
     return found
 
@@ -90,12 +89,13 @@ def select_checkpoint(
                                 + (f" from update {min_updates} on" if min_updates else ""))
     cfg = load_config(run_dir / "config.json")
     # Validation envs: the training kwargs (not eval_kwargs, the test tasks) with the overrides.
-    env_kwargs = {**cfg.env.kwargs, **(env_overrides or {})}
-    val_cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, kwargs=env_kwargs, eval_kwargs={}))
+    val_cfg = eval_env_config(cfg, env_overrides, use_eval_kwargs=False)
     check_env_config(val_cfg, "validation env")  # a bad --env.KEY: one SetupError, before any play
+    env_kwargs = val_cfg.env.kwargs
     setting = {"trials": trials, "seed": seed, "env_kwargs": env_kwargs, "device": device or cfg.device}
     earlier = _earlier_rows(run_dir / SELECT_FILE, json.loads(json.dumps(setting)))
     rows: list[dict[str, Any]] = []
+    agent = None  # built once, from the first checkpoint played; the others are loaded into it
     bar = tqdm(candidates, desc="select", unit="ckpt", disable=not progress, file=sys.stderr)
     for ckpt in bar:
         try:
@@ -103,7 +103,10 @@ def select_checkpoint(
             if (ckpt.name, digest) in earlier:
                 row = earlier[ckpt.name, digest]
             else:
-                _, agent, extra = load_run_agent(run_dir, ckpt, device=device)
+                if agent is None:
+                    _, agent, extra = load_run_agent(run_dir, ckpt, device=device)
+                else:
+                    extra = load_checkpoint(ckpt, agent, restore_rng=False)
                 summary = summarize_trials(play_trials(agent, val_cfg, trials, seed=seed), "eval")
                 row = {"checkpoint": ckpt.name, "updates": extra.get("updates"),
                        "env_steps": extra.get("env_steps"), "weights_sha256": digest, **summary}
