@@ -1,13 +1,16 @@
-"""The `icrl` command line: train, resume, eval, compare, select, plot, bench.
+"""The `icrl` command line: train, resume, eval, compare, select, average, plot, bench.
 
 icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...] [options]
            (options: icrl train --help)
 icrl resume RUN_DIR [--total-env-steps N] [--set KEY=VALUE ...]
 icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [--env.KEY VALUE ...]
            [--first-steps K] [--forget-episodes] [--device D]
-icrl compare A/eval.json B/eval.json   (A minus B, trial by trial: same seed and env kwargs)
+icrl compare A/eval.json B/eval.json [A2 B2 ...]   (A minus B, trial by trial: same seed and env kwargs;
+           several pairs: also the mean over pairs with its between-pair standard error)
 icrl select RUN_DIR [--trials N] [--seed S] [--metric M] [--min-updates U] [--env.KEY VALUE ...]
            (the best kept checkpoint on validation tasks -> checkpoints/best; then --checkpoint best)
+icrl average RUN_DIR (--last N | --checkpoints U1 U2 ...) [--name avg]
+           (the mean of those checkpoints' weights -> checkpoints/avg; then --checkpoint avg)
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 icrl bench [--preset NAME] [--device D] [...]   (options: icrl bench --help)
 """
@@ -176,11 +179,9 @@ def cmd_train(argv: list[str]) -> None:
     except TrainingStopped as exc:
         _exit_stopped(exc)
     print(json.dumps({"run_dir": str(trainer.run_dir), **result}), flush=True)
-    print(
-        f"icrl: results in {trainer.run_dir} (metrics.jsonl, tensorboard/, checkpoints/); "
-        f"plot them with `icrl plot {trainer.run_dir}`",
-        flush=True,
-    )
+    written = "metrics.jsonl, " + ("tensorboard/, " if cfg.tensorboard else "") + "checkpoints/"
+    print(f"icrl: results in {trainer.run_dir} ({written}); plot them with `icrl plot {trainer.run_dir}`",
+          flush=True)
 
 
 def cmd_resume(argv: list[str]) -> None:
@@ -227,8 +228,8 @@ def cmd_eval(argv: list[str]) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help="A checkpoint other than the latest: its name (ckpt_000007000), update count (7000), or best "
-        "(chosen by icrl select).",
+        help="A checkpoint other than the latest: its name (ckpt_000007000), update count (7000), best "
+        "(chosen by icrl select) or avg (made by icrl average).",
     )
     parser.add_argument(
         "--acting-gamma",
@@ -279,23 +280,32 @@ def cmd_eval(argv: list[str]) -> None:
 
 
 def cmd_compare(argv: list[str]) -> None:
-    from icrl.train.evaluate import compare_eval_files
+    from icrl.train.evaluate import compare_eval_files, summarize_across
 
     parser = argparse.ArgumentParser(
         prog="icrl compare",
         description="Evaluation file A minus evaluation file B, trial by trial on the same tasks (both from "
         "icrl eval with the same --seed, env kwargs and trial count): mean differences of the trial return, "
         "of each episode's return and of the episode gain, with standard errors. E.g. a run against its "
-        "memory-free control, or RUN/eval.json against RUN/eval-forget.json (what memory adds).",
+        "memory-free control, or RUN/eval.json against RUN/eval-forget.json (what memory adds). With several "
+        "pairs (A1 B1 A2 B2 ...; e.g. the same two runs at several checkpoints, or one pair per training "
+        "seed) one line per pair, then a line with the mean over pairs and its standard error from the "
+        "spread between pairs (`_sd`, `_se`; `_trial_se` is the pairs' mean trial-level standard error).",
     )
-    parser.add_argument("a", help="Evaluation file A (e.g. RUN/eval.json).")
-    parser.add_argument("b", help="Evaluation file B.")
+    parser.add_argument("files", nargs="+", metavar="A B", help="Evaluation files, in pairs: A then B.")
     args = parser.parse_args(argv)
+    if len(args.files) % 2:
+        got = len(args.files)
+        raise SystemExit(f"icrl compare: needs evaluation files in pairs (A B [A B ...]), got {got}")
     try:
-        result = compare_eval_files(args.a, args.b)
+        results = [compare_eval_files(a, b) for a, b in zip(args.files[::2], args.files[1::2], strict=True)]
+        across = summarize_across(results) if len(results) > 1 else None
     except (OSError, ValueError) as exc:  # a missing / unreadable file or unpaired evaluations: one line
         raise SystemExit(f"icrl compare: {exc}") from None
-    print(json.dumps(result), flush=True)
+    for result in results:
+        print(json.dumps(result), flush=True)
+    if across is not None:
+        print(json.dumps(across), flush=True)
 
 
 def cmd_select(argv: list[str]) -> None:
@@ -339,6 +349,37 @@ def cmd_select(argv: list[str]) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "candidates"}), flush=True)
 
 
+def cmd_average(argv: list[str]) -> None:
+    from icrl.train.checkpoint import average_checkpoints
+    from icrl.train.select import kept_checkpoints
+
+    parser = argparse.ArgumentParser(
+        prog="icrl average",
+        description="Average the agent weights of several of a run's checkpoints into checkpoints/NAME (for "
+        "evaluation: `icrl eval RUN --checkpoint NAME`), to smooth the swings between a run's late "
+        "checkpoints. Keep earlier checkpoints with --checkpoint-keep-every.",
+    )
+    parser.add_argument("run_dir")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--last", type=positive_int, help="Average the newest N kept checkpoints.")
+    which.add_argument("--checkpoints", type=int, nargs="+", metavar="UPDATES",
+                       help="Average these checkpoints (their update counts).")
+    parser.add_argument("--name", default="avg", help="Name of the averaged checkpoint (default: avg).")
+    args = parser.parse_args(argv)
+    kept = kept_checkpoints(args.run_dir)
+    if args.last is not None:
+        if len(kept) < args.last:
+            raise SystemExit(f"icrl average: --last {args.last}, but the run keeps {len(kept)} checkpoints")
+        names = [path.name for path in kept[-args.last:]]
+    else:
+        names = [f"ckpt_{updates:09d}" for updates in sorted(set(args.checkpoints))]
+    try:
+        out = average_checkpoints(Path(args.run_dir) / "checkpoints", names, args.name)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"icrl average: {exc}") from None
+    print(json.dumps({"checkpoint": str(out), "averaged_from": names}), flush=True)
+
+
 def cmd_plot(argv: list[str]) -> None:
     from icrl.train.plots import plot_runs
 
@@ -366,6 +407,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "compare": cmd_compare,
     "select": cmd_select,
+    "average": cmd_average,
     "plot": cmd_plot,
     "bench": cmd_bench,
 }

@@ -132,6 +132,49 @@ def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def average_checkpoints(checkpoint_dir: str | Path, names: list[str], out_name: str = "avg") -> Path:
+    """Write `checkpoint_dir/out_name`, a checkpoint whose agent weights are the uniform average of the
+    named checkpoints' (floating-point tensors averaged in float64; integer ones, e.g. counters, taken from
+    the last named), for evaluation: averaging a run's late policies smooths the checkpoint-to-checkpoint
+    swings of an unstable run (weight averaging in the manner of SWA). It has no optimiser state; its
+    `state.json` is the last named checkpoint's, with `averaged_from` added to the extra state."""
+    root = Path(checkpoint_dir)
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 checkpoints to average, got {names}")
+    if checkpoint_updates(out_name) is not None or out_name in ("", ".", "..") or "/" in out_name:
+        raise ValueError(f"{out_name!r} cannot name an averaged checkpoint (ckpt_<n> are the trainer's)")
+    paths = [root / name for name in names]
+    for path in paths:
+        if not (path / "state.json").is_file():
+            raise FileNotFoundError(f"no complete checkpoint {path.name} in {root}")
+    loaded = [load_file(str(path / "agent.safetensors")) for path in paths]
+    for weights in loaded:
+        weights.pop("__torch_rng__", None)
+    for weights in loaded:
+        if weights.keys() != loaded[-1].keys():
+            raise ValueError("the checkpoints hold different tensors (other models?); cannot average them")
+    averaged = {}
+    for key, last in loaded[-1].items():
+        if last.is_floating_point():
+            total = sum(weights[key].double() for weights in loaded)
+            averaged[key] = (total / len(loaded)).to(last.dtype).contiguous()
+        else:
+            averaged[key] = last
+    meta = json.loads((paths[-1] / "state.json").read_text())
+    meta["extra"] = {**meta.get("extra", {}), "averaged_from": list(names)}
+    meta.pop("optimizer", None)
+    tmp = root / f".{out_name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(averaged, str(tmp / "agent.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+    final = root / out_name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
 def load_checkpoint(
     path: str | Path,
     agent: torch.nn.Module,

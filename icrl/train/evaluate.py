@@ -290,3 +290,27 @@ def compare_eval_files(path_a: str | Path, path_b: str | Path) -> dict[str, Any]
         "b_updates": b.get("updates"),
         **out,
     }
+
+
+def summarize_across(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One estimate from several paired comparisons (or evaluation files) of the same quantity, e.g.
+    Transformer minus control at each of a run's last checkpoints, or one difference per training seed. For
+    every key that all rows report with a standard error (`key` and `key_se`): the mean over rows, the
+    standard deviation between rows (`key_sd`), the standard error of that mean (`key_se`, from the
+    between-row spread, so it counts checkpoint-to-checkpoint or run-to-run variation that one evaluation's
+    trial-level standard error cannot see) and the rows' mean trial-level standard error (`key_trial_se`),
+    to compare the two."""
+    if len(rows) < 2:
+        raise ValueError(f"need at least 2 comparisons to summarize across, got {len(rows)}")
+    keys = [k for k in rows[0] if f"{k}_se" in rows[0] and all(k in r and f"{k}_se" in r for r in rows)]
+    if not keys:
+        raise ValueError("the rows share no key with a standard error (`key` and `key_se`)")
+    out: dict[str, Any] = {"across": len(rows)}
+    for key in keys:
+        values = [float(r[key]) for r in rows]
+        out[key] = float(np.mean(values))
+        out[f"{key}_sd"] = float(np.std(values, ddof=1))
+        out[f"{key}_se"] = standard_error(values)
+        out[f"{key}_trial_se"] = float(np.mean([float(r[f"{key}_se"]) for r in rows]))
+    return out
+

@@ -105,6 +105,8 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
     cfg = load_config(run / "config.json")
     assert cfg.seed == 4 and cfg.env.kwargs == {"length": 5} and cfg.model.d_model == 32
     assert cfg.total_env_steps == 60 and cfg.tensorboard is False
+    assert "(metrics.jsonl, checkpoints/)" in out.splitlines()[-1]  # no tensorboard/ named: none written
+    assert not (run / "tensorboard").exists()
 
     # A second `train` into the same directory refuses to overwrite the run, in one line.
     with pytest.raises(SystemExit, match="icrl train: .* already holds a run; use `icrl resume"):
@@ -262,3 +264,29 @@ def test_eval_forget_episodes(tmp_path, tiny_cli, capsys):
     (run / "list.json").write_text("[1, 2]")
     with pytest.raises(SystemExit, match="icrl compare: .*list.json is not an evaluation file"):
         main(["compare", str(run / "list.json"), str(run / "eval.json")])
+
+
+def _eval_file(path, trial_returns, seed=5):
+    path.write_text(json.dumps({"seed": seed, "env_kwargs": {}, "greedy": True, "updates": 1,
+                                "eval/trials": len(trial_returns), "trial_episode_returns": trial_returns}))
+    return str(path)
+
+
+def test_compare_several_pairs_adds_the_between_pair_estimate(tmp_path, capsys):
+    # Two checkpoints of A against B on the same 2 trials: trial-return differences (2, 2) and (6, 6), so
+    # each pair's own SE is 0 while the estimate across the two pairs has mean 4 and SE 2.
+    b = _eval_file(tmp_path / "b.json", [[0.0, 0.0], [1.0, 1.0]])
+    a1 = _eval_file(tmp_path / "a1.json", [[1.0, 1.0], [2.0, 2.0]])
+    a2 = _eval_file(tmp_path / "a2.json", [[3.0, 3.0], [4.0, 4.0]])
+    main(["compare", a1, b, a2, b])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line.get("return") for line in lines[:2]] == [2.0, 6.0] and lines[0]["return_se"] == 0.0
+    assert lines[2]["across"] == 2 and lines[2]["return"] == pytest.approx(4.0)
+    assert lines[2]["return_se"] == pytest.approx(2.0) and lines[2]["return_trial_se"] == 0.0
+    main(["compare", a1, b])  # one pair: one line, as before
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    with pytest.raises(SystemExit, match="in pairs"):
+        main(["compare", a1, b, a2])
+    with pytest.raises(SystemExit, match="icrl compare: seed differs"):
+        main(["compare", a1, b, _eval_file(tmp_path / "a3.json", [[0.0], [0.0]], seed=6), b])
+

@@ -12,7 +12,7 @@ from icrl.config import ExplorationConfig
 from icrl.envs.vector import make_vector_env
 from icrl.replay import ReplayStore, load_trial, validate_trial
 from icrl.train.collector import Collector, EpsilonSchedule, TrialStats, trial_stats
-from icrl.train.evaluate import paired_difference, summarize_trials
+from icrl.train.evaluate import paired_difference, summarize_across, summarize_trials
 from icrl.train.factory import build_agent, env_factory
 
 NO_EXPLORATION = ExplorationConfig(eps_start=0.0, eps_end=0.0, eps_min=0.0, sample_actions=False)
@@ -260,6 +260,24 @@ def test_paired_difference():
     assert "episode_gain" not in paired_difference([[1.0], [2.0]], [[0.0], [0.0]])
     with pytest.raises(ValueError, match="same number"):
         paired_difference(a, b[:2])
+
+
+def test_summarize_across_uses_the_spread_between_comparisons():
+    # Three checkpoints' differences 10, 20, 60 (trial-level SEs 1, 2, 3): mean 30, sample sd
+    # sqrt(((-20)^2 + (-10)^2 + 30^2) / 2) = sqrt(700), SE sqrt(700 / 3), mean trial SE 2.
+    rows = [{"return": 10.0, "return_se": 1.0, "episode_gain": 1.0, "episode_gain_se": 0.5, "a": "x"},
+            {"return": 20.0, "return_se": 2.0, "episode_gain": 3.0, "episode_gain_se": 0.5},
+            {"return": 60.0, "return_se": 3.0, "trials": 9}]  # no episode_gain: left out
+    out = summarize_across(rows)
+    assert out["across"] == 3
+    assert set(out) == {"across", "return", "return_sd", "return_se", "return_trial_se"}
+    assert out["return"] == pytest.approx(30.0) and out["return_sd"] == pytest.approx(np.sqrt(700))
+    assert out["return_se"] == pytest.approx(np.sqrt(700 / 3))
+    assert out["return_trial_se"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        summarize_across(rows[:1])
+    with pytest.raises(ValueError, match="share no key"):
+        summarize_across([{"a": 1.0}, {"a": 2.0}])
 
 
 def test_env_supplied_multiplier_replaces_the_default_within_trial_decay():

@@ -129,3 +129,56 @@ def test_select_skips_a_checkpoint_pruned_while_it_runs(kept_run, monkeypatch):
     monkeypatch.setattr(select_module, "weights_digest", pruned_first)
     result = select_checkpoint(run, trials=2, seed=1, progress=False)
     assert [r["checkpoint"] for r in result["candidates"]] == names[1:]
+
+
+def test_average_checkpoints_is_the_mean_of_the_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    from icrl.train.checkpoint import average_checkpoints, load_checkpoint
+
+    root = tmp_path / "checkpoints"
+    agent = torch.nn.Linear(2, 2)
+    agent.register_buffer("count", torch.tensor(0))  # an integer buffer: taken from the last, not averaged
+    for i, value in enumerate((1.0, 2.0, 6.0), start=1):
+        with torch.no_grad():
+            agent.weight.fill_(value)
+            agent.bias.fill_(-value)
+        agent.count.fill_(i)
+        save_checkpoint(root, f"{i:09d}", agent, torch.optim.Adam(agent.parameters()), extra={"updates": i})
+    names = [f"ckpt_{i:09d}" for i in (1, 2, 3)]
+    out = average_checkpoints(root, names)
+    weights = load_file(str(out / "agent.safetensors"))
+    assert torch.equal(weights["weight"], torch.full((2, 2), 3.0))
+    assert torch.equal(weights["bias"], torch.full((2,), -3.0))
+    assert weights["count"].item() == 3 and "__torch_rng__" not in weights
+    assert not (out / "optimizer.safetensors").exists()
+    # It loads like any checkpoint (icrl eval RUN --checkpoint avg) and says what it was made from.
+    extra = load_checkpoint(out, agent, torch.optim.Adam(agent.parameters()), restore_rng=False)
+    assert extra == {"updates": 3, "averaged_from": names} and agent.weight[0, 0].item() == 3.0
+    with pytest.raises(ValueError, match="at least 2"):
+        average_checkpoints(root, names[:1])
+    with pytest.raises(ValueError, match="cannot name"):
+        average_checkpoints(root, names, "ckpt_000000009")
+    with pytest.raises(FileNotFoundError, match="ckpt_000000007"):
+        average_checkpoints(root, [*names, "ckpt_000000007"])
+    save_checkpoint(root, "000000004", torch.nn.Linear(3, 2), extra={"updates": 4})
+    with pytest.raises(ValueError, match="different tensors"):
+        average_checkpoints(root, [names[-1], "ckpt_000000004"])
+
+
+def test_average_cli_then_eval(kept_run, capsys):
+    run = kept_run.run_dir
+    kept = [p.name for p in kept_checkpoints(run)]
+    main(["average", str(run), "--last", "2"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["averaged_from"] == kept[-2:] and (run / "checkpoints" / "avg" / "state.json").is_file()
+    evaluated = evaluate_run(run, trials=2, checkpoint="avg")
+    assert evaluated["updates"] == kept_run.updates and (run / "eval-avg.json").is_file()
+    # The averaged checkpoint is not a trainer checkpoint: selection and resumption do not see it.
+    assert [p.name for p in kept_checkpoints(run)] == kept
+    main(["average", str(run), "--checkpoints", "6", "12", "--name", "early"])
+    assert json.loads(capsys.readouterr().out)["averaged_from"] == ["ckpt_000000006", "ckpt_000000012"]
+    with pytest.raises(SystemExit, match="icrl average: --last 99, but the run keeps"):
+        main(["average", str(run), "--last", "99"])
+    with pytest.raises(SystemExit, match="icrl average: no complete checkpoint ckpt_000000005"):
+        main(["average", str(run), "--checkpoints", "5", "6"])
