@@ -1,0 +1,78 @@
+"""Session 16: issue 6's HalfCheetahVel held-out bar judged over each seed's late checkpoints.
+
+The rule (fixed in after.sh before any seed-2 checkpoint was scored): per seed, Transformer minus control on
+the same 256 held-out trials (eval seed 5) at each late kept checkpoint, and the Transformer's own episode
+3 - episode 1 there; the mean over checkpoints with a standard error from the spread *between* checkpoints
+(`icrl.train.evaluate.summarize_across`). A part holds for a seed when that mean is above 0 by more than two
+of those standard errors. Late checkpoints: the six kept from 125k updates on where a run kept them (seeds 0
+and 2), the newest three that every run keeps for seed 1; the newest three are also reported for every seed.
+Across seeds: the mean of the three per-seed means, with its standard error over seeds.
+
+    .venv/bin/python benchmarks/hcv_s16/judge.py   # after after.sh; appends hcv-s16-judge.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from icrl.train.evaluate import compare_eval_files, summarize_across
+
+ROOT = Path(__file__).resolve().parents[2]
+SIX = (125000, 130000, 135000, 139000, 140000, 140400)
+NEWEST = SIX[3:]
+SEEDS = {  # seed: (Transformer run, control run, late checkpoints kept)
+    0: ("runs/hcv-s15/tf-w8-s0", "runs/hcv-s15/mlp-w8-s0", SIX),
+    1: ("runs/hcv-s11/tf-w8-s1", "runs/hcv-s11/mlp-s1", NEWEST),
+    2: ("runs/hcv-s16/tf-w8-s2", "runs/hcv-s16/mlp-w8-s2", SIX),
+}
+OUT = ROOT / "benchmarks/results/continuous/hcv-s16-judge.jsonl"
+
+
+def late_file(run: str, updates: int, split: str = "test") -> Path:
+    return ROOT / run / f"eval-{split}-256-ckpt{updates}.json"
+
+
+def judge_seed(seed: int, checkpoints: tuple[int, ...]) -> dict:
+    tf, control, _ = SEEDS[seed]
+    pairs = [compare_eval_files(late_file(tf, u), late_file(control, u)) for u in checkpoints]
+    versus = summarize_across(pairs)
+    gain = summarize_across([json.loads(late_file(tf, u).read_text()) for u in checkpoints])
+    return {
+        "seed": seed, "checkpoints": list(checkpoints),
+        "tf_minus_control": [p["return"] for p in pairs],
+        "tf_episode_gain": [json.loads(late_file(tf, u).read_text())["eval/episode_gain"]
+                            for u in checkpoints],
+        "above_control": versus["return"], "above_control_se": versus["return_se"],
+        "above_control_trial_se": versus["return_trial_se"],
+        "episode_gain": gain["eval/episode_gain"], "episode_gain_se": gain["eval/episode_gain_se"],
+        "episode_gain_trial_se": gain["eval/episode_gain_trial_se"],
+    }
+
+
+def holds(row: dict, key: str) -> bool:
+    return row[key] - 2 * row[f"{key}_se"] > 0
+
+
+def show(label: str, row: dict) -> None:
+    cells = [f"{row[k]:+.1f} ± {row[k + '_se']:.1f} ({'holds' if holds(row, k) else 'not shown'})"
+             for k in ("above_control", "episode_gain")]
+    print(f"| {label} | {' | '.join(cells)} |", flush=True)
+
+
+def main() -> None:
+    rows = []
+    for which in ("kept", "newest3"):
+        per_seed = [judge_seed(s, SEEDS[s][2] if which == "kept" else NEWEST) for s in SEEDS]
+        for row in per_seed:
+            show(f"seed {row['seed']}, {which} ({len(row['checkpoints'])} checkpoints)", row)
+        pooled = summarize_across(per_seed)
+        pooled = {"seed": "all", "checkpoints": which, **pooled}
+        show(f"3 seeds, {which}", pooled)
+        rows += [{**r, "set": which} for r in per_seed] + [pooled]
+    with OUT.open("a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+if __name__ == "__main__":
+    main()
