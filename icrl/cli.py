@@ -351,6 +351,8 @@ def cmd_select(argv: list[str]) -> None:
 
 def cmd_average(argv: list[str]) -> None:
     from icrl.train.checkpoint import average_checkpoints
+    from icrl.train.evaluate import load_run_agent, resolve_checkpoint
+    from icrl.train.factory import SetupError
     from icrl.train.select import kept_checkpoints
 
     parser = argparse.ArgumentParser(
@@ -374,8 +376,11 @@ def cmd_average(argv: list[str]) -> None:
     else:
         names = [f"ckpt_{updates:09d}" for updates in sorted(set(args.checkpoints))]
     try:
-        out = average_checkpoints(Path(args.run_dir) / "checkpoints", names, args.name)
-    except (FileNotFoundError, ValueError) as exc:
+        for name in names:  # before the agent is built: a missing checkpoint is a one-line error
+            resolve_checkpoint(args.run_dir, name)
+        _, agent, _ = load_run_agent(args.run_dir, resolve_checkpoint(args.run_dir, names[-1]), device="cpu")
+        out = average_checkpoints(Path(args.run_dir) / "checkpoints", names, agent, args.name)
+    except (FileNotFoundError, SetupError, ValueError) as exc:
         raise SystemExit(f"icrl average: {exc}") from None
     print(json.dumps({"checkpoint": str(out), "averaged_from": names}), flush=True)
 

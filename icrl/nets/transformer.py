@@ -103,6 +103,13 @@ class SigmaReparamLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.effective_weight(), self.bias)
 
+    def reestimate_buffers(self, iters: int = 50) -> None:
+        """Refit u, v to W after W was replaced by weights that training did not produce (an average of
+        checkpoints, `checkpoint.average_checkpoints`): training keeps them on W's top singular vectors
+        one power iteration per step, but an average of several checkpoints' u, v is not the average W's
+        (singular vectors can flip sign between checkpoints, so the average can even cancel)."""
+        self.power_iteration(iters)
+
     def extra_repr(self) -> str:
         has_bias = self.bias is not None
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={has_bias}"

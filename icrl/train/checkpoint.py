@@ -132,12 +132,17 @@ def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def average_checkpoints(checkpoint_dir: str | Path, names: list[str], out_name: str = "avg") -> Path:
-    """Write `checkpoint_dir/out_name`, a checkpoint whose agent weights are the uniform average of the
-    named checkpoints' (floating-point tensors averaged in float64; integer ones, e.g. counters, taken from
-    the last named), for evaluation: averaging a run's late policies smooths the checkpoint-to-checkpoint
-    swings of an unstable run (weight averaging in the manner of SWA). It has no optimiser state; its
-    `state.json` is the last named checkpoint's, with `averaged_from` added to the extra state."""
+def average_checkpoints(
+    checkpoint_dir: str | Path, names: list[str], agent: torch.nn.Module, out_name: str = "avg"
+) -> Path:
+    """Write `checkpoint_dir/out_name`, a checkpoint whose weights are the uniform average of the named
+    checkpoints' parameters, for evaluation: averaging a run's late policies can smooth the
+    checkpoint-to-checkpoint swings of an unstable run (weight averaging in the manner of SWA). `agent` is
+    a model of the run (its current weights are replaced) and says which tensors are parameters. Those are
+    averaged (floating point, in float64); buffers come from the last named checkpoint, and then every
+    module with a `reestimate_buffers()` method refits the buffers it derives from its weights (σReparam's
+    power-iteration vectors). No optimiser state; `state.json` is the last named checkpoint's, with
+    `averaged_from` added to the extra state."""
     root = Path(checkpoint_dir)
     if len(names) < 2:
         raise ValueError(f"need at least 2 checkpoints to average, got {names}")
@@ -150,23 +155,28 @@ def average_checkpoints(checkpoint_dir: str | Path, names: list[str], out_name: 
     loaded = [load_file(str(path / "agent.safetensors")) for path in paths]
     for weights in loaded:
         weights.pop("__torch_rng__", None)
-    for weights in loaded:
-        if weights.keys() != loaded[-1].keys():
-            raise ValueError("the checkpoints hold different tensors (other models?); cannot average them")
-    averaged = {}
-    for key, last in loaded[-1].items():
-        if last.is_floating_point():
+    expected = agent.state_dict().keys()
+    for path, weights in zip(paths, loaded, strict=True):
+        if weights.keys() != expected:
+            raise ValueError(f"{path.name} holds other tensors than the run's model; cannot average it")
+    averaged = dict(loaded[-1])  # buffers: the newest checkpoint's
+    for key, param in agent.named_parameters(remove_duplicate=False):
+        if param.is_floating_point():
             total = sum(weights[key].double() for weights in loaded)
-            averaged[key] = (total / len(loaded)).to(last.dtype).contiguous()
-        else:
-            averaged[key] = last
+            averaged[key] = (total / len(loaded)).to(loaded[-1][key].dtype)
+    agent.load_state_dict(averaged)
+    for module in agent.modules():
+        reestimate = getattr(module, "reestimate_buffers", None)
+        if callable(reestimate):
+            reestimate()
     meta = json.loads((paths[-1] / "state.json").read_text())
     meta["extra"] = {**meta.get("extra", {}), "averaged_from": list(names)}
     meta.pop("optimizer", None)
     tmp = root / f".{out_name}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(averaged, str(tmp / "agent.safetensors"))
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()},
+              str(tmp / "agent.safetensors"))
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
     final = root / out_name
     if final.exists():

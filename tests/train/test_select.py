@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from icrl.cli import main
+from icrl.nets.transformer import SigmaReparamLinear
 from icrl.train.checkpoint import save_checkpoint
-from icrl.train.evaluate import evaluate_run
+from icrl.train.evaluate import evaluate_run, load_run_agent
 from icrl.train.select import kept_checkpoints, select_checkpoint
 from icrl.train.trainer import Trainer
 
@@ -131,39 +132,53 @@ def test_select_skips_a_checkpoint_pruned_while_it_runs(kept_run, monkeypatch):
     assert [r["checkpoint"] for r in result["candidates"]] == names[1:]
 
 
-def test_average_checkpoints_is_the_mean_of_the_weights(tmp_path):
+class _Refits(torch.nn.Module):
+    """A linear layer with a float buffer (kept from the newest checkpoint, not averaged) and a buffer it
+    derives from its weight, which `reestimate_buffers` refits after averaging."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+        self.register_buffer("stat", torch.zeros(()))
+        self.register_buffer("weight_sum", torch.zeros(()))
+
+    def reestimate_buffers(self):
+        self.weight_sum.copy_(self.lin.weight.sum())
+
+
+def test_average_checkpoints_is_the_mean_of_the_parameters(tmp_path):
     from safetensors.torch import load_file
 
     from icrl.train.checkpoint import average_checkpoints, load_checkpoint
 
     root = tmp_path / "checkpoints"
-    agent = torch.nn.Linear(2, 2)
-    agent.register_buffer("count", torch.tensor(0))  # an integer buffer: taken from the last, not averaged
+    agent = _Refits()
     for i, value in enumerate((1.0, 2.0, 6.0), start=1):
         with torch.no_grad():
-            agent.weight.fill_(value)
-            agent.bias.fill_(-value)
-        agent.count.fill_(i)
+            agent.lin.weight.fill_(value)
+            agent.lin.bias.fill_(-value)
+        agent.stat.fill_(10.0 * i)
         save_checkpoint(root, f"{i:09d}", agent, torch.optim.Adam(agent.parameters()), extra={"updates": i})
     names = [f"ckpt_{i:09d}" for i in (1, 2, 3)]
-    out = average_checkpoints(root, names)
+    out = average_checkpoints(root, names, _Refits())
     weights = load_file(str(out / "agent.safetensors"))
-    assert torch.equal(weights["weight"], torch.full((2, 2), 3.0))
-    assert torch.equal(weights["bias"], torch.full((2,), -3.0))
-    assert weights["count"].item() == 3 and "__torch_rng__" not in weights
-    assert not (out / "optimizer.safetensors").exists()
+    assert torch.equal(weights["lin.weight"], torch.full((2, 2), 3.0))
+    assert torch.equal(weights["lin.bias"], torch.full((2,), -3.0))
+    assert weights["stat"].item() == 30.0  # the newest's buffer, not the mean 20
+    assert weights["weight_sum"].item() == 12.0  # refitted to the averaged weight (4 x 3.0)
+    assert "__torch_rng__" not in weights and not (out / "optimizer.safetensors").exists()
     # It loads like any checkpoint (icrl eval RUN --checkpoint avg) and says what it was made from.
     extra = load_checkpoint(out, agent, torch.optim.Adam(agent.parameters()), restore_rng=False)
-    assert extra == {"updates": 3, "averaged_from": names} and agent.weight[0, 0].item() == 3.0
+    assert extra == {"updates": 3, "averaged_from": names} and agent.lin.weight[0, 0].item() == 3.0
     with pytest.raises(ValueError, match="at least 2"):
-        average_checkpoints(root, names[:1])
+        average_checkpoints(root, names[:1], agent)
     with pytest.raises(ValueError, match="cannot name"):
-        average_checkpoints(root, names, "ckpt_000000009")
+        average_checkpoints(root, names, agent, "ckpt_000000009")
     with pytest.raises(FileNotFoundError, match="ckpt_000000007"):
-        average_checkpoints(root, [*names, "ckpt_000000007"])
+        average_checkpoints(root, [*names, "ckpt_000000007"], agent)
     save_checkpoint(root, "000000004", torch.nn.Linear(3, 2), extra={"updates": 4})
-    with pytest.raises(ValueError, match="different tensors"):
-        average_checkpoints(root, [names[-1], "ckpt_000000004"])
+    with pytest.raises(ValueError, match="ckpt_000000004 holds other tensors"):
+        average_checkpoints(root, [names[-1], "ckpt_000000004"], agent)
 
 
 def test_average_cli_then_eval(kept_run, capsys):
@@ -174,6 +189,14 @@ def test_average_cli_then_eval(kept_run, capsys):
     assert printed["averaged_from"] == kept[-2:] and (run / "checkpoints" / "avg" / "state.json").is_file()
     evaluated = evaluate_run(run, trials=2, checkpoint="avg")
     assert evaluated["updates"] == kept_run.updates and (run / "eval-avg.json").is_file()
+    # σReparam's power-iteration vectors are refitted to the averaged weights: each layer's σ estimate is
+    # its averaged weight's spectral norm (an average of the checkpoints' u, v would not be).
+    _, agent, _ = load_run_agent(run, run / "checkpoints" / "avg")
+    layers = [m for m in agent.modules() if isinstance(m, SigmaReparamLinear)]
+    assert layers
+    for layer in layers:
+        exact = torch.linalg.matrix_norm(layer.weight.detach(), ord=2)
+        assert layer.sigma().item() == pytest.approx(exact.item(), rel=1e-3)
     # The averaged checkpoint is not a trainer checkpoint: selection and resumption do not see it.
     assert [p.name for p in kept_checkpoints(run)] == kept
     main(["average", str(run), "--checkpoints", "6", "12", "--name", "early"])
