@@ -7,12 +7,15 @@ the same 256 held-out trials (eval seed 5) at each late kept checkpoint, and the
 of those standard errors. Late checkpoints: the six kept from 125k updates on where a run kept them (seeds 0
 and 2), the newest three that every run keeps for seed 1; the newest three are also reported for every seed.
 Across seeds: the mean of the three per-seed means, with its standard error over seeds.
+Secondary (added at 06:40 UTC, before any training-velocity late checkpoint was scored; late_train.sh):
+the same rule on the training velocities (`--split train`).
 
-    .venv/bin/python benchmarks/hcv_s16/judge.py   # after after.sh; appends hcv-s16-judge.jsonl
+    .venv/bin/python benchmarks/hcv_s16/judge.py [--split train]  # after after.sh; appends hcv-s16-judge.jsonl
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -33,16 +36,16 @@ def late_file(run: str, updates: int, split: str = "test") -> Path:
     return ROOT / run / f"eval-{split}-256-ckpt{updates}.json"
 
 
-def judge_seed(seed: int, checkpoints: tuple[int, ...]) -> dict:
+def judge_seed(seed: int, checkpoints: tuple[int, ...], split: str = "test") -> dict:
     tf, control, _ = SEEDS[seed]
-    pairs = [compare_eval_files(late_file(tf, u), late_file(control, u)) for u in checkpoints]
+    pairs = [compare_eval_files(late_file(tf, u, split), late_file(control, u, split)) for u in checkpoints]
     versus = summarize_across(pairs)
-    gain = summarize_across([json.loads(late_file(tf, u).read_text()) for u in checkpoints])
+    tf_evals = [json.loads(late_file(tf, u, split).read_text()) for u in checkpoints]
+    gain = summarize_across(tf_evals)
     return {
-        "seed": seed, "checkpoints": list(checkpoints),
+        "seed": seed, "split": split, "checkpoints": list(checkpoints),
         "tf_minus_control": [p["return"] for p in pairs],
-        "tf_episode_gain": [json.loads(late_file(tf, u).read_text())["eval/episode_gain"]
-                            for u in checkpoints],
+        "tf_episode_gain": [e["eval/episode_gain"] for e in tf_evals],
         "above_control": versus["return"], "above_control_se": versus["return_se"],
         "above_control_trial_se": versus["return_trial_se"],
         "episode_gain": gain["eval/episode_gain"], "episode_gain_se": gain["eval/episode_gain_se"],
@@ -61,14 +64,17 @@ def show(label: str, row: dict) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="test", choices=("test", "train"))
+    split = parser.parse_args().split
     rows = []
     for which in ("kept", "newest3"):
-        per_seed = [judge_seed(s, SEEDS[s][2] if which == "kept" else NEWEST) for s in SEEDS]
+        per_seed = [judge_seed(s, SEEDS[s][2] if which == "kept" else NEWEST, split) for s in SEEDS]
         for row in per_seed:
-            show(f"seed {row['seed']}, {which} ({len(row['checkpoints'])} checkpoints)", row)
+            show(f"seed {row['seed']}, {split}, {which} ({len(row['checkpoints'])} checkpoints)", row)
         pooled = summarize_across(per_seed)
-        pooled = {"seed": "all", "checkpoints": which, **pooled}
-        show(f"3 seeds, {which}", pooled)
+        pooled = {"seed": "all", "split": split, "checkpoints": which, **pooled}
+        show(f"3 seeds, {split}, {which}", pooled)
         rows += [{**r, "set": which} for r in per_seed] + [pooled]
     with OUT.open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
