@@ -10,7 +10,7 @@ Across seeds: the mean of the three per-seed means, with its standard error over
 Secondary (added at 06:40 UTC, before any training-velocity late checkpoint was scored; late_train.sh):
 the same rule on the training velocities (`--split train`).
 
-    .venv/bin/python benchmarks/hcv_s16/judge.py [--split train]  # after after.sh; appends hcv-s16-judge.jsonl
+    .venv/bin/python benchmarks/hcv_s16/judge.py [--split train]  # appends hcv-s16-judge.jsonl
 """
 
 from __future__ import annotations
