@@ -7,7 +7,7 @@ the same 256 held-out trials (eval seed 5) at each late kept checkpoint, and the
 of those standard errors. Late checkpoints: the six kept from 125k updates on where a run kept them (seeds 0
 and 2), the newest three that every run keeps for seed 1; the newest three are also reported for every seed.
 Across seeds: the mean of the three per-seed means, with its standard error over seeds.
-Secondary (added at 06:40 UTC, before any training-velocity late checkpoint was scored; late_train.sh):
+Secondary (added at 06:40 UTC, before any training-velocity late checkpoint was scored; after.sh):
 the same rule on the training velocities (`--split train`).
 
     .venv/bin/python benchmarks/hcv_s16/judge.py [--split train]  # appends hcv-s16-judge.jsonl
