@@ -1,6 +1,6 @@
 #!/bin/bash
 # Session 16's protocol, fixed at 06:45 UTC on 2026-11-27, before any seed-2 checkpoint was scored
-# (reordered at 08:00 UTC, before any was scored, so that less waits for the Transformer's last update;
+# (reordered at 07:58 and 08:01 UTC, before any was scored, so that less waits for the Transformer's last update;
 # what is measured is unchanged):
 # 1. Seed 2's Transformer and control, retrained with the recipe plus --checkpoint-keep-every 5000, get
 #    session 15's selection unchanged: icrl select --trials 128 (training velocities, validation seed 2024),
@@ -34,11 +34,12 @@ SPLIT=train $L runs/hcv-s15/mlp-w8-s0 mlp-w8-s0-train
 SPLIT=train UPDATES="139000 140000 140400" $L runs/hcv-s11/tf-w8-s1 tf-w8-s1-train
 SPLIT=train UPDATES="139000 140000 140400" $L runs/hcv-s11/mlp-s1 mlp-s1-train
 echo "late evals of the finished runs done $(date)"
+# TF's checkpoints so far, while it trains (a later call plays only the new ones)
+sel $S/tf-w8-s2 > $S/select-tf-partial.out 2> $S/select-tf-partial.err; echo "tf partly selected $(date)"
 while [ ! -f $S/tf-w8-s2/checkpoints/ckpt_000135000/state.json ]; do sleep 20; done
 UPDATES="125000 130000 135000" $L $S/tf-w8-s2 tf-w8-s2-a
 UPDATES="125000 130000 135000" SPLIT=train $L $S/tf-w8-s2 tf-w8-s2-a-train
-# TF's checkpoints so far, while it trains (a later call plays only the new ones)
-sel $S/tf-w8-s2 > $S/select-tf-partial.out 2> $S/select-tf-partial.err; echo "tf partly selected $(date)"
+sel $S/tf-w8-s2 > $S/select-tf-partial2.out 2> $S/select-tf-partial2.err; echo "tf partly selected again $(date)"
 while pgrep -f "run-dir $S/tf-w8-s2" > /dev/null; do sleep 20; done
 echo "tf trained $(date)"
 UPDATES="139000 140000 140400" $L $S/tf-w8-s2 tf-w8-s2-b &
