@@ -1,6 +1,6 @@
 #!/bin/bash
 # Session 16's protocol, fixed at 06:45 UTC on 2026-11-27, before any seed-2 checkpoint was scored
-# (reordered at 07:58 and 08:01 UTC, before any was scored, so that less waits for the Transformer's last update;
+# (reordered at 07:58 and 07:59 UTC, before any was scored, so that less waits for the Transformer's last update;
 # what is measured is unchanged):
 # 1. Seed 2's Transformer and control, retrained with the recipe plus --checkpoint-keep-every 5000, get
 #    session 15's selection unchanged: icrl select --trials 128 (training velocities, validation seed 2024),
