@@ -376,9 +376,9 @@ def cmd_average(argv: list[str]) -> None:
     else:
         names = [f"ckpt_{updates:09d}" for updates in sorted(set(args.checkpoints))]
     try:
-        for name in names:  # before the agent is built: a missing checkpoint is a one-line error
-            resolve_checkpoint(args.run_dir, name)
-        _, agent, _ = load_run_agent(args.run_dir, resolve_checkpoint(args.run_dir, names[-1]), device="cpu")
+        # every checkpoint checked before the agent is built: a missing one is a one-line error
+        newest = [resolve_checkpoint(args.run_dir, name) for name in names][-1]
+        _, agent, _ = load_run_agent(args.run_dir, newest, device="cpu")
         out = average_checkpoints(Path(args.run_dir) / "checkpoints", names, agent, args.name)
     except (FileNotFoundError, SetupError, ValueError) as exc:
         raise SystemExit(f"icrl average: {exc}") from None

@@ -70,6 +70,33 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss_value))
 
 
+def _cpu_state(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
+
+
+def _write_checkpoint_dir(
+    root: Path,
+    name: str,
+    weights: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    optimizer_tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write `root/name` (agent.safetensors, [optimizer.safetensors,] state.json) under a temporary name
+    and rename it into place, replacing an older one: readers never see half a checkpoint."""
+    final = root / name
+    tmp = root / f".{name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(weights, str(tmp / "agent.safetensors"))
+    if optimizer_tensors is not None:
+        save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
 def save_checkpoint(
     checkpoint_dir: str | Path,
     tag: str,
@@ -84,21 +111,13 @@ def save_checkpoint(
     policies stay on disk to be compared or chosen from afterwards."""
     root = Path(checkpoint_dir)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"ckpt_{tag}"
-    tmp = root / f".ckpt_{tag}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    weights = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
+    weights = _cpu_state(agent)
     weights["__torch_rng__"] = torch.get_rng_state()
-    save_file(weights, str(tmp / "agent.safetensors"))
     meta: dict[str, Any] = {"extra": extra or {}, "rng": rng_state()}
+    optimizer_tensors = None
     if optimizer is not None:
-        tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+        optimizer_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+    final = _write_checkpoint_dir(root, f"ckpt_{tag}", weights, meta, optimizer_tensors)
     write_text_atomic(root / LATEST, json.dumps({"checkpoint": final.name}, indent=1))
     checkpoints = sorted(p for p in root.glob("ckpt_*") if p.is_dir())
     for old in checkpoints[:-keep] if keep > 0 else []:
@@ -172,17 +191,7 @@ def average_checkpoints(
     meta = json.loads((paths[-1] / "state.json").read_text())
     meta["extra"] = {**meta.get("extra", {}), "averaged_from": list(names)}
     meta.pop("optimizer", None)
-    tmp = root / f".{out_name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()},
-              str(tmp / "agent.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-    final = root / out_name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
+    return _write_checkpoint_dir(root, out_name, _cpu_state(agent), meta)
 
 
 def load_checkpoint(

@@ -313,4 +313,3 @@ def summarize_across(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{key}_se"] = standard_error(values)
         out[f"{key}_trial_se"] = float(np.mean([float(r[f"{key}_se"]) for r in rows]))
     return out
-

@@ -289,4 +289,3 @@ def test_compare_several_pairs_adds_the_between_pair_estimate(tmp_path, capsys):
         main(["compare", a1, b, a2])
     with pytest.raises(SystemExit, match="icrl compare: seed differs"):
         main(["compare", a1, b, _eval_file(tmp_path / "a3.json", [[0.0], [0.0]], seed=6), b])
-
