@@ -4,7 +4,7 @@ icrl train ENV_ID [--preset NAME] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ..
            (options: icrl train --help)
 icrl resume RUN_DIR [--total-env-steps N] [--set KEY=VALUE ...]
 icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [--env.KEY VALUE ...]
-           [--first-steps K] [--forget-episodes] [--device D]
+           [--first-steps K] [--forget-episodes] [--weights live|ema] [--device D]
 icrl compare A/eval.json B/eval.json [A2 B2 ...]   (A minus B, trial by trial: same seed and env kwargs;
            several pairs: also the mean over pairs with its between-pair standard error)
 icrl select RUN_DIR [--trials N] [--seed S] [--metric M] [--min-updates U] [--env.KEY VALUE ...]
@@ -255,6 +255,13 @@ def cmd_eval(argv: list[str]) -> None:
         help="Memory ablation: clear the agent's memory at every episode start inside a trial (written to "
         "eval-forget.json); the paired difference to a plain eval is what memory of earlier episodes adds.",
     )
+    parser.add_argument(
+        "--weights",
+        choices=("live", "ema"),
+        default="live",
+        help="ema: act with the checkpoint's moving average of the weights (a run trained with "
+        "--weights-ema; written to eval-ema.json) instead of the trained weights.",
+    )
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
@@ -273,6 +280,7 @@ def cmd_eval(argv: list[str]) -> None:
             device=args.device,
             first_steps=args.first_steps,
             forget_episodes=args.forget_episodes,
+            weights=args.weights,
         )
     except (FileNotFoundError, SetupError) as exc:  # no run / checkpoint, a bad --env.KEY or device: one line
         raise SystemExit(f"icrl eval: {exc}") from None

@@ -197,6 +197,8 @@ class Config:
     """Save a checkpoint every this many updates (and at the end)."""
     checkpoint_keep_every: int = 0
     """Keep for good the checkpoints at multiples of this many updates (0: only the newest 3)."""
+    weights_ema: float = 0.0
+    """Per-update decay of a moving average of the weights, saved for `icrl eval --weights ema` (0: off)."""
     target_return: float | None = None
     """Stop early once the evaluation return reaches this (None: never)."""
     run_dir: str | None = None
@@ -349,6 +351,7 @@ FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
     "eval_trials": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,
     "checkpoint_keep_every": _NON_NEGATIVE,
+    "weights_ema": (0.0, 1.0, False, True),  # [0, 1)
     "threads": _POSITIVE,
 }
 

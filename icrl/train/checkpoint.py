@@ -1,7 +1,8 @@
 """Checkpoints: tensors as safetensors, everything else as JSON; nothing is ever unpickled.
 
 A checkpoint is a folder `checkpoints/ckpt_<updates>/` holding `agent.safetensors`,
-`optimizer.safetensors` and `state.json`. It is written under a temporary name and renamed, and
+`optimizer.safetensors` and `state.json` (and `agent_ema.safetensors`, the moving average of the weights, in
+a run trained with `--weights-ema`). It is written under a temporary name and renamed, and
 `checkpoints/latest.json` (also replaced atomically) names the newest complete one, so a run killed at
 any moment (even with `kill -9`) resumes from a whole checkpoint.
 """
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from icrl.train.ema import EMA_FILE, refit_derived_buffers
 
 LATEST = "latest.json"
 
@@ -80,9 +83,11 @@ def _write_checkpoint_dir(
     weights: dict[str, torch.Tensor],
     meta: dict[str, Any],
     optimizer_tensors: dict[str, torch.Tensor] | None = None,
+    ema_weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write `root/name` (agent.safetensors, [optimizer.safetensors,] state.json) under a temporary name
-    and rename it into place, replacing an older one: readers never see half a checkpoint."""
+    """Write `root/name` (agent.safetensors, [optimizer.safetensors, agent_ema.safetensors,] state.json)
+    under a temporary name and rename it into place, replacing an older one: readers never see half a
+    checkpoint."""
     final = root / name
     tmp = root / f".{name}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -90,6 +95,8 @@ def _write_checkpoint_dir(
     save_file(weights, str(tmp / "agent.safetensors"))
     if optimizer_tensors is not None:
         save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
+    if ema_weights is not None:
+        save_file(ema_weights, str(tmp / EMA_FILE))
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
     if final.exists():
         shutil.rmtree(final)
@@ -105,10 +112,12 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     keep: int = 3,
     keep_every: int = 0,
+    ema_weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a whole checkpoint atomically; keep only the newest `keep` ones, and also, for good, those
     whose numeric tag (the update count) is a multiple of `keep_every` (> 0), so that a run's earlier
-    policies stay on disk to be compared or chosen from afterwards."""
+    policies stay on disk to be compared or chosen from afterwards. `ema_weights` (`WeightsEMA.state_dict()`)
+    are saved beside the weights."""
     root = Path(checkpoint_dir)
     root.mkdir(parents=True, exist_ok=True)
     weights = _cpu_state(agent)
@@ -117,7 +126,7 @@ def save_checkpoint(
     optimizer_tensors = None
     if optimizer is not None:
         optimizer_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
-    final = _write_checkpoint_dir(root, f"ckpt_{tag}", weights, meta, optimizer_tensors)
+    final = _write_checkpoint_dir(root, f"ckpt_{tag}", weights, meta, optimizer_tensors, ema_weights)
     write_text_atomic(root / LATEST, json.dumps({"checkpoint": final.name}, indent=1))
     checkpoints = sorted(p for p in root.glob("ckpt_*") if p.is_dir())
     for old in checkpoints[:-keep] if keep > 0 else []:
@@ -184,10 +193,7 @@ def average_checkpoints(
             total = sum(weights[key].double() for weights in loaded)
             averaged[key] = (total / len(loaded)).to(loaded[-1][key].dtype)
     agent.load_state_dict(averaged)
-    for module in agent.modules():
-        reestimate = getattr(module, "reestimate_buffers", None)
-        if callable(reestimate):
-            reestimate()
+    refit_derived_buffers(agent)
     meta = json.loads((paths[-1] / "state.json").read_text())
     meta["extra"] = {**meta.get("extra", {}), "averaged_from": list(names)}
     meta.pop("optimizer", None)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -144,12 +144,21 @@ def resolve_checkpoint(run_dir: str | Path, checkpoint: str | int | None = None)
 
 
 def load_run_agent(
-    run_dir: str | Path, ckpt: Path, acting_gamma: float | None = None, device: str | None = None
+    run_dir: str | Path,
+    ckpt: Path,
+    acting_gamma: float | None = None,
+    device: str | None = None,
+    weights: Literal["live", "ema"] = "live",
 ) -> tuple[Config, Agent, dict[str, Any]]:
     """A run's config and its agent with checkpoint `ckpt` loaded, on the run's device (or `device`, e.g.
     "cpu" for a run trained on a GPU); also the checkpoint's extra state (`env_steps`, `updates`).
-    `acting_gamma` acts with another trained discount's actor head than the run's."""
+    `acting_gamma` acts with another trained discount's actor head than the run's. `weights="ema"` loads
+    the checkpoint's moving average of the weights (a run trained with `--weights-ema`) instead."""
     from icrl.train.checkpoint import load_checkpoint
+    from icrl.train.ema import load_ema_weights
+
+    if weights not in ("live", "ema"):
+        raise SetupError(f"weights must be 'live' or 'ema', got {weights!r}")
 
     cfg = load_config(Path(run_dir) / "config.json")
     if acting_gamma is not None:
@@ -165,6 +174,8 @@ def load_run_agent(
     agent = build_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()
     extra = load_checkpoint(ckpt, agent, restore_rng=False)
+    if weights == "ema":
+        load_ema_weights(ckpt, agent)
     return cfg, agent.to(torch.device(cfg.device)), extra
 
 
@@ -179,11 +190,12 @@ def evaluate_run(
     device: str | None = None,
     first_steps: int | None = None,
     forget_episodes: bool = False,
+    weights: Literal["live", "ema"] = "live",
 ) -> dict:
     """Evaluate a run's latest checkpoint (or `checkpoint`: a name such as `ckpt_000007000`, or its update
     count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one,
-    `eval-acting<gamma>.json` with `acting_gamma`, `eval-forget.json` with `forget_episodes`, or several
-    suffixes).
+    `eval-acting<gamma>.json` with `acting_gamma`, `eval-forget.json` with `forget_episodes`, `eval-ema.json`
+    with `weights="ema"` (the checkpoint's moving average of the weights), or several suffixes).
 
     `env_overrides` update the evaluation env kwargs (after the run's `eval_kwargs`), e.g.
     `{"split": "test"}`; the result records the kwargs used as `env_kwargs`. `acting_gamma` acts with
@@ -199,9 +211,10 @@ def evaluate_run(
         ("" if checkpoint is None else f"-{ckpt.name}")
         + ("" if acting_gamma is None else f"-acting{acting_gamma:g}")
         + ("-forget" if forget_episodes else "")
+        + ("-ema" if weights == "ema" else "")
     )
     out_name = f"eval{suffix}.json"
-    cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device)
+    cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device, weights)
     eval_cfg = eval_env_config(cfg, env_overrides)
     check_env_config(eval_cfg, "evaluation env")  # a bad --env.KEY: one SetupError, not a traceback
     played = play_trials(
@@ -224,6 +237,7 @@ def evaluate_run(
         "device": cfg.device,
         **({} if first_steps is None else {"first_steps": first_steps}),
         **({"forget_episodes": True} if forget_episodes else {}),
+        **({"weights": "ema"} if weights == "ema" else {}),
         **summarize_trials(played, "eval"),
     }
     # The file also keeps every trial's episode returns, in play order (trial k of every actor, then

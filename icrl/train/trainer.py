@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -32,6 +33,7 @@ from icrl.replay.sampler import TrialSampler
 from icrl.replay.store import ReplayStore
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from icrl.train.collector import Collector, TrialStats
+from icrl.train.ema import EMA_FILE, WeightsEMA
 from icrl.train.evaluate import eval_env_config, evaluate, summarize_trials
 from icrl.train.factory import (
     build_agent,
@@ -141,6 +143,8 @@ class Trainer:
         self.store = ReplayStore(self.run_dir / "buffer", max_fifo_trials=cfg.replay.max_trials)
         self.loader: BatchLoader | None = None
         self.loss_gen = torch.Generator().manual_seed(cfg.seed)
+        # Only read at checkpoints (for `icrl eval --weights ema`): training itself is unchanged by it.
+        self.weights_ema = WeightsEMA(self.agent, cfg.weights_ema) if cfg.weights_ema > 0 else None
 
         if resume:
             ckpt = latest_checkpoint(self.run_dir / "checkpoints")
@@ -157,6 +161,8 @@ class Trainer:
                 if "loss_rng" in extra:  # the critic-subset draws continue where they stopped
                     state = np.frombuffer(bytes.fromhex(extra["loss_rng"]), dtype=np.uint8).copy()
                     self.loss_gen.set_state(torch.from_numpy(state))
+                if self.weights_ema is not None:
+                    self._resume_weights_ema(ckpt)
         # After a resume the actors start fresh trials; a different seed avoids replaying the same ones.
         self.collector = Collector(
             self.envs,
@@ -174,6 +180,14 @@ class Trainer:
             hparams=dataclasses.asdict(cfg),
             resume_at=(self.env_steps, self.updates) if resume else None,
         )
+
+    def _resume_weights_ema(self, ckpt: Path) -> None:
+        """The saved moving average goes on; one switched on at resume starts at the resumed weights."""
+        assert self.weights_ema is not None
+        if (ckpt / EMA_FILE).is_file():
+            self.weights_ema.load_state_dict(load_file(str(ckpt / EMA_FILE), device=str(self.device)))
+        else:
+            self.weights_ema = WeightsEMA(self.agent, self.cfg.weights_ema)
 
     # ------------------------------------------------------------------ pieces
     def _lr(self) -> float:
@@ -198,6 +212,8 @@ class Trainer:
         )
         self.optimizer.step()
         self.agent.update_targets()
+        if self.weights_ema is not None:
+            self.weights_ema.update()
         self.updates += 1
         stats: dict[str, Tensor | float] = dict(out.stats)
         stats["stats/grad_norm"] = grad_norm.detach()
@@ -218,6 +234,7 @@ class Trainer:
             self.optimizer,
             extra,
             keep_every=self.cfg.checkpoint_keep_every,
+            ema_weights=None if self.weights_ema is None else self.weights_ema.state_dict(),
         )
 
     def evaluate(self) -> dict[str, float]:

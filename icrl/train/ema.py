@@ -1,0 +1,76 @@
+"""A moving average of the agent's weights, kept beside training for evaluation.
+
+Late in an off-policy run the policy can swing a lot from one checkpoint to the next (HalfCheetahVel on
+a CPU budget: a standard deviation of 50-100 in trial return between checkpoints a few thousand updates
+apart). Acting with an exponential moving average of the weights instead (Polyak averaging of the iterates)
+smooths those swings without touching what is learned: the average is only read, by `icrl eval --weights
+ema`, never trained or used for targets, so a run with it is the same run as one without.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+EMA_FILE = "agent_ema.safetensors"
+
+
+def refit_derived_buffers(agent: torch.nn.Module) -> None:
+    """After weights are replaced from outside training (averaged, or a moving average), let every module
+    with a `reestimate_buffers()` method refit the buffers it derives from its weights (σReparam's
+    power-iteration vectors, which would otherwise describe other weights)."""
+    for module in agent.modules():
+        reestimate = getattr(module, "reestimate_buffers", None)
+        if callable(reestimate):
+            reestimate()
+
+
+class WeightsEMA:
+    """`shadow <- decay * shadow + (1 - decay) * weights` over the agent's floating-point parameters, once
+    per `update()` (once per gradient step). Starts at the weights it is given."""
+
+    def __init__(self, agent: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"the weights' moving-average decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        named = [(n, p) for n, p in agent.named_parameters() if p.is_floating_point()]
+        self.names = [n for n, _ in named]
+        self._params = [p for _, p in named]
+        self.shadow = [p.detach().clone() for p in self._params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self._params], 1.0 - self.decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged parameters by name, on the CPU (for a checkpoint)."""
+        pairs = zip(self.names, self.shadow, strict=True)
+        return {name: shadow.detach().cpu().contiguous().clone() for name, shadow in pairs}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != set(self.names):
+            raise ValueError("the saved moving average holds other tensors than this agent's parameters")
+        for name, shadow in zip(self.names, self.shadow, strict=True):
+            shadow.copy_(state[name])
+
+
+def load_ema_weights(ckpt: str | Path, agent: torch.nn.Module) -> None:
+    """Replace `agent`'s parameters with the moving average saved in checkpoint `ckpt` (its buffers stay the
+    checkpoint's own, then are refitted to the averaged weights)."""
+    path = Path(ckpt) / EMA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{Path(ckpt).name} has no moving average of the weights ({EMA_FILE}): the run was trained "
+            "without --weights-ema"
+        )
+    state = load_file(str(path))
+    params = dict(agent.named_parameters())
+    if set(state) != {n for n, p in params.items() if p.is_floating_point()}:
+        raise ValueError(f"{path} holds other tensors than the run's model's parameters")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+    refit_derived_buffers(agent)

@@ -1,0 +1,137 @@
+"""The moving average of the weights (`--weights-ema`): its arithmetic, that it leaves training unchanged,
+that checkpoints carry it through a resume, and `icrl eval --weights ema`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from icrl.cli import main
+from icrl.nets.transformer import SigmaReparamLinear
+from icrl.train.ema import EMA_FILE, WeightsEMA
+from icrl.train.evaluate import load_run_agent
+from icrl.train.trainer import Trainer
+
+
+def test_moving_average_by_hand():
+    layer = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.fill_(0.0)
+    ema = WeightsEMA(layer, decay=0.5)
+    with torch.no_grad():
+        layer.weight.fill_(3.0)
+        layer.bias.fill_(-4.0)
+    ema.update()  # 0.5 * 1 + 0.5 * 3 = 2;  0.5 * 0 + 0.5 * -4 = -2
+    assert ema.state_dict() == {"weight": torch.tensor([[2.0]]), "bias": torch.tensor([-2.0])}
+    ema.update()  # 0.5 * 2 + 0.5 * 3 = 2.5; the weights themselves are untouched
+    assert ema.state_dict()["weight"].item() == 2.5 and layer.weight.item() == 3.0
+    assert ema.state_dict()["bias"].item() == -3.0
+    other = WeightsEMA(layer, decay=0.9)
+    other.load_state_dict(ema.state_dict())
+    assert other.state_dict()["weight"].item() == 2.5
+    with pytest.raises(ValueError, match="other tensors"):
+        other.load_state_dict({"weight": torch.zeros(1, 1)})
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+            WeightsEMA(layer, decay=bad)
+
+
+def test_config_range(tiny_config, tmp_path):
+    with pytest.raises(ValueError, match=r"weights_ema must be in \[0.0, 1.0\)"):
+        Trainer(tiny_config(tmp_path / "run", weights_ema=1.0))
+
+
+@pytest.fixture
+def ema_run(tmp_path, tiny_config):
+    """A tiny run with a moving average (decay 0.9), and the same average recomputed by hand after each
+    update (`trainer.by_hand`)."""
+    cfg = tiny_config(tmp_path / "ema", eval_every=0, checkpoint_every=6, weights_ema=0.9)
+    trainer = Trainer(cfg)
+    by_hand = {n: p.detach().clone() for n, p in trainer.agent.named_parameters()}
+    update = trainer.update
+
+    def update_and_average():
+        stats = update()
+        for name, param in trainer.agent.named_parameters():
+            by_hand[name].mul_(0.9).add_(param.detach(), alpha=0.1)
+        return stats
+
+    trainer.update = update_and_average
+    trainer.run()
+    trainer.by_hand = by_hand
+    return trainer
+
+
+def test_training_is_unchanged_and_each_checkpoint_holds_the_average(ema_run, tmp_path, tiny_config):
+    plain = Trainer(tiny_config(tmp_path / "plain", eval_every=0, checkpoint_every=6))
+    plain.run()
+    assert plain.updates == ema_run.updates > 6
+    # The same run: the average is only read, never trained on, and draws no random numbers.
+    trained = ema_run.agent.state_dict()
+    for name, value in plain.agent.state_dict().items():
+        assert torch.equal(value, trained[name]), name
+    ckpts = sorted((ema_run.run_dir / "checkpoints").glob("ckpt_*"))
+    assert len(ckpts) >= 2 and all((c / EMA_FILE).is_file() for c in ckpts)
+    assert not any((c / EMA_FILE).exists() for c in (plain.run_dir / "checkpoints").glob("ckpt_*"))
+    saved = load_file(str(ckpts[-1] / EMA_FILE))
+    live = dict(ema_run.agent.named_parameters())
+    assert saved.keys() == live.keys()
+    for name, value in ema_run.weights_ema.state_dict().items():
+        assert torch.equal(saved[name], value), name
+        torch.testing.assert_close(value, ema_run.by_hand[name], rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(saved[n], live[n].detach()) for n in saved)  # an average, not a copy
+
+
+def test_resume_continues_the_average(ema_run, tmp_path, tiny_config):
+    ckpt = sorted((ema_run.run_dir / "checkpoints").glob("ckpt_*"))[-1]
+    saved = load_file(str(ckpt / EMA_FILE))
+    resumed = Trainer(ema_run.cfg, ema_run.run_dir, resume=True)
+    try:
+        for name, value in resumed.weights_ema.state_dict().items():
+            assert torch.equal(value, saved[name]), name
+    finally:
+        resumed.close()
+    # Switched on when resuming a run without one: it starts at the resumed weights.
+    plain = Trainer(tiny_config(tmp_path / "plain", eval_every=0, checkpoint_every=6))
+    plain.run()
+    plain.close()
+    cfg = tiny_config(tmp_path / "plain", eval_every=0, checkpoint_every=6, weights_ema=0.5)
+    switched = Trainer(cfg, plain.run_dir, resume=True)
+    try:
+        live = {n: p.detach() for n, p in switched.agent.named_parameters()}
+        for name, value in switched.weights_ema.state_dict().items():
+            assert torch.equal(value, live[name]), name
+    finally:
+        switched.close()
+
+
+def test_eval_with_the_average(ema_run, tmp_path, tiny_config, capsys):
+    run = ema_run.run_dir
+    ema_run.close()
+    main(["eval", str(run), "--trials", "2", "--weights", "ema"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["weights"] == "ema" and printed["updates"] == ema_run.updates
+    assert json.loads((run / "eval-ema.json").read_text())["weights"] == "ema"
+    main(["eval", str(run), "--trials", "2"])
+    assert "weights" not in json.loads(capsys.readouterr().out)
+    # The agent acts with the averaged parameters, and σReparam's vectors are refitted to them.
+    ckpt = sorted((run / "checkpoints").glob("ckpt_*"))[-1]
+    saved = load_file(str(ckpt / EMA_FILE))
+    _, agent, _ = load_run_agent(run, ckpt, weights="ema")
+    for name, param in agent.named_parameters():
+        assert torch.equal(param.detach(), saved[name]), name
+    layers = [m for m in agent.modules() if isinstance(m, SigmaReparamLinear)]
+    assert layers
+    for layer in layers:
+        exact = torch.linalg.matrix_norm(layer.weight.detach(), ord=2)
+        assert layer.sigma().item() == pytest.approx(exact.item(), rel=1e-3)
+    # A run trained without it: a one-line error naming the flag.
+    plain = Trainer(tiny_config(tmp_path / "plain", eval_every=0))
+    plain.run()
+    plain.close()
+    with pytest.raises(SystemExit, match="icrl eval: .* no moving average .* --weights-ema"):
+        main(["eval", str(plain.run_dir), "--trials", "2", "--weights", "ema"])
