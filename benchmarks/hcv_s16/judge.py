@@ -32,15 +32,17 @@ SEEDS = {  # seed: (Transformer run, control run, late checkpoints kept)
 OUT = ROOT / "benchmarks/results/continuous/hcv-s16-judge.jsonl"
 
 
-def late_file(run: str, updates: int, split: str = "test") -> Path:
-    return ROOT / run / f"eval-{split}-256-ckpt{updates}.json"
+def late_file(run: str, updates: int, split: str = "test", suffix: str = "") -> Path:
+    """`suffix="-ema"`: the evaluation of that checkpoint's moving average of the weights (session 17)."""
+    return ROOT / run / f"eval-{split}-256-ckpt{updates}{suffix}.json"
 
 
-def judge_seed(seed: int, checkpoints: tuple[int, ...], split: str = "test") -> dict:
+def judge_seed(seed: int, checkpoints: tuple[int, ...], split: str = "test", suffix: str = "") -> dict:
     tf, control, _ = SEEDS[seed]
-    pairs = [compare_eval_files(late_file(tf, u, split), late_file(control, u, split)) for u in checkpoints]
+    files = [(late_file(tf, u, split, suffix), late_file(control, u, split, suffix)) for u in checkpoints]
+    pairs = [compare_eval_files(a, b) for a, b in files]
     versus = summarize_across(pairs)
-    tf_evals = [json.loads(late_file(tf, u, split).read_text()) for u in checkpoints]
+    tf_evals = [json.loads(a.read_text()) for a, _ in files]
     gain = summarize_across(tf_evals)
     return {
         "seed": seed, "split": split, "checkpoints": list(checkpoints),
