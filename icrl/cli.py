@@ -7,7 +7,8 @@ icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [
            [--first-steps K] [--forget-episodes] [--weights live|ema] [--device D]
 icrl compare A/eval.json B/eval.json [A2 B2 ...]   (A minus B, trial by trial: same seed and env kwargs;
            several pairs: also the mean over pairs with its between-pair standard error)
-icrl select RUN_DIR [--trials N] [--seed S] [--metric M] [--min-updates U] [--env.KEY VALUE ...]
+icrl select RUN_DIR [--trials N] [--seed S] [--metric M] [--min-updates U] [--weights live|ema]
+           [--env.KEY VALUE ...]
            (the best kept checkpoint on validation tasks -> checkpoints/best; then --checkpoint best)
 icrl average RUN_DIR (--last N | --checkpoints U1 U2 ...) [--name avg]
            (the mean of those checkpoints' weights -> checkpoints/avg; then --checkpoint avg)
@@ -337,6 +338,13 @@ def cmd_select(argv: list[str]) -> None:
         "--min-updates", type=int, default=0, help="Only checkpoints from this many updates on."
     )
     parser.add_argument("--device", default=None, help="Torch device to play on (default: the run's).")
+    parser.add_argument(
+        "--weights",
+        choices=("live", "ema"),
+        default="live",
+        help="ema: choose among the checkpoints' moving averages of the weights (--weights-ema); then "
+        "`icrl eval RUN --checkpoint best --weights ema`.",
+    )
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
     parser.epilog = "--env.KEY VALUE overrides a keyword argument of the validation envs."
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "select")
@@ -351,6 +359,7 @@ def cmd_select(argv: list[str]) -> None:
             min_updates=args.min_updates,
             device=args.device,
             progress=not args.no_progress,
+            weights=args.weights,
         )
     except (FileNotFoundError, SetupError, ValueError) as exc:  # no checkpoints, a bad --env.KEY/metric
         raise SystemExit(f"icrl select: {exc}") from None

@@ -12,7 +12,8 @@ goals), and choosing on them would make the test score optimistic. Every candida
 Selection can run while the run trains (it only reads checkpoints): a later call with the same trials,
 seed, env kwargs and device plays only the checkpoints it has not scored yet (a checkpoint is known by a
 hash of its weights, so one rewritten after a crash and resume is played again), and a checkpoint the
-trainer prunes while it is being read is skipped.
+trainer prunes while it is being read is skipped. `weights="ema"` selects among the checkpoints' moving
+averages of the weights instead (a run trained with `--weights-ema`); `checkpoints/best` then holds both.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
 from icrl.config import load_config
 from icrl.train.checkpoint import checkpoint_updates, load_checkpoint, write_text_atomic
+from icrl.train.ema import EMA_FILE, load_ema_weights
 from icrl.train.evaluate import eval_env_config, load_run_agent, play_trials, summarize_trials
 from icrl.train.factory import check_env_config
 
@@ -46,10 +48,10 @@ def kept_checkpoints(run_dir: str | Path, min_updates: int = 0) -> list[Path]:
     return found
 
 
-def weights_digest(ckpt: Path) -> str:
+def weights_digest(ckpt: Path, file: str = "agent.safetensors") -> str:
     """A hash of a checkpoint's weights file: tells a rescored checkpoint from one rewritten since."""
     digest = hashlib.sha256()
-    with open(ckpt / "agent.safetensors", "rb") as f:
+    with open(ckpt / file, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -76,37 +78,48 @@ def select_checkpoint(
     min_updates: int = 0,
     device: str | None = None,
     progress: bool = True,
+    weights: Literal["live", "ema"] = "live",
 ) -> dict[str, Any]:
     """Play every kept checkpoint of `run_dir` (from `min_updates` on) for `trials` greedy trials on the
     validation envs (the run's training env kwargs updated by `env_overrides`), pick the one with the
     highest `metric` (an `eval/...` key such as `eval/return` or `eval/success`), copy it to
     `checkpoints/best` and write `select.json` (every candidate's summary, the choice, how it was made).
+    `weights="ema"` plays each checkpoint's moving average of the weights (only checkpoints that have one).
     Returns what is written."""
     run_dir = Path(run_dir)
     candidates = kept_checkpoints(run_dir, min_updates)
     if not candidates:
         raise FileNotFoundError(f"no complete checkpoint ckpt_* in {run_dir / 'checkpoints'}"
                                 + (f" from update {min_updates} on" if min_updates else ""))
+    if weights == "ema":
+        candidates = [ckpt for ckpt in candidates if (ckpt / EMA_FILE).is_file()]
+        if not candidates:
+            raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'} has a moving average of the "
+                                    "weights: the run was trained without --weights-ema")
+    weights_file = EMA_FILE if weights == "ema" else "agent.safetensors"
     cfg = load_config(run_dir / "config.json")
     # Validation envs: the training kwargs (not eval_kwargs, the test tasks) with the overrides.
     val_cfg = eval_env_config(cfg, env_overrides, use_eval_kwargs=False)
     check_env_config(val_cfg, "validation env")  # a bad --env.KEY: one SetupError, before any play
     env_kwargs = val_cfg.env.kwargs
-    setting = {"trials": trials, "seed": seed, "env_kwargs": env_kwargs, "device": device or cfg.device}
+    setting = {"trials": trials, "seed": seed, "env_kwargs": env_kwargs, "device": device or cfg.device,
+               "weights": weights}
     earlier = _earlier_rows(run_dir / SELECT_FILE, json.loads(json.dumps(setting)))
     rows: list[dict[str, Any]] = []
     agent = None  # built once, from the first checkpoint played; the others are loaded into it
     bar = tqdm(candidates, desc="select", unit="ckpt", disable=not progress, file=sys.stderr)
     for ckpt in bar:
         try:
-            digest = weights_digest(ckpt)
+            digest = weights_digest(ckpt, weights_file)
             if (ckpt.name, digest) in earlier:
                 row = earlier[ckpt.name, digest]
             else:
                 if agent is None:
-                    _, agent, extra = load_run_agent(run_dir, ckpt, device=device)
+                    _, agent, extra = load_run_agent(run_dir, ckpt, device=device, weights=weights)
                 else:
                     extra = load_checkpoint(ckpt, agent, restore_rng=False)
+                    if weights == "ema":
+                        load_ema_weights(ckpt, agent)
                 summary = summarize_trials(play_trials(agent, val_cfg, trials, seed=seed), "eval")
                 row = {"checkpoint": ckpt.name, "updates": extra.get("updates"),
                        "env_steps": extra.get("env_steps"), "weights_sha256": digest, **summary}

@@ -122,10 +122,10 @@ def test_select_skips_a_checkpoint_pruned_while_it_runs(kept_run, monkeypatch):
     names = [p.name for p in kept_checkpoints(run)]
     real_digest = select_module.weights_digest
 
-    def pruned_first(ckpt):  # what a trainer deleting the oldest of its newest three looks like
+    def pruned_first(ckpt, *file):  # what a trainer deleting the oldest of its newest three looks like
         if ckpt.name == names[0]:
             raise FileNotFoundError(ckpt / "agent.safetensors")
-        return real_digest(ckpt)
+        return real_digest(ckpt, *file)
 
     monkeypatch.setattr(select_module, "weights_digest", pruned_first)
     result = select_checkpoint(run, trials=2, seed=1, progress=False)

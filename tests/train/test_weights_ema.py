@@ -135,3 +135,29 @@ def test_eval_with_the_average(ema_run, tmp_path, tiny_config, capsys):
     plain.close()
     with pytest.raises(SystemExit, match="icrl eval: .* no moving average .* --weights-ema"):
         main(["eval", str(plain.run_dir), "--trials", "2", "--weights", "ema"])
+
+
+def test_select_among_the_averages(ema_run, tmp_path, tiny_config, capsys):
+    from icrl.train.select import select_checkpoint
+
+    run = ema_run.run_dir
+    ema_run.close()
+    result = select_checkpoint(run, trials=3, seed=4, progress=False, weights="ema")
+    assert result["weights"] == "ema" and len(result["candidates"]) >= 2
+    live = select_checkpoint(run, trials=3, seed=4, progress=False)
+    assert live["weights"] == "live"  # the averages' rows are not reused for the trained weights
+    digests = {r["weights_sha256"] for r in live["candidates"]}
+    assert digests.isdisjoint(r["weights_sha256"] for r in result["candidates"])
+    main(["select", str(run), "--trials", "3", "--seed", "4", "--no-progress", "--weights", "ema"])
+    chosen = json.loads(capsys.readouterr().out)
+    best = max(result["candidates"], key=lambda r: r["eval/return"])
+    assert chosen["best"] == best["checkpoint"]
+    # checkpoints/best carries the average: evaluated on the same trials it scores what selection saw.
+    main(["eval", str(run), "--checkpoint", "best", "--weights", "ema", "--trials", "3", "--seed", "4",
+          "--env.length", "5"])
+    assert json.loads(capsys.readouterr().out)["eval/return"] == best["eval/return"]
+    plain = Trainer(tiny_config(tmp_path / "plain", eval_every=0))
+    plain.run()
+    plain.close()
+    with pytest.raises(SystemExit, match="icrl select: no checkpoint .* moving average .* --weights-ema"):
+        main(["select", str(plain.run_dir), "--no-progress", "--weights", "ema"])
