@@ -25,10 +25,14 @@ runs' first evaluation rows must confirm against the first start's), again befor
   One seed cannot close issue 6; this decides whether the decayed recipe is worth three seeds.
 
     .venv/bin/python benchmarks/hcv_s17/judge.py  # appends benchmarks/results/continuous/hcv-s17-judge.jsonl
+
+`--checkpoints U ...` judges other checkpoints (a deviation from the rule above, recorded in each row; for a
+run cut short).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import statistics
@@ -48,21 +52,24 @@ RECIPES = {  # name: (Transformer run, control run, evaluation file suffix)
 OUT = ROOT / "benchmarks/results/continuous/hcv-s17-judge.jsonl"
 
 
-def arm_returns(run: str, split: str, suffix: str) -> list[float]:
-    files = [judge16.late_file(run, u, split, suffix) for u in judge16.SIX]
+def arm_returns(run: str, split: str, suffix: str, checkpoints: tuple[int, ...]) -> list[float]:
+    files = [judge16.late_file(run, u, split, suffix) for u in checkpoints]
     return [json.loads(f.read_text())["eval/return"] for f in files]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", type=int, nargs="+", default=list(judge16.SIX))
+    checkpoints = tuple(parser.parse_args().checkpoints)
     rows = []
     for recipe, (tf, control, suffix) in RECIPES.items():
-        judge16.SEEDS[0] = (tf, control, judge16.SIX)
+        judge16.SEEDS[0] = (tf, control, checkpoints)
         for split in ("test", "train"):
-            row = judge16.judge_seed(0, judge16.SIX, split, suffix)
+            row = judge16.judge_seed(0, checkpoints, split, suffix)
             row["recipe"] = recipe
             row["above_control_sd"] = statistics.stdev(row["tf_minus_control"])
             for arm, run in (("tf", tf), ("control", control)):
-                returns = arm_returns(run, split, suffix)
+                returns = arm_returns(run, split, suffix, checkpoints)
                 row[f"{arm}_returns"] = returns
                 row[f"{arm}_mean"], row[f"{arm}_sd"] = statistics.mean(returns), statistics.stdev(returns)
             judge16.show(f"{recipe}, seed 0, {split}", row)
