@@ -39,13 +39,18 @@ def late_file(run: str, updates: int, split: str = "test", suffix: str = "") -> 
 
 def judge_seed(seed: int, checkpoints: tuple[int, ...], split: str = "test", suffix: str = "") -> dict:
     tf, control, _ = SEEDS[seed]
+    return {"seed": seed, **judge_pair(tf, control, checkpoints, split, suffix)}
+
+
+def judge_pair(tf: str, control: str, checkpoints: tuple[int, ...], split: str, suffix: str = "") -> dict:
+    """One Transformer run against its control over `checkpoints` (session 17 judges other runs with it)."""
     files = [(late_file(tf, u, split, suffix), late_file(control, u, split, suffix)) for u in checkpoints]
     pairs = [compare_eval_files(a, b) for a, b in files]
     versus = summarize_across(pairs)
     tf_evals = [json.loads(a.read_text()) for a, _ in files]
     gain = summarize_across(tf_evals)
     return {
-        "seed": seed, "split": split, "checkpoints": list(checkpoints),
+        "split": split, "checkpoints": list(checkpoints),
         "tf_minus_control": [p["return"] for p in pairs],
         "tf_episode_gain": [e["eval/episode_gain"] for e in tf_evals],
         "above_control": versus["return"], "above_control_se": versus["return_se"],

@@ -63,9 +63,8 @@ def main() -> None:
     checkpoints = tuple(parser.parse_args().checkpoints)
     rows = []
     for recipe, (tf, control, suffix) in RECIPES.items():
-        judge16.SEEDS[0] = (tf, control, checkpoints)
         for split in ("test", "train"):
-            row = judge16.judge_seed(0, checkpoints, split, suffix)
+            row = {"seed": 0, **judge16.judge_pair(tf, control, checkpoints, split, suffix)}
             row["recipe"] = recipe
             row["above_control_sd"] = statistics.stdev(row["tf_minus_control"])
             for arm, run in (("tf", tf), ("control", control)):

@@ -14,13 +14,13 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from icrl.train.ema import EMA_FILE, refit_derived_buffers
+from icrl.train.ema import EMA_FILE, load_ema_weights, refit_derived_buffers
 
 LATEST = "latest.json"
 
@@ -205,12 +205,16 @@ def load_checkpoint(
     agent: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,
+    weights: Literal["live", "ema"] = "live",
 ) -> dict[str, Any]:
-    """Restore weights (and optimiser and RNG states); returns the `extra` dict saved with it."""
+    """Restore weights (and optimiser and RNG states); returns the `extra` dict saved with it.
+    `weights="ema"` then puts the checkpoint's moving average of the weights in place of the trained ones."""
     path = Path(path)
-    weights = load_file(str(path / "agent.safetensors"))
-    torch_rng = weights.pop("__torch_rng__", None)
-    agent.load_state_dict(weights)
+    state = load_file(str(path / "agent.safetensors"))
+    torch_rng = state.pop("__torch_rng__", None)
+    agent.load_state_dict(state)
+    if weights == "ema":
+        load_ema_weights(path, agent)
     meta = json.loads((path / "state.json").read_text())
     if optimizer is not None and (path / "optimizer.safetensors").exists():
         tensors = load_file(str(path / "optimizer.safetensors"))

@@ -27,6 +27,11 @@ def refit_derived_buffers(agent: torch.nn.Module) -> None:
             reestimate()
 
 
+def averaged_parameters(agent: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters a moving average covers: the floating-point ones, by name."""
+    return [(n, p) for n, p in agent.named_parameters() if p.is_floating_point()]
+
+
 class WeightsEMA:
     """`shadow <- decay * shadow + (1 - decay) * weights` over the agent's floating-point parameters, once
     per `update()` (once per gradient step). Starts at the weights it is given."""
@@ -35,7 +40,7 @@ class WeightsEMA:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"the weights' moving-average decay must be in (0, 1), got {decay}")
         self.decay = decay
-        named = [(n, p) for n, p in agent.named_parameters() if p.is_floating_point()]
+        named = averaged_parameters(agent)
         self.names = [n for n, _ in named]
         self._params = [p for _, p in named]
         self.shadow = [p.detach().clone() for p in self._params]
@@ -67,8 +72,8 @@ def load_ema_weights(ckpt: str | Path, agent: torch.nn.Module) -> None:
             "without --weights-ema"
         )
     state = load_file(str(path))
-    params = dict(agent.named_parameters())
-    if set(state) != {n for n, p in params.items() if p.is_floating_point()}:
+    params = dict(averaged_parameters(agent))
+    if set(state) != set(params):
         raise ValueError(f"{path} holds other tensors than the run's model's parameters")
     with torch.no_grad():
         for name, value in state.items():

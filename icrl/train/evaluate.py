@@ -155,7 +155,6 @@ def load_run_agent(
     `acting_gamma` acts with another trained discount's actor head than the run's. `weights="ema"` loads
     the checkpoint's moving average of the weights (a run trained with `--weights-ema`) instead."""
     from icrl.train.checkpoint import load_checkpoint
-    from icrl.train.ema import load_ema_weights
 
     if weights not in ("live", "ema"):
         raise SetupError(f"weights must be 'live' or 'ema', got {weights!r}")
@@ -173,9 +172,7 @@ def load_run_agent(
     probe = env_factory(cfg)()
     agent = build_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()
-    extra = load_checkpoint(ckpt, agent, restore_rng=False)
-    if weights == "ema":
-        load_ema_weights(ckpt, agent)
+    extra = load_checkpoint(ckpt, agent, restore_rng=False, weights=weights)
     return cfg, agent.to(torch.device(cfg.device)), extra
 
 

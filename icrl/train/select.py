@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from icrl.config import load_config
 from icrl.train.checkpoint import checkpoint_updates, load_checkpoint, write_text_atomic
-from icrl.train.ema import EMA_FILE, load_ema_weights
+from icrl.train.ema import EMA_FILE
 from icrl.train.evaluate import eval_env_config, load_run_agent, play_trials, summarize_trials
 from icrl.train.factory import check_env_config
 
@@ -117,9 +117,7 @@ def select_checkpoint(
                 if agent is None:
                     _, agent, extra = load_run_agent(run_dir, ckpt, device=device, weights=weights)
                 else:
-                    extra = load_checkpoint(ckpt, agent, restore_rng=False)
-                    if weights == "ema":
-                        load_ema_weights(ckpt, agent)
+                    extra = load_checkpoint(ckpt, agent, restore_rng=False, weights=weights)
                 summary = summarize_trials(play_trials(agent, val_cfg, trials, seed=seed), "eval")
                 row = {"checkpoint": ckpt.name, "updates": extra.get("updates"),
                        "env_steps": extra.get("env_steps"), "weights_sha256": digest, **summary}

@@ -143,26 +143,26 @@ class Trainer:
         self.store = ReplayStore(self.run_dir / "buffer", max_fifo_trials=cfg.replay.max_trials)
         self.loader: BatchLoader | None = None
         self.loss_gen = torch.Generator().manual_seed(cfg.seed)
-        # Only read at checkpoints (for `icrl eval --weights ema`): training itself is unchanged by it.
-        self.weights_ema = WeightsEMA(self.agent, cfg.weights_ema) if cfg.weights_ema > 0 else None
 
-        if resume:
-            ckpt = latest_checkpoint(self.run_dir / "checkpoints")
-            if ckpt is not None:
-                try:
-                    extra = load_checkpoint(ckpt, self.agent, self.optimizer)
-                except RuntimeError as exc:  # size or key mismatch: a setting changed the network's shape
-                    self.envs.close()
-                    raise ValueError(
-                        f"{ckpt} does not fit this config's network (was a shape setting changed?): {exc}"
-                    ) from exc
-                self.env_steps, self.updates = extra["env_steps"], extra["updates"]
-                self.rounds = extra.get("rounds", 0)
-                if "loss_rng" in extra:  # the critic-subset draws continue where they stopped
-                    state = np.frombuffer(bytes.fromhex(extra["loss_rng"]), dtype=np.uint8).copy()
-                    self.loss_gen.set_state(torch.from_numpy(state))
-                if self.weights_ema is not None:
-                    self._resume_weights_ema(ckpt)
+        ckpt = latest_checkpoint(self.run_dir / "checkpoints") if resume else None
+        if ckpt is not None:
+            try:
+                extra = load_checkpoint(ckpt, self.agent, self.optimizer)
+            except RuntimeError as exc:  # size or key mismatch: a setting changed the network's shape
+                self.envs.close()
+                raise ValueError(
+                    f"{ckpt} does not fit this config's network (was a shape setting changed?): {exc}"
+                ) from exc
+            self.env_steps, self.updates = extra["env_steps"], extra["updates"]
+            self.rounds = extra.get("rounds", 0)
+            if "loss_rng" in extra:  # the critic-subset draws continue where they stopped
+                state = np.frombuffer(bytes.fromhex(extra["loss_rng"]), dtype=np.uint8).copy()
+                self.loss_gen.set_state(torch.from_numpy(state))
+        # Only read at checkpoints (for `icrl eval --weights ema`): training itself is unchanged by it. It
+        # starts at the (resumed) weights, or goes on from the one the resumed checkpoint saved.
+        self.weights_ema = WeightsEMA(self.agent, cfg.weights_ema) if cfg.weights_ema > 0 else None
+        if self.weights_ema is not None and ckpt is not None and (ckpt / EMA_FILE).is_file():
+            self.weights_ema.load_state_dict(load_file(str(ckpt / EMA_FILE), device=str(self.device)))
         # After a resume the actors start fresh trials; a different seed avoids replaying the same ones.
         self.collector = Collector(
             self.envs,
@@ -180,14 +180,6 @@ class Trainer:
             hparams=dataclasses.asdict(cfg),
             resume_at=(self.env_steps, self.updates) if resume else None,
         )
-
-    def _resume_weights_ema(self, ckpt: Path) -> None:
-        """The saved moving average goes on; one switched on at resume starts at the resumed weights."""
-        assert self.weights_ema is not None
-        if (ckpt / EMA_FILE).is_file():
-            self.weights_ema.load_state_dict(load_file(str(ckpt / EMA_FILE), device=str(self.device)))
-        else:
-            self.weights_ema = WeightsEMA(self.agent, self.cfg.weights_ema)
 
     # ------------------------------------------------------------------ pieces
     def _lr(self) -> float:
