@@ -32,9 +32,10 @@ SEEDS = {  # seed: (Transformer run, control run, late checkpoints kept)
 OUT = ROOT / "benchmarks/results/continuous/hcv-s16-judge.jsonl"
 
 
-def late_file(run: str, updates: int, split: str = "test", suffix: str = "") -> Path:
-    """`suffix="-ema"`: the evaluation of that checkpoint's moving average of the weights (session 17)."""
-    return ROOT / run / f"eval-{split}-256-ckpt{updates}{suffix}.json"
+def late_file(run: str, updates: int, split: str = "test", suffix: str = "", trials: int = 256) -> Path:
+    """`suffix="-ema"`: the evaluation of that checkpoint's moving average of the weights (session 17);
+    "-forget": its memory ablation, and `trials=1024` the larger evaluations (session 18)."""
+    return ROOT / run / f"eval-{split}-{trials}-ckpt{updates}{suffix}.json"
 
 
 def judge_seed(seed: int, checkpoints: tuple[int, ...], split: str = "test", suffix: str = "") -> dict:
