@@ -283,8 +283,8 @@ def cmd_eval(argv: list[str]) -> None:
             forget_episodes=args.forget_episodes,
             weights=args.weights,
         )
-    except (FileNotFoundError, SetupError) as exc:  # no run / checkpoint, a bad --env.KEY or device: one line
-        raise SystemExit(f"icrl eval: {exc}") from None
+    except (FileNotFoundError, SetupError, ValueError) as exc:  # no run / checkpoint, a bad --env.KEY or
+        raise SystemExit(f"icrl eval: {exc}") from None  # device, a moving average of another model: one line
     print(json.dumps(result), flush=True)
 
 

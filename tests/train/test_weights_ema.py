@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from icrl.cli import main
 from icrl.nets.transformer import SigmaReparamLinear
@@ -135,6 +135,15 @@ def test_eval_with_the_average(ema_run, tmp_path, tiny_config, capsys):
     plain.close()
     with pytest.raises(SystemExit, match="icrl eval: .* no moving average .* --weights-ema"):
         main(["eval", str(plain.run_dir), "--trials", "2", "--weights", "ema"])
+    # A saved average that does not fit the model (missing tensors, or another shape): one line too.
+    full = dict(saved)
+    name = next(iter(full))
+    save_file({k: v for k, v in full.items() if k != name}, str(ckpt / EMA_FILE))
+    with pytest.raises(SystemExit, match="icrl eval: .* other tensors than the run's model's parameters"):
+        main(["eval", str(run), "--trials", "2", "--weights", "ema"])
+    save_file({**full, name: torch.zeros(*full[name].shape, 2)}, str(ckpt / EMA_FILE))
+    with pytest.raises(SystemExit, match=f"icrl eval: .*{name} has shape"):
+        main(["eval", str(run), "--trials", "2", "--weights", "ema"])
 
 
 def test_select_among_the_averages(ema_run, tmp_path, tiny_config, capsys):
