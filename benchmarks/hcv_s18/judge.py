@@ -25,6 +25,9 @@ runs them; no run is trained this session):
 - Also reported, no verdict: each per-seed and across-seed test with Student-t quantiles instead of 2 (a
   mean over 6 checkpoints needs 2.57 SE, over 3 checkpoints or 3 seeds 4.30 SE), the mean trial-level SE,
   the 25-step start gain, and the newest three checkpoints of every seed (session 16's second set).
+- Added at 12:47 UTC, after the primary results had been seen and before any ablation file existed:
+  memory's share of episode 3's first 25 steps (`start_episode_gain` of the same pairs), reported with
+  the same tests but no verdict (session 14 showed it at the final checkpoints).
 - Check: seed 1's 140.4k-update checkpoint was evaluated the same way in session 13
   (runs/hcv-s11/tf-w8-s1/eval-SPLIT-1024-start25.json); the new plain files must repeat its trials exactly.
 
@@ -47,7 +50,7 @@ _spec.loader.exec_module(judge16)
 
 TRIALS = 1024
 T_975 = {2: 4.303, 5: 2.571}  # Student t 0.975 quantiles by degrees of freedom (3 and 6 estimates)
-MEASURES = ("episode_gain", "memory_share", "start_gain")
+MEASURES = ("episode_gain", "memory_share", "start_gain", "memory_share_start")
 OUT = ROOT / "benchmarks/results/continuous/hcv-s18-judge.jsonl"
 
 
@@ -66,6 +69,9 @@ def seed_row(seed: int, split: str, checkpoints: tuple[int, ...]) -> dict[str, A
         if any(p["return_episode_0"] != 0.0 or p["return_episode_0_se"] != 0.0 for p in pairs):
             raise ValueError(f"seed {seed} {split}: episode 1 differs between a run and its ablation")
         each["memory_share"] = [{"v": p["episode_gain"], "v_se": p["episode_gain_se"]} for p in pairs]
+        each["memory_share_start"] = [
+            {"v": p["start_episode_gain"], "v_se": p["start_episode_gain_se"]} for p in pairs
+        ]
     row: dict[str, Any] = {"seed": seed, "split": split, "checkpoints": list(checkpoints), "trials": TRIALS}
     for measure, values in each.items():
         summary = summarize_across(values)
@@ -106,8 +112,8 @@ def cell(row: dict[str, Any], measure: str) -> str:
 def main() -> None:
     rows = []
     print("| seed | velocities | checkpoints | episode 3 - 1 | memory's share of episode 3 "
-          "| 25-step start gain |")
-    print("|---|---|---|---|---|---|")
+          "| 25-step start gain | memory's share of episode 3's first 25 steps |")
+    print("|---|---|---|---|---|---|---|")
     for which in ("kept", "newest3"):
         for split in ("test", "train"):
             per_seed = []
