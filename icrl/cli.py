@@ -283,8 +283,9 @@ def cmd_eval(argv: list[str]) -> None:
             forget_episodes=args.forget_episodes,
             weights=args.weights,
         )
-    except (FileNotFoundError, SetupError, ValueError) as exc:  # no run / checkpoint, a bad --env.KEY or
-        raise SystemExit(f"icrl eval: {exc}") from None  # device, a moving average of another model: one line
+    # No run / checkpoint, a bad --env.KEY or device, a saved moving average of another model: one line.
+    except (FileNotFoundError, SetupError, ValueError) as exc:
+        raise SystemExit(f"icrl eval: {exc}") from None
     print(json.dumps(result), flush=True)
 
 

@@ -77,8 +77,9 @@ def load_ema_weights(ckpt: str | Path, agent: torch.nn.Module) -> None:
         raise ValueError(f"{path} holds other tensors than the run's model's parameters")
     shapes = [name for name, value in state.items() if value.shape != params[name].shape]
     if shapes:  # a copied-in file of another model: a clear error, not a copy_ shape RuntimeError
-        raise ValueError(f"{path}: {shapes[0]} has shape {tuple(state[shapes[0]].shape)}, the run's model "
-                         f"{tuple(params[shapes[0]].shape)}")
+        name = shapes[0]
+        raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)} where the run's model has "
+                         f"{tuple(params[name].shape)}")
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)
