@@ -51,6 +51,12 @@ _spec.loader.exec_module(judge16)
 TRIALS = 1024
 T_975 = {2: 4.303, 5: 2.571}  # Student t 0.975 quantiles by degrees of freedom (3 and 6 estimates)
 MEASURES = ("episode_gain", "memory_share", "start_gain", "memory_share_start")
+SOURCES = {  # measure: (evaluation files, or plain - ablation pairs; the key each reports it under)
+    "episode_gain": ("plain", "eval/episode_gain"),
+    "start_gain": ("plain", "eval/start_gain"),
+    "memory_share": ("pairs", "episode_gain"),
+    "memory_share_start": ("pairs", "start_episode_gain"),
+}
 OUT = ROOT / "benchmarks/results/continuous/hcv-s18-judge.jsonl"
 
 
@@ -59,25 +65,20 @@ def seed_row(seed: int, split: str, checkpoints: tuple[int, ...]) -> dict[str, A
     run = judge16.SEEDS[seed][0]
     plain = [judge16.late_file(run, u, split, trials=TRIALS) for u in checkpoints]
     forget = [judge16.late_file(run, u, split, "-forget", TRIALS) for u in checkpoints]
-    evals = [json.loads(p.read_text()) for p in plain]
-    each: dict[str, list[dict[str, float]]] = {
-        "episode_gain": [{"v": e["eval/episode_gain"], "v_se": e["eval/episode_gain_se"]} for e in evals],
-        "start_gain": [{"v": e["eval/start_gain"], "v_se": e["eval/start_gain_se"]} for e in evals],
-    }
+    sources = {"plain": [json.loads(p.read_text()) for p in plain]}
     if all(f.exists() for f in forget):  # the secondary measure may be missing if the session ran short
         pairs = [compare_eval_files(p, f) for p, f in zip(plain, forget, strict=True)]
         if any(p["return_episode_0"] != 0.0 or p["return_episode_0_se"] != 0.0 for p in pairs):
             raise ValueError(f"seed {seed} {split}: episode 1 differs between a run and its ablation")
-        each["memory_share"] = [{"v": p["episode_gain"], "v_se": p["episode_gain_se"]} for p in pairs]
-        each["memory_share_start"] = [
-            {"v": p["start_episode_gain"], "v_se": p["start_episode_gain_se"]} for p in pairs
-        ]
+        sources["pairs"] = pairs
     row: dict[str, Any] = {"seed": seed, "split": split, "checkpoints": list(checkpoints), "trials": TRIALS}
-    for measure, values in each.items():
-        summary = summarize_across(values)
-        row[f"{measure}_each"] = [v["v"] for v in values]
-        row[measure], row[f"{measure}_se"] = summary["v"], summary["v_se"]
-        row[f"{measure}_trial_se"] = summary["v_trial_se"]
+    summaries = {source: summarize_across(rows) for source, rows in sources.items()}
+    for measure, (source, key) in SOURCES.items():
+        if source in sources:
+            summary = summaries[source]
+            row[f"{measure}_each"] = [r[key] for r in sources[source]]
+            row[measure], row[f"{measure}_se"] = summary[key], summary[f"{key}_se"]
+            row[f"{measure}_trial_se"] = summary[f"{key}_trial_se"]
     return row
 
 

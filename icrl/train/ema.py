@@ -32,6 +32,19 @@ def averaged_parameters(agent: torch.nn.Module) -> list[tuple[str, torch.nn.Para
     return [(n, p) for n, p in agent.named_parameters() if p.is_floating_point()]
 
 
+def check_fits(
+    state: dict[str, torch.Tensor], params: dict[str, torch.Tensor], where: str, owner: str
+) -> None:
+    """A saved moving average must hold exactly `params`' names with their shapes (ValueError otherwise:
+    a file of another model gives a clear error, not a `copy_` shape RuntimeError)."""
+    if set(state) != set(params):
+        raise ValueError(f"{where} holds other tensors than {owner}'s parameters")
+    for name, value in state.items():
+        if value.shape != params[name].shape:
+            raise ValueError(f"{where}: {name} has shape {tuple(value.shape)} where {owner} has "
+                             f"{tuple(params[name].shape)}")
+
+
 class WeightsEMA:
     """`shadow <- decay * shadow + (1 - decay) * weights` over the agent's floating-point parameters, once
     per `update()` (once per gradient step). Starts at the weights it is given."""
@@ -56,9 +69,9 @@ class WeightsEMA:
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if set(state) != set(self.names):
-            raise ValueError("the saved moving average holds other tensors than this agent's parameters")
-        for name, shadow in zip(self.names, self.shadow, strict=True):
+        shadows = dict(zip(self.names, self.shadow, strict=True))
+        check_fits(state, shadows, "the saved moving average", "this agent")
+        for name, shadow in shadows.items():
             shadow.copy_(state[name])
 
 
@@ -73,13 +86,7 @@ def load_ema_weights(ckpt: str | Path, agent: torch.nn.Module) -> None:
         )
     state = load_file(str(path))
     params = dict(averaged_parameters(agent))
-    if set(state) != set(params):
-        raise ValueError(f"{path} holds other tensors than the run's model's parameters")
-    shapes = [name for name, value in state.items() if value.shape != params[name].shape]
-    if shapes:  # a copied-in file of another model: a clear error, not a copy_ shape RuntimeError
-        name = shapes[0]
-        raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)} where the run's model has "
-                         f"{tuple(params[name].shape)}")
+    check_fits(state, params, str(path), "the run's model")
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)

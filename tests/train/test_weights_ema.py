@@ -36,6 +36,8 @@ def test_moving_average_by_hand():
     assert other.state_dict()["weight"].item() == 2.5
     with pytest.raises(ValueError, match="other tensors"):
         other.load_state_dict({"weight": torch.zeros(1, 1)})
+    with pytest.raises(ValueError, match=r"weight has shape \(2, 1\) where this agent has \(1, 1\)"):
+        other.load_state_dict({"weight": torch.zeros(2, 1), "bias": torch.zeros(1)})
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match=r"in \(0, 1\)"):
             WeightsEMA(layer, decay=bad)
