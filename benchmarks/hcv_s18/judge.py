@@ -49,7 +49,7 @@ judge16 = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(judge16)
 
 TRIALS = 1024
-T_975 = {2: 4.303, 5: 2.571}  # Student t 0.975 quantiles by degrees of freedom (3 and 6 estimates)
+T_975 = {2: 4.303, 4: 2.776, 5: 2.571}  # Student t 0.975 quantiles by degrees of freedom (3, 5, 6 estimates)
 MEASURES = ("episode_gain", "memory_share", "start_gain", "memory_share_start")
 SOURCES = {  # measure: (evaluation files, or plain - ablation pairs; the key each reports it under)
     "episode_gain": ("plain", "eval/episode_gain"),
@@ -60,9 +60,10 @@ SOURCES = {  # measure: (evaluation files, or plain - ablation pairs; the key ea
 OUT = ROOT / "benchmarks/results/continuous/hcv-s18-judge.jsonl"
 
 
-def seed_row(seed: int, split: str, checkpoints: tuple[int, ...]) -> dict[str, Any]:
-    """One seed's Transformer on one velocity set: each measure at each checkpoint, then across them."""
-    run = judge16.SEEDS[seed][0]
+def seed_row(seed: int, split: str, checkpoints: tuple[int, ...], run: str | None = None) -> dict[str, Any]:
+    """One seed's Transformer on one velocity set: each measure at each checkpoint, then across them. `run`
+    is the seed's run directory (default: session 16's, `judge16.SEEDS`)."""
+    run = run or judge16.SEEDS[seed][0]
     plain = [judge16.late_file(run, u, split, trials=TRIALS) for u in checkpoints]
     forget = [judge16.late_file(run, u, split, "-forget", TRIALS) for u in checkpoints]
     sources = {"plain": [json.loads(p.read_text()) for p in plain]}

@@ -1,5 +1,6 @@
 """GPU checks of the run-level tools: the device check, `icrl eval --device cpu` of a run trained on a
-GPU, and the memory ablation (`forget_episodes`) with the rollout state on the GPU. Skipped without CUDA.
+GPU, the moving average of a GPU run's weights (`--weights-ema`, `icrl eval --weights ema`), and the memory
+ablation (`forget_episodes`) with the rollout state on the GPU. Skipped without CUDA.
 
     python -m pytest tests/gpu -q
 """
@@ -11,21 +12,24 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from icrl.cli import main
 from icrl.config import Config
 from icrl.envs.vector import make_vector_env
 from icrl.presets import build_config
 from icrl.train.collector import Collector
+from icrl.train.ema import EMA_FILE
+from icrl.train.evaluate import load_run_agent
 from icrl.train.factory import SetupError, build_agent, check_device, env_factory
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _train_tiny_on_cuda(run, tiny_cli):
+def _train_tiny_on_cuda(run, tiny_cli, *extra):
     """Two-episode T-Maze trials, 60 env steps, on the GPU."""
     main(["train", "icrl/TMaze-v0", *tiny_cli, "--env.trial-episodes", "2", "--total-env-steps", "60",
-          "--eval-every", "0", "--checkpoint-every", "0", "--device", "cuda", "--run-dir", str(run)])
+          "--eval-every", "0", "--checkpoint-every", "0", "--device", "cuda", "--run-dir", str(run), *extra])
 
 
 def test_device_check_on_a_gpu_machine():
@@ -53,6 +57,24 @@ def test_a_gpu_run_evaluates_on_the_cpu(tmp_path, tiny_cli, capsys):
     plain = json.loads((run / "eval.json").read_text())  # the cuda evaluation just above
     assert forget["device"] == "cuda" and forget["forget_episodes"] is True
     assert [r[0] for r in forget["trial_episode_returns"]] == [r[0] for r in plain["trial_episode_returns"]]
+
+
+def test_the_moving_average_of_a_gpu_run(tmp_path, tiny_cli, capsys):
+    run = tmp_path / "run"
+    _train_tiny_on_cuda(run, tiny_cli, "--weights-ema", "0.9")
+    ckpt = sorted((run / "checkpoints").glob("ckpt_*"))[-1]
+    saved, live = load_file(str(ckpt / EMA_FILE)), load_file(str(ckpt / "agent.safetensors"))
+    assert saved and all(t.device.type == "cpu" for t in saved.values())
+    assert any(not torch.equal(value, live[name]) for name, value in saved.items())  # it averaged
+    for device in ("cpu", "cuda"):
+        _, agent, _ = load_run_agent(run, ckpt, device=device, weights="ema")
+        for name, param in agent.named_parameters():
+            assert param.device.type == device
+            assert torch.equal(param.detach().cpu(), saved[name]), name
+        capsys.readouterr()
+        main(["eval", str(run), "--trials", "2", "--weights", "ema", "--device", device])
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["weights"] == "ema" and printed["device"] == device and printed["eval/trials"] == 2
 
 
 def test_forget_episodes_with_the_state_on_the_gpu():
