@@ -199,6 +199,8 @@ class Config:
     """Keep for good the checkpoints at multiples of this many updates (0: only the newest 3)."""
     weights_ema: float = 0.0
     """Per-update decay of a moving average of the weights, saved for `icrl eval --weights ema` (0: off)."""
+    eval_ema: bool = False
+    """Also evaluate that moving average at each evaluation, on the same trials (logged as eval_ema/...)."""
     target_return: float | None = None
     """Stop early once the evaluation return reaches this (None: never)."""
     run_dir: str | None = None
@@ -384,6 +386,8 @@ def check_config(cfg: Config) -> None:
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
     if subset > critics:
         problems.append(f"agent.critic_subset ({subset}) must be <= agent.num_critics ({critics})")
+    if cfg.eval_ema and cfg.weights_ema == 0.0:
+        problems.append("eval_ema needs a moving average of the weights: set weights_ema (e.g. 0.999)")
     if problems:
         raise ValueError("invalid config: " + "; ".join(problems))
 

@@ -9,6 +9,8 @@ ema`, never trained or used for targets, so a run with it is the same run as one
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -66,6 +68,22 @@ class WeightsEMA:
         """The averaged parameters by name, on the CPU (for a checkpoint)."""
         pairs = zip(self.names, self.shadow, strict=True)
         return {name: shadow.detach().cpu().contiguous().clone() for name, shadow in pairs}
+
+    @contextmanager
+    def swapped_in(self, agent: torch.nn.Module) -> Iterator[None]:
+        """Within the block `agent` (the module this average was made of) acts with the averaged parameters,
+        its derived buffers refitted to them; afterwards every parameter and buffer is restored bit for bit,
+        so an evaluation inside the block leaves training as it would have been."""
+        saved = {name: tensor.clone() for name, tensor in agent.state_dict().items()}
+        try:
+            with torch.no_grad():
+                torch._foreach_copy_(self._params, self.shadow)
+                refit_derived_buffers(agent)
+            yield
+        finally:
+            with torch.no_grad():
+                for name, tensor in agent.state_dict().items():  # views of the live tensors: copy in place
+                    tensor.copy_(saved[name])
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:

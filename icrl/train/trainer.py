@@ -230,13 +230,15 @@ class Trainer:
         )
 
     def evaluate(self) -> dict[str, float]:
-        return evaluate(
-            self.agent,
-            self.cfg,
-            self.cfg.eval_trials,
-            seed=10_000 + self.updates,
-            greedy=self.cfg.eval_greedy,
-        )
+        """The trained weights' evaluation (`eval/...`); with `eval_ema`, also the moving average's on the
+        same trials (`eval_ema/...`), so the two compare trial by trial."""
+        seed, cfg = 10_000 + self.updates, self.cfg
+        result = evaluate(self.agent, cfg, cfg.eval_trials, seed=seed, greedy=cfg.eval_greedy)
+        if cfg.eval_ema and self.weights_ema is not None:
+            with self.weights_ema.swapped_in(self.agent):
+                averaged = evaluate(self.agent, cfg, cfg.eval_trials, seed=seed, greedy=cfg.eval_greedy)
+            result.update({"eval_ema/" + key.removeprefix("eval/"): value for key, value in averaged.items()})
+        return result
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, float]:
@@ -344,6 +346,8 @@ class Trainer:
             line += f" gpu_mem={speed['speed/gpu_peak_mem_gb']:.1f}GiB"
         if "eval/success" in result:
             line += f" success={result['eval/success']:.2f}"
+        if "eval_ema/return" in result:
+            line += f" ema_return={result['eval_ema/return']:.3f}"
         bar.write(line) if not bar.disable else print(line, flush=True)
         return result
 

@@ -1,6 +1,6 @@
 """GPU checks of the run-level tools: the device check, `icrl eval --device cpu` of a run trained on a
-GPU, the moving average of a GPU run's weights (`--weights-ema`, `icrl eval --weights ema`), and the memory
-ablation (`forget_episodes`) with the rollout state on the GPU. Skipped without CUDA.
+GPU, the moving average of a GPU run's weights (`--weights-ema`, `--eval-ema`, `icrl eval --weights ema`),
+and the memory ablation (`forget_episodes`) with the rollout state on the GPU. Skipped without CUDA.
 
     python -m pytest tests/gpu -q
 """
@@ -61,7 +61,9 @@ def test_a_gpu_run_evaluates_on_the_cpu(tmp_path, tiny_cli, capsys):
 
 def test_the_moving_average_of_a_gpu_run(tmp_path, tiny_cli, capsys):
     run = tmp_path / "run"
-    _train_tiny_on_cuda(run, tiny_cli, "--weights-ema", "0.9")
+    _train_tiny_on_cuda(run, tiny_cli, "--weights-ema", "0.9", "--eval-ema")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval_ema/return" in row and "eval/return" in row for row in rows)  # swapped in on the GPU
     ckpt = sorted((run / "checkpoints").glob("ckpt_*"))[-1]
     saved, live = load_file(str(ckpt / EMA_FILE)), load_file(str(ckpt / "agent.safetensors"))
     assert saved and all(t.device.type == "cpu" for t in saved.values())

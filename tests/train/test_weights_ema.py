@@ -1,5 +1,6 @@
 """The moving average of the weights (`--weights-ema`): its arithmetic, that it leaves training unchanged,
-that checkpoints carry it through a resume, and `icrl eval --weights ema`."""
+that checkpoints carry it through a resume, `icrl eval --weights ema`, and evaluating it in training
+(`--eval-ema`)."""
 
 from __future__ import annotations
 
@@ -148,6 +149,76 @@ def test_eval_with_the_average(ema_run, tmp_path, tiny_config, capsys):
     wrong_shape = f"icrl eval: .*{re.escape(name)} has shape .* where the run's model has"
     with pytest.raises(SystemExit, match=wrong_shape):
         main(["eval", str(run), "--trials", "2", "--weights", "ema"])
+
+
+def test_the_average_swapped_in_and_out(ema_run):
+    agent, average = ema_run.agent, ema_run.weights_ema
+    before = {name: value.clone() for name, value in agent.state_dict().items()}
+    layer = next(m for m in agent.modules() if isinstance(m, SigmaReparamLinear))
+    with average.swapped_in(agent):
+        averaged = average.state_dict()
+        for name, param in agent.named_parameters():
+            assert torch.equal(param.detach(), averaged[name]), name
+        exact = torch.linalg.matrix_norm(layer.weight.detach(), ord=2)  # σReparam's vectors refitted
+        assert layer.sigma().item() == pytest.approx(exact.item(), rel=1e-3)
+        assert not torch.equal(layer.u, before[_name_of(agent, layer) + ".u"])
+    for name, value in agent.state_dict().items():  # every parameter and buffer back, bit for bit
+        assert torch.equal(value, before[name]), name
+
+
+def _name_of(agent: torch.nn.Module, module: torch.nn.Module) -> str:
+    return next(name for name, m in agent.named_modules() if m is module)
+
+
+def test_evaluating_the_average_during_training(tmp_path, tiny_config, monkeypatch):
+    import icrl.train.trainer as trainer_module
+
+    seen = []  # (seed, the evaluated agent's parameters) at each evaluation
+    evaluate = trainer_module.evaluate
+
+    def recording_evaluate(agent, cfg, trials, seed, greedy=True):
+        seen.append((seed, [p.detach().clone() for p in agent.parameters()]))
+        return evaluate(agent, cfg, trials, seed, greedy)
+
+    monkeypatch.setattr(trainer_module, "evaluate", recording_evaluate)
+    runs = {}
+    for eval_ema in (False, True):
+        seen.clear()
+        cfg = tiny_config(tmp_path / f"ema-{eval_ema}", eval_every=4, weights_ema=0.9, eval_ema=eval_ema)
+        runs[eval_ema] = trainer = Trainer(cfg)
+        shadows = []  # the moving average whenever an evaluation starts
+        log_eval = trainer._log_eval
+
+        def log_eval_noting_the_average(*args, trainer=trainer, shadows=shadows, log_eval=log_eval):
+            shadows.append([s.clone() for s in trainer.weights_ema.shadow])
+            return log_eval(*args)
+
+        trainer._log_eval = log_eval_noting_the_average
+        trainer.run()
+        runs[eval_ema].seen, runs[eval_ema].shadows = list(seen), shadows
+    plain, both = runs[False], runs[True]
+    # The same run: evaluating the average leaves training untouched.
+    for name, value in plain.agent.state_dict().items():
+        assert torch.equal(value, both.agent.state_dict()[name]), name
+    rows = {k: [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
+            for k, r in runs.items()}
+    evals = {k: [r for r in v if "eval/return" in r] for k, v in rows.items()}
+    assert len(evals[True]) == len(evals[False]) >= 2
+    assert [r["eval/return"] for r in evals[True]] == [r["eval/return"] for r in evals[False]]
+    assert all("eval_ema/return" in r and "eval_ema/trials" in r for r in evals[True])
+    assert not any(key.startswith("eval_ema/") for r in evals[False] for key in r)
+    # Each evaluation plays the trained weights, then the average, on the same trials (seed).
+    assert len(plain.seen) == len(evals[False]) and len(both.seen) == 2 * len(evals[True])
+    for (live_seed, live), (ema_seed, averaged), shadow in zip(both.seen[::2], both.seen[1::2], both.shadows,
+                                                                 strict=True):
+        assert live_seed == ema_seed
+        assert all(torch.equal(a, s) for a, s in zip(averaged, shadow, strict=True))
+        assert any(not torch.equal(a, b) for a, b in zip(averaged, live, strict=True))
+
+
+def test_evaluating_the_average_needs_one(tmp_path, tiny_config):
+    with pytest.raises(ValueError, match="eval_ema needs a moving average of the weights: set weights_ema"):
+        Trainer(tiny_config(tmp_path / "run", eval_ema=True))
 
 
 def test_select_among_the_averages(ema_run, tmp_path, tiny_config, capsys):
