@@ -1,7 +1,7 @@
 #!/bin/bash
 # Session 19, on a lent GPU machine: the 1,024-trial evaluations (eval seed 5, --first-steps 25, the run's
 # own 8 envs, on the CPU with one torch thread each) listed in .carry/jobs.txt by benchmarks/hcv_s19/stage.sh,
-# up to 16 at a time on its 16 CPU cores: this machine's two cores were training the runs meanwhile.
+# PARALLEL (16) at a time on its 16 CPU cores: this machine's two cores were training the runs meanwhile.
 # Files are named as benchmarks/hcv_s15/late_ckpts.sh names them here. GPU=1 also runs the CUDA tests.
 #   OUT=... GPU=1 EVAL_SECONDS=330 bash benchmarks/hcv_s19/device_eval.sh   (carry .whl and .carry)
 # TRIALS and PY (python3) may be set for a local try: SKIP_WHEELS=1 TRIALS=8 PY=.venv/bin/python OUT=/tmp/x ...
@@ -27,7 +27,7 @@ one() {  # RUN UPDATES SPLIT FORGET
 export -f one
 export OUT
 echo "start $(date +%T) on $(nproc --all) cores" > "$OUT/jobs.log"
-timeout "${EVAL_SECONDS:-330}" xargs -P 16 -L 1 bash -c 'one "$@"' _ < .carry/jobs.txt >> "$OUT/jobs.log" 2>&1
+timeout "${EVAL_SECONDS:-330}" xargs -P "${PARALLEL:-16}" -L 1 bash -c 'one "$@"' _ < .carry/jobs.txt >> "$OUT/jobs.log" 2>&1
 echo "end $(date +%T) rc=$?" >> "$OUT/jobs.log"
 wait
 tar -C "$OUT/evals" -cf "$OUT/evals.tar" . && rm -rf "$OUT/evals"
