@@ -22,13 +22,15 @@ one() {  # RUN UPDATES SPLIT FORGET
   "${PY:-python3}" -m icrl eval "$d" --checkpoint "$u" --trials "${TRIALS:-1024}" --seed 5 --env.split "$split" --first-steps 25 \
     --device cpu $flag > /dev/null 2> "$d.err" \
     && cp "$d/eval-ckpt_$(printf %09d "$u")$suffix.json" "$OUT/evals/$run/eval-$split-${TRIALS:-1024}-ckpt$u$suffix.json"
-  echo "$run $u $split $forget rc=$? $(date +%T) $(tail -c 300 "$d.err" | tr '\n' ' ')"
+  local rc=$?  # read before any command substitution below can replace it
+  echo "$run $u $split $forget rc=$rc $(date +%T) $(tail -c 300 "$d.err" | tr '\n' ' ')"
 }
 export -f one
 export OUT
 echo "start $(date +%T) on $(nproc --all) cores" > "$OUT/jobs.log"
 timeout "${EVAL_SECONDS:-330}" xargs -P "${PARALLEL:-16}" -L 1 bash -c 'one "$@"' _ < .carry/jobs.txt >> "$OUT/jobs.log" 2>&1
-echo "end $(date +%T) rc=$?" >> "$OUT/jobs.log"
+rc=$?  # 124: EVAL_SECONDS ran out and the evaluations still running were stopped
+echo "end $(date +%T) rc=$rc" >> "$OUT/jobs.log"
 wait
 tar -C "$OUT/evals" -cf "$OUT/evals.tar" . && rm -rf "$OUT/evals"
 cat "$OUT/jobs.log"; tail -n 3 "$OUT/pytest.log" 2>/dev/null
