@@ -111,11 +111,22 @@ def cell(row: dict[str, Any], measure: str) -> str:
     return f"{row[measure]:+.2f} ± {row[f'{measure}_se']:.2f} ({word}; t: {t_word})"
 
 
-def main() -> None:
-    rows = []
+def print_header() -> None:
+    """The head of the Markdown table `print_line` fills (also session 19's judge)."""
     print("| seed | velocities | checkpoints | episode 3 - 1 | memory's share of episode 3 "
           "| 25-step start gain | memory's share of episode 3's first 25 steps |")
     print("|---|---|---|---|---|---|---|")
+
+
+def print_line(row: dict[str, Any], split: str, which: str) -> None:
+    """One judged row (a seed, or the pooled one) of `print_header`'s table."""
+    print(f"| {row['seed']} | {split} | {which} | "
+          + " | ".join(cell(row, m) for m in MEASURES) + " |", flush=True)
+
+
+def main() -> None:
+    rows = []
+    print_header()
     for which in ("kept", "newest3"):
         for split in ("test", "train"):
             per_seed = []
@@ -127,8 +138,7 @@ def main() -> None:
             verdicts(pooled, len(per_seed))
             for row in (*per_seed, pooled):
                 row["set"] = which
-                print(f"| {row['seed']} | {split} | {which} | "
-                      + " | ".join(cell(row, m) for m in MEASURES) + " |", flush=True)
+                print_line(row, split, which)
             rows += [*per_seed, pooled]
     with OUT.open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)

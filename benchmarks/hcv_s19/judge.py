@@ -76,9 +76,7 @@ def main() -> None:
     if (ROOT / CHECK[1]).exists():
         rows.append(check_row())
         print(rows[-1])
-    print("| seed | velocities | checkpoints | episode 3 - 1 | memory's share of episode 3 "
-          "| 25-step start gain | memory's share of episode 3's first 25 steps |")
-    print("|---|---|---|---|---|---|---|")
+    judge18.print_header()
     for which in ("kept", "newest3"):
         for split in ("test", "train"):
             per_seed = []
@@ -99,8 +97,7 @@ def main() -> None:
                 pooled["seed"] = "incomplete"
             for row in (*per_seed, pooled):
                 row["set"] = which
-                print(f"| {row['seed']} | {split} | {which} | "
-                      + " | ".join(judge18.cell(row, m) for m in judge18.MEASURES) + " |", flush=True)
+                judge18.print_line(row, split, which)
             rows += [*per_seed, pooled]
     with OUT.open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
