@@ -36,24 +36,18 @@ evaluation of session 20 had run):
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from icrl.train.evaluate import summarize_across
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # the benchmark folders import as namespace packages from the repository root
 
+from benchmarks.hcv_s19 import judge as judge19  # noqa: E402
+from icrl.train.evaluate import summarize_across  # noqa: E402
 
-def _load(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-judge18 = _load("judge18", "benchmarks/hcv_s18/judge.py")
+judge18 = judge19.judge18
 judge16 = judge18.judge16
 SEEDS = {  # seed: (Transformer run, control run, late checkpoints kept); seeds 0-2 as judged in session 16
     **judge16.SEEDS,
