@@ -94,9 +94,10 @@ def pooled_row(rows: list[dict[str, Any]], split: str) -> dict[str, Any]:
     return pooled
 
 
-def verdicts(row: dict[str, Any], estimates: int) -> None:
-    """Session 16's 2-SE test, and the Student-t one beside it, for every measure the row has."""
-    for measure in MEASURES:
+def verdicts(row: dict[str, Any], estimates: int, measures: tuple[str, ...] = MEASURES) -> None:
+    """Session 16's 2-SE test, and the Student-t one beside it, for every one of `measures` the row has
+    (session 20's judge passes its own)."""
+    for measure in measures:
         if measure in row:
             low = row[measure] - 2 * row[f"{measure}_se"]
             low_t = row[measure] - T_975[estimates - 1] * row[f"{measure}_se"]

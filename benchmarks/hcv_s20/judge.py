@@ -71,17 +71,10 @@ def seed_row(seed: int, split: str, checkpoints: tuple[int, ...]) -> dict[str, A
     return row
 
 
-def add_verdicts(row: dict[str, Any], estimates: int) -> None:
-    """2-SE verdict (the rule) and the Student-t one (reported) for each measure."""
-    for key in KEYS:
-        row[f"{key}_holds"] = judge16.holds(row, key)
-        row[f"{key}_t_holds"] = row[key] - judge18.T_975[estimates - 1] * row[f"{key}_se"] > 0
-
-
 def cell(row: dict[str, Any], key: str) -> str:
     text = f"{row[key]:+.1f} ± {row[key + '_se']:.1f}"
     if row[f"{key}_holds"]:
-        text = f"**{text}**" + (" t" if row[f"{key}_t_holds"] else "")
+        text = f"**{text}**" + (" t" if row[f"{key}_holds_t"] else "")
     return text
 
 
@@ -100,13 +93,13 @@ def main() -> None:
                     print(f"| {seed} | {split} | {which} | missing {len(missing)} files, e.g. {missing[0]} |")
                     continue
                 row = seed_row(seed, split, checkpoints)
-                add_verdicts(row, len(checkpoints))
+                judge18.verdicts(row, len(checkpoints), KEYS)
                 per_seed.append(row)
             pooled = {"seed": "all", "split": split, **summarize_across(per_seed),
                       "seeds": [r["seed"] for r in per_seed]}
             for arm in ("tf_return", "control_return"):
                 pooled[arm] = sum(r[arm] for r in per_seed) / len(per_seed)
-            add_verdicts(pooled, len(per_seed))
+            judge18.verdicts(pooled, len(per_seed), KEYS)
             if len(per_seed) != len(SEEDS):  # the rule gives no five-seed verdict on an incomplete set
                 pooled["seed"] = "incomplete"
             for row in (*per_seed, pooled):
