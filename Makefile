@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: this version resolves to the local CPU wheel (others pull CUDA packages)
 	$(PY) -m pip install torch==2.13.0
 	# popgym (the POPGym suite, tests/envs/test_popgym.py) needs only numpy and gymnasium; mujoco (a
-	# ~10 MB wheel, tests/envs/test_half_cheetah_vel.py) runs icrl/HalfCheetahVel-v0
-	$(PY) -m pip install -e ".[dev,popgym,mujoco]"
+	# ~10 MB wheel, tests/envs/test_half_cheetah_vel.py) runs icrl/HalfCheetahVel-v0; metaworld (adds only
+	# scipy; same mujoco pin) lets tests/envs/test_metaworld_ml1.py run instead of skipping
+	$(PY) -m pip install -e ".[dev,popgym,mujoco,metaworld]"
 	touch $(STAMP)
 
 setup: $(STAMP)
