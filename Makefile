@@ -6,7 +6,7 @@ STAMP := $(VENV)/.icrl-installed
 
 .PHONY: setup train test test-slow lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile  # a changed install line re-runs setup
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# torch first, pinned: this version resolves to the local CPU wheel (others pull CUDA packages)
