@@ -41,12 +41,9 @@ KEYS = ("eval/return", "train/return")
 
 
 def line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of y on x and its standard error."""
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    var = resid @ resid / (len(y) - 2)
-    return float(coef[0]), float(np.sqrt(var * np.linalg.inv(design.T @ design)[0, 0]))
+    """Least-squares slope of y on x and its standard error (numpy scales the covariance by the residuals)."""
+    coef, cov = np.polyfit(x, y, 1, cov=True)
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))
 
 
 def run_row(name: str) -> dict:
