@@ -71,6 +71,11 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
                 values = [t.episode_successes[i] for t in with_success if len(t.episode_successes) > i]
                 if values:
                     out[f"{prefix}/success_episode_{i}"] = float(np.mean(values))
+            complete = [t.episode_successes for t in with_success if len(t.episode_successes) == max_eps]
+            if len(complete) > 1:  # the in-context gain in success, paired within each trial
+                success_gains = [s[-1] - s[0] for s in complete]
+                out[f"{prefix}/success_episode_gain"] = float(np.mean(success_gains))
+                out[f"{prefix}/success_episode_gain_se"] = standard_error(success_gains)
     return out
 
 
@@ -241,6 +246,8 @@ def evaluate_run(
     # k + 1): two runs evaluated with the same seed and env kwargs meet the same tasks in the same order,
     # so `paired_difference` can compare them trial by trial.
     per_trial = {"trial_episode_returns": [t.episode_returns for t in played]}
+    if any(t.episode_successes for t in played):
+        per_trial["trial_episode_successes"] = [t.episode_successes for t in played]
     if first_steps is not None:
         per_trial["trial_episode_start_returns"] = [t.episode_start_returns for t in played]
     (run_dir / out_name).write_text(json.dumps({**result, **per_trial}))
@@ -254,17 +261,43 @@ def paired_difference(returns_a: list[list[float]], returns_b: list[list[float]]
     task-to-task spread that dominates unpaired comparisons. With more than one episode per trial also
     `episode_gain`: A's (last - first episode) minus B's, per trial, i.e. how much more A improves within
     a trial than B on the same tasks (against a memory-free B, the part of A's gain that memory explains)."""
-    if len(returns_a) != len(returns_b) or len(returns_a) < 2:
-        raise ValueError(f"need the same number (>= 2) of trials, got {len(returns_a)} and {len(returns_b)}")
-    pairs = list(zip(returns_a, returns_b, strict=True))
-    diffs = {"return": [sum(a) - sum(b) for a, b in pairs]}
+    return {"trials": len(returns_a), **_paired_means(returns_a, returns_b, "return", sum, "episode_gain")}
+
+
+def paired_success_difference(
+    successes_a: list[list[float]], successes_b: list[list[float]]
+) -> dict[str, float]:
+    """`paired_difference` for success (an eval file's `trial_episode_successes`, 1.0 or 0.0 per episode):
+    `success` is the difference in trial success (the task succeeded in any episode), `success_episode_i`
+    in episode i's success rate and `success_episode_gain` in (last - first episode success), each with its
+    standard error over the trials (e.g. against a `forget_episodes` ablation: what memory adds to the last
+    episode's success)."""
+    return _paired_means(successes_a, successes_b, "success", max, "success_episode_gain")
+
+
+def _paired_means(
+    per_trial_a: list[list[float]],
+    per_trial_b: list[list[float]],
+    name: str,
+    trial_value: Callable,
+    gain_name: str,
+) -> dict[str, float]:
+    """Mean and standard error of A - B over paired trials: of `trial_value` of each trial's per-episode
+    values (`name`), of each episode index's value (`name_episode_i`) and of (last - first episode)
+    (`gain_name`, with more than one episode per trial)."""
+    if len(per_trial_a) != len(per_trial_b) or len(per_trial_a) < 2:
+        raise ValueError(
+            f"need the same number (>= 2) of trials, got {len(per_trial_a)} and {len(per_trial_b)}"
+        )
+    pairs = list(zip(per_trial_a, per_trial_b, strict=True))
+    diffs = {name: [trial_value(a) - trial_value(b) for a, b in pairs]}
     episodes = min(min(len(a), len(b)) for a, b in pairs)
     for i in range(episodes):
-        diffs[f"return_episode_{i}"] = [a[i] - b[i] for a, b in pairs]
+        diffs[f"{name}_episode_{i}"] = [a[i] - b[i] for a, b in pairs]
     if episodes > 1:
         last = episodes - 1
-        diffs["episode_gain"] = [(a[last] - a[0]) - (b[last] - b[0]) for a, b in pairs]
-    out: dict[str, float] = {"trials": len(returns_a)}
+        diffs[gain_name] = [(a[last] - a[0]) - (b[last] - b[0]) for a, b in pairs]
+    out: dict[str, float] = {}
     for key, values in diffs.items():
         out[key] = float(np.mean(values))
         out[f"{key}_se"] = standard_error(values)
@@ -280,7 +313,8 @@ def compare_eval_files(path_a: str | Path, path_b: str | Path) -> dict[str, Any]
     kwargs, greedy flag and trial count (checked: ValueError otherwise), so that trial k met the same task
     in both; exact where every trial has the same number of episodes (agent-dependent episode counts, as in
     step-budget trials, may draw the env's RNG differently). Where both were scored with the same
-    `first_steps`, the same differences over each episode's first steps come as `start_...` keys."""
+    `first_steps`, the same differences over each episode's first steps come as `start_...` keys, and where
+    both recorded success (`trial_episode_successes`) the `paired_success_difference` keys."""
     a, b = (json.loads(Path(path).read_text()) for path in (path_a, path_b))
     for path, data in ((path_a, a), (path_b, b)):
         if not isinstance(data, dict):
@@ -294,6 +328,8 @@ def compare_eval_files(path_a: str | Path, path_b: str | Path) -> dict[str, Any]
     if a.get("first_steps") is not None and a.get("first_steps") == b.get("first_steps"):
         starts = paired_difference(a["trial_episode_start_returns"], b["trial_episode_start_returns"])
         out.update({f"start_{key}": value for key, value in starts.items() if key != "trials"})
+    if "trial_episode_successes" in a and "trial_episode_successes" in b:
+        out.update(paired_success_difference(a["trial_episode_successes"], b["trial_episode_successes"]))
     return {
         "a": str(path_a),
         "b": str(path_b),

@@ -51,6 +51,7 @@ def eval_file_summary(path: Path) -> dict[str, Any]:
     saved = json.loads(Path(path).read_text())
     per_trial = saved.pop("trial_episode_returns")
     assert len(per_trial) == saved["eval/trials"]
+    assert len(saved.pop("trial_episode_successes", per_trial)) == len(per_trial)  # envs that report success
     return saved
 
 

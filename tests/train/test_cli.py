@@ -116,8 +116,9 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((run / "eval.json").read_text())
     per_trial = saved.pop("trial_episode_returns")  # the file adds every trial's episode returns
+    successes = saved.pop("trial_episode_successes")  # ...and, as T-Maze reports success, their successes
     assert saved == printed and printed["seed"] == 12345
-    assert len(per_trial) == 3
+    assert len(per_trial) == 3 and np.mean([max(s) for s in successes]) == pytest.approx(printed["eval/success"])
     assert np.mean([sum(r) for r in per_trial]) == pytest.approx(printed["eval/return"])
     assert printed["checkpoint"] == "ckpt_000000006"
     assert printed["env_steps"] == 60 and printed["updates"] == 6
@@ -255,6 +256,11 @@ def test_eval_forget_episodes(tmp_path, tiny_cli, capsys):
     expected = np.mean([sum(a) - sum(b) for a, b in zip(plain["trial_episode_returns"],
                                                           forget["trial_episode_returns"], strict=True)])
     assert paired["return"] == pytest.approx(expected)
+    # T-Maze reports success, so the pairing covers it too (`paired_success_difference`).
+    assert paired["success_episode_0"] == 0.0 == paired["success_episode_0_se"]
+    expected = np.mean([max(a) - max(b) for a, b in zip(plain["trial_episode_successes"],
+                                                         forget["trial_episode_successes"], strict=True)])
+    assert paired["success"] == pytest.approx(expected)
     # Evaluations of other tasks (another seed) are not paired: a one-line error, not a number.
     main(["eval", str(run), "--trials", "6", "--seed", "7"])
     with pytest.raises(SystemExit, match="icrl compare: seed differs"):

@@ -12,7 +12,7 @@ from icrl.config import ExplorationConfig
 from icrl.envs.vector import make_vector_env
 from icrl.replay import ReplayStore, load_trial, validate_trial
 from icrl.train.collector import Collector, EpsilonSchedule, TrialStats, trial_stats
-from icrl.train.evaluate import paired_difference, summarize_across, summarize_trials
+from icrl.train.evaluate import paired_difference, paired_success_difference, summarize_across, summarize_trials
 from icrl.train.factory import build_agent, env_factory
 
 NO_EXPLORATION = ExplorationConfig(eps_start=0.0, eps_end=0.0, eps_min=0.0, sample_actions=False)
@@ -229,8 +229,14 @@ def test_summarize_trials():
     assert out["eval/success"] == pytest.approx(2 / 3)  # share of trials with a success
     assert out["eval/success_episode_0"] == pytest.approx(1 / 3)
     assert out["eval/success_episode_1"] == pytest.approx(2 / 3)
+    assert "eval/success_episode_gain" not in out  # only one trial reached the third episode
     # Envs that report no success at all: no success keys.
     assert "eval/success" not in summarize_trials([TrialStats(1.0, 3, [1.0], [])], "eval")
+    # The success gain is paired within trials: (last - first) = 1, 0, 1 -> mean 2/3, sample std sqrt(1/3).
+    gained = summarize_trials([TrialStats(1.0, 4, [0.0, 1.0], [0.0, 1.0]), TrialStats(2.0, 4, [1.0, 1.0], [1.0, 1.0]),
+                               TrialStats(1.0, 4, [0.0, 1.0], [0.0, 1.0])], "eval")
+    assert gained["eval/success_episode_gain"] == pytest.approx(2 / 3)
+    assert gained["eval/success_episode_gain_se"] == pytest.approx(np.sqrt(1 / 3) / np.sqrt(3))
     assert summarize_trials([], "eval") == {}
     # Standard error: sample std of the totals (1, 0, 3) is sqrt(7/3), over sqrt(3).
     assert out["eval/return_se"] == pytest.approx(np.sqrt(7 / 3) / np.sqrt(3))
@@ -260,6 +266,22 @@ def test_paired_difference():
     assert "episode_gain" not in paired_difference([[1.0], [2.0]], [[0.0], [0.0]])
     with pytest.raises(ValueError, match="same number"):
         paired_difference(a, b[:2])
+
+
+def test_paired_success_difference():
+    a = [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]
+    b = [[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    out = paired_success_difference(a, b)
+    # Trial success (any episode): 1, 1, 1 vs 0, 1, 0 -> differences 1, 0, 1: mean 2/3, sample std sqrt(1/3).
+    assert out["success"] == pytest.approx(2 / 3)
+    assert out["success_se"] == pytest.approx(np.sqrt(1 / 3) / np.sqrt(3))
+    assert out["success_episode_0"] == 0.0 == out["success_episode_0_se"]
+    assert out["success_episode_2"] == pytest.approx(2 / 3)  # 1, 0, 1
+    # Gains (last - first): A 1, 0, 1 and B 0, 0, 0 -> differences 1, 0, 1.
+    assert out["success_episode_gain"] == pytest.approx(2 / 3)
+    assert "trials" not in out and "return" not in out
+    with pytest.raises(ValueError, match="same number"):
+        paired_success_difference(a, b[:1])
 
 
 def test_summarize_across_uses_the_spread_between_comparisons():
