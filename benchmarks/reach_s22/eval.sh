@@ -4,7 +4,11 @@
 # per-trial file (eval.json is overwritten by each `icrl eval`), so that judge.py can pair trials.
 # Usage: eval.sh RUN [--forget-episodes]   (the memory ablation; its files end in -forget.json)
 # One JSON summary line per evaluation goes to benchmarks/results/continuous/metaworld-reach-s22-eval.jsonl.
+# One torch thread per evaluation (added at 22:50, before any control was scored): beside three one-thread
+# training runs on two cores, a two-thread evaluation took ~8 minutes, its threads waiting for each other.
+# The ablation is scored on the test goals only (all that judge.py reads).
 cd "$(dirname "$0")/../.." || exit 1  # the repository root
+export OMP_NUM_THREADS=1
 RUN=$1; shift
 SUFFIX=""; [ "$1" = "--forget-episodes" ] && SUFFIX="-forget"
 LOG=benchmarks/results/continuous/metaworld-reach-s22-eval.jsonl
@@ -15,4 +19,4 @@ score() {  # score SEED GOALS [extra eval args]: evaluate, keep the per-trial fi
   cp "$RUN/eval$SUFFIX.json" "$RUN/eval-$goals-64-seed$seed$SUFFIX.json"
 }
 for S in 1 2 3; do score $S test --env.split test "$@"; done
-score 1 train --env.split train "$@"
+[ -z "$SUFFIX" ] && score 1 train --env.split train
