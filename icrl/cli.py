@@ -263,12 +263,24 @@ def cmd_eval(argv: list[str]) -> None:
         help="ema: act with the checkpoint's moving average of the weights (a run trained with "
         "--weights-ema; written to eval-ema.json) instead of the trained weights.",
     )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="Torch CPU threads (default: torch's). 1 beside other jobs on few cores: threads that wait for "
+        "each other make an evaluation several times slower. The count is recorded (`threads`): CPU results "
+        "repeat exactly only with the same count.",
+    )
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
     )
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "eval")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         result = evaluate_run(
             args.run_dir,

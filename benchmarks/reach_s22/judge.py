@@ -4,11 +4,11 @@ to memory?
 
 - Runs. Transformer: `runs/reach-s21/w16-sS` (session 21). Memory-free control: the same command with
   `--model.kind mlp --threads 1 --run-dir runs/reach-s22/mlp-w16-sS`, seeds 0-2 (seeds 0 and 1 started at
-  22:21 UTC, seed 2 at 22:29, before this file was committed; none scored before). Every run is scored at its final checkpoint (38,200 updates) by `eval.sh RUN`: 64
-  trials at each of eval seeds 1-3 on the 50 held-out test goals (192 trials), 64 at eval seed 1 on the train
-  goals. The Transformer also by `eval.sh RUN --forget-episodes` (its memory cleared at every episode start).
-  Same eval seed and trial index = the same goal, so the runs are compared trial by trial
-  (`icrl.train.evaluate.paired_success_difference`).
+  22:21 UTC, seed 2 at 22:29, before this file was committed; none scored before). Every run is scored at its
+  final checkpoint (38,200 updates) by `eval.sh RUN`: 64 trials at each of eval seeds 1-3 on the 50 held-out
+  test goals (192 trials), 64 at eval seed 1 on the train goals. The Transformer also by `eval.sh RUN
+  --forget-episodes` (its memory cleared at every episode start). Same eval seed and trial index = the same
+  goal, so the runs are compared trial by trial (`icrl.train.evaluate.paired_success_difference`).
 - Primary 1, "above the memory-free control": Transformer - control trial success (the goal reached in any of
   the 3 episodes) on the held-out goals. Per seed: the paired mean over 192 trials, its trial-level SE; holds
   on a seed above 2 SE. Across seeds: the mean of the three per-seed differences, SE from their spread; holds

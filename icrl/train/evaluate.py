@@ -237,6 +237,7 @@ def evaluate_run(
         "env_kwargs": eval_cfg.env.kwargs,
         "acting_gamma": cfg.gammas[agent.acting_head],
         "device": cfg.device,
+        "threads": torch.get_num_threads(),  # CPU play repeats exactly only with the same count
         **({} if first_steps is None else {"first_steps": first_steps}),
         **({"forget_episodes": True} if forget_episodes else {}),
         **({"weights": "ema"} if weights == "ema" else {}),

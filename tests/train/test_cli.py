@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from icrl.cli import build_train_config, main, parse_value, split_train_args
 from icrl.config import load_config
@@ -118,12 +119,23 @@ def test_train_eval_plot(tmp_path, tiny_cli, capsys):
     per_trial = saved.pop("trial_episode_returns")  # the file adds every trial's episode returns
     successes = saved.pop("trial_episode_successes")  # ...and, as T-Maze reports success, their successes
     assert saved == printed and printed["seed"] == 12345
-    assert len(per_trial) == 3 and np.mean([max(s) for s in successes]) == pytest.approx(printed["eval/success"])
+    assert len(per_trial) == 3
+    assert np.mean([max(s) for s in successes]) == pytest.approx(printed["eval/success"])
     assert np.mean([sum(r) for r in per_trial]) == pytest.approx(printed["eval/return"])
     assert printed["checkpoint"] == "ckpt_000000006"
     assert printed["env_steps"] == 60 and printed["updates"] == 6
     assert printed["eval/trials"] == 3 and printed["greedy"] is True
     assert -2.0 <= printed["eval/return"] <= 1.0
+    assert printed["threads"] == torch.get_num_threads()
+    threads = torch.get_num_threads()
+    try:  # --threads sets torch's CPU threads and is recorded
+        main(["eval", str(run), "--trials", "3", "--threads", "1"])
+        assert json.loads(capsys.readouterr().out)["threads"] == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(SystemExit):
+        main(["eval", str(run), "--threads", "0"])
+    capsys.readouterr()
 
     # A bad --env.KEY for the evaluation envs is a one-line error, and nothing is written.
     with pytest.raises(SystemExit, match="icrl eval: evaluation env 'icrl/TMaze-v0' .*no_such_kwarg"):

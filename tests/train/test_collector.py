@@ -12,7 +12,12 @@ from icrl.config import ExplorationConfig
 from icrl.envs.vector import make_vector_env
 from icrl.replay import ReplayStore, load_trial, validate_trial
 from icrl.train.collector import Collector, EpsilonSchedule, TrialStats, trial_stats
-from icrl.train.evaluate import paired_difference, paired_success_difference, summarize_across, summarize_trials
+from icrl.train.evaluate import (
+    paired_difference,
+    paired_success_difference,
+    summarize_across,
+    summarize_trials,
+)
 from icrl.train.factory import build_agent, env_factory
 
 NO_EXPLORATION = ExplorationConfig(eps_start=0.0, eps_end=0.0, eps_min=0.0, sample_actions=False)
@@ -233,8 +238,9 @@ def test_summarize_trials():
     # Envs that report no success at all: no success keys.
     assert "eval/success" not in summarize_trials([TrialStats(1.0, 3, [1.0], [])], "eval")
     # The success gain is paired within trials: (last - first) = 1, 0, 1 -> mean 2/3, sample std sqrt(1/3).
-    gained = summarize_trials([TrialStats(1.0, 4, [0.0, 1.0], [0.0, 1.0]), TrialStats(2.0, 4, [1.0, 1.0], [1.0, 1.0]),
-                               TrialStats(1.0, 4, [0.0, 1.0], [0.0, 1.0])], "eval")
+    gained = [TrialStats(1.0, 4, [0.0, 1.0], [0.0, 1.0]), TrialStats(2.0, 4, [1.0, 1.0], [1.0, 1.0]),
+              TrialStats(1.0, 4, [0.0, 1.0], [0.0, 1.0])]
+    gained = summarize_trials(gained, "eval")
     assert gained["eval/success_episode_gain"] == pytest.approx(2 / 3)
     assert gained["eval/success_episode_gain_se"] == pytest.approx(np.sqrt(1 / 3) / np.sqrt(3))
     assert summarize_trials([], "eval") == {}
