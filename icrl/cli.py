@@ -215,6 +215,25 @@ def cmd_resume(argv: list[str]) -> None:
     print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """`--threads N` for the commands that play a checkpoint (`icrl eval`, `icrl select`)."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="Torch CPU threads (default: torch's). 1 beside other jobs on few cores: threads that wait for "
+        "each other make play several times slower. CPU play repeats exactly only with the same count "
+        "(`icrl eval` records it as `threads`).",
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def cmd_eval(argv: list[str]) -> None:
     from icrl.train.evaluate import evaluate_run
     from icrl.train.factory import SetupError
@@ -263,24 +282,14 @@ def cmd_eval(argv: list[str]) -> None:
         help="ema: act with the checkpoint's moving average of the weights (a run trained with "
         "--weights-ema; written to eval-ema.json) instead of the trained weights.",
     )
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="Torch CPU threads (default: torch's). 1 beside other jobs on few cores: threads that wait for "
-        "each other make an evaluation several times slower. The count is recorded (`threads`): CPU results "
-        "repeat exactly only with the same count.",
-    )
+    add_threads_argument(parser)
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
     )
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "eval")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     try:
         result = evaluate_run(
             args.run_dir,
@@ -358,10 +367,12 @@ def cmd_select(argv: list[str]) -> None:
         help="ema: choose among the checkpoints' moving averages of the weights (--weights-ema); then "
         "`icrl eval RUN --checkpoint best --weights ema`.",
     )
+    add_threads_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
     parser.epilog = "--env.KEY VALUE overrides a keyword argument of the validation envs."
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "select")
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     try:
         result = select_checkpoint(
             args.run_dir,

@@ -82,6 +82,12 @@ def test_select_cli(kept_run, tmp_path, capsys):
     main(["select", str(run), "--trials", "3", "--no-progress", "--env.length", "5"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["trials"] == 3 and printed["best"].startswith("ckpt_") and "candidates" not in printed
+    threads = torch.get_num_threads()
+    try:  # --threads sets torch's CPU threads for the play
+        main(["select", str(run), "--trials", "3", "--no-progress", "--env.length", "5", "--threads", "1"])
+        assert json.loads(capsys.readouterr().out)["trials"] == 3 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     with pytest.raises(SystemExit, match="icrl select: metric 'eval/nothing' is not in the evaluation"):
         main(["select", str(run), "--trials", "2", "--no-progress", "--metric", "eval/nothing"])
     with pytest.raises(SystemExit, match="icrl select: no complete checkpoint .* from update 999999 on"):
