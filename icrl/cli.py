@@ -244,7 +244,14 @@ def cmd_eval(argv: list[str]) -> None:
         "--trials", type=positive_int, default=None, help="Evaluation trials (default: the run's)."
     )
     parser.add_argument("--sampled", action="store_true", help="Sample actions instead of greedy ones.")
-    parser.add_argument("--seed", type=int, default=12345, help="Seed of the evaluation environments.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=12345,
+        help="Seed of the evaluation environments. Actor i's env gets seed + i (gymnasium's convention), so "
+        "seeds closer together than the run's num_actors share envs, and trials: space them by at least "
+        "num_actors (e.g. 1, 101, 201) for independent evaluations.",
+    )
     parser.add_argument(
         "--checkpoint",
         default=None,
