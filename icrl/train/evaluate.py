@@ -280,7 +280,7 @@ def _paired_means(
     per_trial_a: list[list[float]],
     per_trial_b: list[list[float]],
     name: str,
-    trial_value: Callable,
+    trial_value: Callable[[list[float]], float],
     gain_name: str,
 ) -> dict[str, float]:
     """Mean and standard error of A - B over paired trials: of `trial_value` of each trial's per-episode
