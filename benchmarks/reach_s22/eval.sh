@@ -19,4 +19,4 @@ score() {  # score SEED GOALS [extra eval args]: evaluate, keep the per-trial fi
   cp "$RUN/eval$SUFFIX.json" "$RUN/eval-$goals-64-seed$seed$SUFFIX.json"
 }
 for S in 1 2 3; do score $S test --env.split test "$@"; done
-[ -z "$SUFFIX" ] && score 1 train --env.split train
+if [ -z "$SUFFIX" ]; then score 1 train --env.split train; fi  # exit status 0 either way
