@@ -91,3 +91,17 @@ def test_optional_fields_may_be_unset_and_the_trainer_checks_first(tmp_path):
     with pytest.raises(ValueError, match="collect_steps must be >= 1"):
         Trainer(apply_overrides(Config(), {"collect_steps": 0}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_reach_w16_preset_is_the_recorded_pilot_recipe():
+    # RESULTS' reach pilot (sessions 21-22) ran `--preset metaworld-reach $(cat reach_pilot.args)`; the preset
+    # must resolve to the same config, its name aside, or its recorded numbers would not be its own.
+    from pathlib import Path
+
+    from icrl.cli import build_train_config
+
+    args = (Path(__file__).parents[2] / "benchmarks/hcv_s21/reach_pilot.args").read_text().split()
+    recipe = build_train_config(args)
+    preset = build_train_config(["--preset", "metaworld-reach-w16", "--no-progress"])
+    assert preset.exp_name == "metaworld-reach-w16" and recipe.exp_name == "metaworld-reach"
+    assert dataclasses.replace(preset, exp_name="metaworld-reach") == recipe
