@@ -4,7 +4,7 @@
 # per-trial file (eval.json is overwritten by each `icrl eval`), so that judge.py can pair trials.
 # Usage: eval.sh RUN [--forget-episodes]   (the memory ablation; its files end in -forget.json)
 # One JSON summary line per evaluation goes to benchmarks/results/continuous/metaworld-reach-s22-eval.jsonl.
-# One torch thread per evaluation (added at 22:50, before any control was scored): beside three one-thread
+# One torch thread per evaluation (added at 22:49, before any control was scored): beside three one-thread
 # training runs on two cores, a two-thread evaluation took ~8 minutes, its threads waiting for each other.
 # The ablation is scored on the test goals only (all that judge.py reads).
 cd "$(dirname "$0")/../.." || exit 1  # the repository root
