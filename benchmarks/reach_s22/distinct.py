@@ -14,7 +14,6 @@ how many were not.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -28,20 +27,21 @@ from icrl.train.evaluate import paired_success_difference, standard_error  # noq
 
 # The preset's num_actors: trial t of an evaluation is actor t % 8's round t // 8 (fixed-length trials).
 ACTORS = 8
+TRIALS = 64  # per evaluation (eval.sh)
 
 
 def distinct_trials(run: str, suffix: str = "") -> tuple[dict[tuple[int, int], list[float]], int]:
     """Episode successes per (env seed, round), first occurrence kept; how many repeats played differently."""
+    successes, _ = judge.trials(run, "test", suffix)  # the evaluations' trials, eval seed by eval seed
     kept: dict[tuple[int, int], list[float]] = {}
     differing = 0
-    for eval_seed in judge.EVAL_SEEDS["test"]:
-        data = json.loads((ROOT / run / f"eval-test-64-seed{eval_seed}{suffix}.json").read_text())
-        for t, successes in enumerate(data["trial_episode_successes"]):
-            key = (eval_seed + t % ACTORS, t // ACTORS)
-            if key in kept:
-                differing += kept[key] != successes
-            else:
-                kept[key] = successes
+    for i, trial in enumerate(successes):
+        eval_seed, t = judge.EVAL_SEEDS["test"][i // TRIALS], i % TRIALS
+        key = (eval_seed + t % ACTORS, t // ACTORS)
+        if key in kept:
+            differing += kept[key] != trial
+        else:
+            kept[key] = trial
     return kept, differing
 
 
