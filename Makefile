@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml Makefile  # a changed install line re-runs setup
 	$(PY) -m pip install torch==2.13.0
 	# popgym (the POPGym suite, tests/envs/test_popgym.py) needs only numpy and gymnasium; mujoco (a
 	# ~10 MB wheel, tests/envs/test_half_cheetah_vel.py) runs icrl/HalfCheetahVel-v0; metaworld (adds only
-	# scipy; same mujoco pin) lets tests/envs/test_metaworld_ml1.py run instead of skipping
-	$(PY) -m pip install -e ".[dev,popgym,mujoco,metaworld]"
+	# scipy; same mujoco pin) lets tests/envs/test_metaworld_ml1.py run instead of skipping; wandb lets
+	# tests/train/test_wandb.py drive the real library (offline: nothing is sent)
+	$(PY) -m pip install -e ".[dev,popgym,mujoco,metaworld,wandb]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -172,7 +172,8 @@ def cmd_train(argv: list[str]) -> None:
     cfg = build_train_config(argv)
     try:
         trainer = Trainer(cfg)
-    except (FileExistsError, RunInUseError, ValueError) as exc:  # the dir holds a run, a bad setting / env
+    except (FileExistsError, RunInUseError, ValueError, ImportError) as exc:  # a run there, a bad setting,
+        # env or missing extra (--wandb without wandb)
         raise SystemExit(f"icrl train: {exc}") from None
     print(f"icrl: run directory {trainer.run_dir}", flush=True)
     try:
@@ -210,7 +211,8 @@ def cmd_resume(argv: list[str]) -> None:
         result = resume_run(args.run_dir, overrides)
     except TrainingStopped as exc:
         _exit_stopped(exc)
-    except (RunInUseError, ValueError) as exc:  # still training, or a bad --set (key, value, shape): one line
+    except (RunInUseError, ValueError, ImportError) as exc:  # still training, a bad --set (key, value,
+        # shape) or a missing extra: one line
         raise SystemExit(f"icrl resume: {exc}") from None
     print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
 

@@ -213,6 +213,14 @@ class Config:
     """Torch CPU threads (None: torch's default)."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
+    wandb: bool = False
+    """Also log every metrics row to Weights & Biases (needs `pip install 'icrl[wandb]'`)."""
+    wandb_project: str = "icrl"
+    """Weights & Biases project of the run (with --wandb)."""
+    wandb_entity: str | None = None
+    """Weights & Biases team or user (None: your default entity)."""
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """offline: write to <run>/wandb only (upload later with `wandb sync`); online: stream to the server."""
     progress: bool = True
     """Show a progress bar (automatically off without a terminal)."""
 
@@ -386,6 +394,8 @@ def check_config(cfg: Config) -> None:
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
     if subset > critics:
         problems.append(f"agent.critic_subset ({subset}) must be <= agent.num_critics ({critics})")
+    if cfg.wandb and not cfg.wandb_project.strip():
+        problems.append("wandb_project must not be empty")
     if cfg.eval_ema and cfg.weights_ema == 0.0:
         problems.append("eval_ema needs a moving average of the weights: set weights_ema (e.g. 0.999)")
     if problems:

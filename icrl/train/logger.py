@@ -1,14 +1,21 @@
-"""Logger sinks: JSON lines (the record of a run), TensorBoard, and the console."""
+"""Logger sinks: JSON lines (the record of a run), TensorBoard, Weights & Biases, and the console."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icrl.envs.optional import import_optional
+
 METRICS = "metrics.jsonl"
+WANDB_ID = "wandb_id.txt"
+WANDB_HINT = "--wandb needs Weights & Biases: pip install 'icrl[wandb]'"
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -53,6 +60,59 @@ def _repair(path: Path, resume_at: tuple[int, int] | None = None) -> float:
     return wall_time  # the time spent on dropped rows was spent all the same
 
 
+def import_wandb() -> Any:
+    """The `wandb` module, or an ImportError that says how to install it."""
+    return import_optional("wandb", WANDB_HINT)
+
+
+@dataclass(frozen=True)
+class WandbSettings:
+    project: str = "icrl"
+    entity: str | None = None
+    mode: str = "offline"
+
+
+class WandbSink:
+    """Mirrors metrics rows to a Weights & Biases run whose local files live in `<run>/wandb/`.
+
+    The wandb run id is kept in `<run>/wandb_id.txt`, so `icrl resume` continues the same wandb run.
+    Rows are plotted against `env_steps` (declared as every metric's step metric) rather than wandb's
+    own step, which must only grow: a resumed run logs again from its checkpoint's env steps, and wandb
+    would drop those rows if they were given as steps."""
+
+    def __init__(self, run_dir: Path, settings: WandbSettings, config: dict | None) -> None:
+        wandb = import_wandb()
+        id_path = run_dir / WANDB_ID
+        if id_path.exists():
+            run_id = id_path.read_text().strip()
+        else:
+            run_id = secrets.token_hex(4)  # OS entropy: the run's own random streams are untouched
+            tmp = id_path.with_suffix(".tmp")
+            tmp.write_text(run_id + "\n")
+            os.replace(tmp, id_path)
+        self.run = wandb.init(
+            project=settings.project,
+            entity=settings.entity,
+            name=run_dir.name,
+            id=run_id,
+            resume="allow",
+            dir=str(run_dir),
+            mode=settings.mode,
+            config=config,
+        )
+        self.run.define_metric("env_steps")
+        self.run.define_metric("*", step_metric="env_steps")
+
+    def log(self, row: dict[str, Any]) -> None:
+        scalars = {
+            k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        self.run.log(scalars)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
 class RunLogger:
     """Appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard."""
 
@@ -62,8 +122,10 @@ class RunLogger:
         tensorboard: bool = True,
         hparams: dict | None = None,
         resume_at: tuple[int, int] | None = None,
+        wandb: WandbSettings | None = None,
     ) -> None:
-        """`resume_at`: (env_steps, updates) of the checkpoint a resumed run restarts from."""
+        """`resume_at`: (env_steps, updates) of the checkpoint a resumed run restarts from; `wandb`: also
+        log to Weights & Biases with these settings."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / METRICS
@@ -79,6 +141,13 @@ class RunLogger:
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
             if hparams:
                 self.writer.add_text("config", "```\n" + json.dumps(hparams, indent=1) + "\n```")
+        self.wandb = None
+        if wandb is not None:
+            try:
+                self.wandb = WandbSink(self.run_dir, wandb, hparams)
+            except BaseException:  # e.g. online mode without a login: leave no file open behind
+                self.close()
+                raise
 
     def wall_time(self) -> float:
         return self.time_offset + time.perf_counter() - self.start
@@ -99,9 +168,13 @@ class RunLogger:
             for key, value in row.items():
                 if isinstance(value, (int, float)) and key not in ("env_steps", "updates"):
                     self.writer.add_scalar(key, value, env_steps)
+        if self.wandb is not None:
+            self.wandb.log(row)
         return row
 
     def close(self) -> None:
         self.file.close()
         if self.writer is not None:
             self.writer.close()
+        if self.wandb is not None:
+            self.wandb.close()

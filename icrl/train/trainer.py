@@ -42,7 +42,7 @@ from icrl.train.factory import (
     env_exploration_schedule,
     env_factory,
 )
-from icrl.train.logger import RunLogger
+from icrl.train.logger import RunLogger, WandbSettings, import_wandb
 from icrl.train.run_lock import RunLock
 
 
@@ -100,6 +100,8 @@ class Trainer:
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
         self.device = check_device(cfg.device)
+        if cfg.wandb:
+            import_wandb()  # not installed: say so before anything is made
         within_trial = env_exploration_schedule(cfg)  # makes one env: a bad env id or kwarg fails here
         if cfg.env.eval_kwargs:
             check_env_config(eval_env_config(cfg), "evaluation env")
@@ -174,12 +176,18 @@ class Trainer:
             horizon=cfg.model.context_len,
             within_trial=within_trial,
         )
-        self.logger = RunLogger(
-            self.run_dir,
-            cfg.tensorboard,
-            hparams=dataclasses.asdict(cfg),
-            resume_at=(self.env_steps, self.updates) if resume else None,
-        )
+        wandb = WandbSettings(cfg.wandb_project, cfg.wandb_entity, cfg.wandb_mode) if cfg.wandb else None
+        try:
+            self.logger = RunLogger(
+                self.run_dir,
+                cfg.tensorboard,
+                hparams=dataclasses.asdict(cfg),
+                resume_at=(self.env_steps, self.updates) if resume else None,
+                wandb=wandb,
+            )
+        except BaseException:
+            self.envs.close()
+            raise
 
     # ------------------------------------------------------------------ pieces
     def _lr(self) -> float:
