@@ -175,11 +175,15 @@ def cmd_train(argv: list[str]) -> None:
     except (FileExistsError, RunInUseError, ValueError, ImportError) as exc:  # a run there, a bad setting,
         # env or missing extra (--wandb without wandb)
         raise SystemExit(f"icrl train: {exc}") from None
-    print(f"icrl: run directory {trainer.run_dir}", flush=True)
+    quiet = not trainer.dp.main  # under torchrun, rank 0 speaks for all
+    if not quiet:
+        print(f"icrl: run directory {trainer.run_dir}", flush=True)
     try:
         result = trainer.run()
     except TrainingStopped as exc:
         _exit_stopped(exc)
+    if quiet:
+        return
     print(json.dumps({"run_dir": str(trainer.run_dir), **result}), flush=True)
     written = "metrics.jsonl, " + ("tensorboard/, " if cfg.tensorboard else "") + "checkpoints/"
     print(f"icrl: results in {trainer.run_dir} ({written}); plot them with `icrl plot {trainer.run_dir}`",
@@ -188,6 +192,7 @@ def cmd_train(argv: list[str]) -> None:
 
 def cmd_resume(argv: list[str]) -> None:
     from icrl.train.run_lock import RunInUseError
+    from icrl.train.distributed import is_main_process
     from icrl.train.trainer import TrainingStopped, resume_run
 
     parser = argparse.ArgumentParser(prog="icrl resume", description="Continue an interrupted run.")
@@ -214,7 +219,8 @@ def cmd_resume(argv: list[str]) -> None:
     except (RunInUseError, ValueError, ImportError) as exc:  # still training, a bad --set (key, value,
         # shape) or a missing extra: one line
         raise SystemExit(f"icrl resume: {exc}") from None
-    print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
+    if is_main_process():
+        print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ all-reduce before the EMA step; this module does not do that.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import torch
@@ -56,6 +56,9 @@ class PopArt(nn.Module):
         # Start as the identity transform (mean 0, std 1) so an untrained critic is read unchanged.
         self.register_buffer("mean", torch.zeros(num_outputs))
         self.register_buffer("sq_mean", torch.ones(num_outputs))
+        # Data-parallel training sets this to a sum over the ranks, so that every rank moves its statistics
+        # towards the moments of all ranks' batches together and the ranks' critics stay identical.
+        self.sum_over_workers: Callable[[Tensor], Tensor] | None = None
 
     @property
     def std(self) -> Tensor:
@@ -91,7 +94,15 @@ class PopArt(nn.Module):
             rest = t.shape[:-1]
             m = mask.to(torch.bool)
             t = t[m.reshape(*m.shape, *([1] * (len(rest) - m.dim()))).expand(rest)]  # (M, G)
-        if t.shape[0] > 0:
+        if self.sum_over_workers is not None:
+            # (sum, sum of squares, count) pooled over the ranks: the moments of the union of their batches
+            moments = torch.cat([t.sum(0), t.square().sum(0), t.new_tensor([t.shape[0]])])  # (2G + 1,)
+            pooled = self.sum_over_workers(moments)
+            g, count = self.num_outputs, pooled[-1]
+            rate = (count > 0).to(self.mean.dtype) * self.beta  # no step on an empty batch, no host sync
+            self.mean.lerp_(pooled[:g] / count.clamp(min=1), rate)
+            self.sq_mean.lerp_(pooled[g : 2 * g] / count.clamp(min=1), rate)
+        elif t.shape[0] > 0:
             self.mean.lerp_(t.mean(0), self.beta)
             self.sq_mean.lerp_(t.square().mean(0), self.beta)
         return PopArtStats(old_mean, old_std, self.mean.clone(), self.std.clone())

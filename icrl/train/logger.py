@@ -178,3 +178,13 @@ class RunLogger:
             self.writer.close()
         if self.wandb is not None:
             self.wandb.close()
+
+
+class NullLogger:
+    """The logger of a data-parallel rank other than 0: rank 0 alone writes the run's record."""
+
+    def log(self, metrics: dict[str, Any], env_steps: int, updates: int) -> dict[str, Any]:
+        return {"env_steps": int(env_steps), "updates": int(updates), **metrics}
+
+    def close(self) -> None:
+        pass

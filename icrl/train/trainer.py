@@ -33,6 +33,7 @@ from icrl.replay.sampler import TrialSampler
 from icrl.replay.store import ReplayStore
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from icrl.train.collector import Collector, TrialStats
+from icrl.train.distributed import from_environment
 from icrl.train.ema import EMA_FILE, WeightsEMA
 from icrl.train.evaluate import eval_env_config, evaluate, summarize_trials
 from icrl.train.factory import (
@@ -42,7 +43,7 @@ from icrl.train.factory import (
     env_exploration_schedule,
     env_factory,
 )
-from icrl.train.logger import RunLogger, WandbSettings, import_wandb
+from icrl.train.logger import NullLogger, RunLogger, WandbSettings, import_wandb
 from icrl.train.run_lock import RunLock
 
 
@@ -99,23 +100,32 @@ class Trainer:
         check_config(cfg)
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
-        self.device = check_device(cfg.device)
-        if cfg.wandb:
+        # Under torchrun: join the data-parallel group (each rank on its own GPU); else a single process.
+        self.dp = from_environment(check_device(cfg.device))
+        self.device = self.dp.device(check_device(cfg.device))
+        if cfg.wandb and self.dp.main:
             import_wandb()  # not installed: say so before anything is made
         within_trial = env_exploration_schedule(cfg)  # makes one env: a bad env id or kwarg fails here
         if cfg.env.eval_kwargs:
             check_env_config(eval_env_config(cfg), "evaluation env")
         self.cfg = cfg
-        self.run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
-        if not resume:
-            self._refuse_an_existing_run()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = RunLock(self.run_dir)
+        # Every rank uses rank 0's directory (a default name holds the time, which may differ between ranks).
+        self.run_dir = Path(self.dp.broadcast_object(str(run_dir or cfg.run_dir or default_run_dir(cfg))))
+        self._lock: RunLock | None = None
+        if self.dp.main:
+            if not resume:
+                self._refuse_an_existing_run()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = RunLock(self.run_dir)
         try:
             self._open(resume, within_trial)
         except BaseException:
-            self._lock.release()
+            self._release_lock()
             raise
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def _refuse_an_existing_run(self) -> None:
         if (self.run_dir / "config.json").exists():
@@ -123,11 +133,11 @@ class Trainer:
 
     def _open(self, resume: bool, within_trial: Callable[[np.ndarray], np.ndarray] | None) -> None:
         """Everything that reads or writes the run directory (under its lock)."""
-        if not resume:
-            self._refuse_an_existing_run()  # again, under the lock: another process may have started it
         cfg = self.cfg = dataclasses.replace(self.cfg, run_dir=str(self.run_dir))
-        if not resume:
+        if self.dp.main and not resume:
+            self._refuse_an_existing_run()  # again, under the lock: another process may have started it
             (self.run_dir / "config.json").write_text(cfg.to_json())
+        self.dp.barrier()  # the other ranks start once the directory and its config exist
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -135,14 +145,20 @@ class Trainer:
         self.env_steps = 0
         self.updates = 0
         self.rounds = 0
+        self._halted = False  # a stop signal reached some rank (see `_signalled`)
 
-        self.envs = make_vector_env(env_factory(cfg), cfg.env.num_actors, cfg.env.asynchronous, seed=cfg.seed)
+        rank_seed = self.dp.seed(cfg.seed)  # actors, sampler and exploration differ between ranks
+        self.envs = make_vector_env(
+            env_factory(cfg), cfg.env.num_actors, cfg.env.asynchronous, seed=rank_seed
+        )
         self.agent = build_agent(cfg, self.envs.single_observation_space, self.envs.single_action_space)
         self.agent.to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.agent.trainable_parameters(), lr=cfg.agent.lr, weight_decay=cfg.agent.weight_decay
         )
-        self.store = ReplayStore(self.run_dir / "buffer", max_fifo_trials=cfg.replay.max_trials)
+        # Each rank learns on its own trials (no two processes evict from one directory).
+        buffer = "buffer" if self.dp.main else f"buffer-rank{self.dp.rank}"
+        self.store = ReplayStore(self.run_dir / buffer, max_fifo_trials=cfg.replay.max_trials)
         self.loader: BatchLoader | None = None
         self.loss_gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -160,6 +176,10 @@ class Trainer:
             if "loss_rng" in extra:  # the critic-subset draws continue where they stopped
                 state = np.frombuffer(bytes.fromhex(extra["loss_rng"]), dtype=np.uint8).copy()
                 self.loss_gen.set_state(torch.from_numpy(state))
+        if self.dp.enabled:  # the same weights on every rank, kept equal by averaged gradients
+            self.dp.broadcast_parameters(self.agent)
+            if self.agent.popart is not None:
+                self.agent.popart.sum_over_workers = self.dp.sum
         # Only read at checkpoints (for `icrl eval --weights ema`): training itself is unchanged by it. It
         # starts at the (resumed) weights, or goes on from the one the resumed checkpoint saved.
         self.weights_ema = WeightsEMA(self.agent, cfg.weights_ema) if cfg.weights_ema > 0 else None
@@ -172,13 +192,13 @@ class Trainer:
             cfg.explore,
             self.device,
             store=self.store,
-            seed=cfg.seed + 7919 * self.rounds,
+            seed=rank_seed + 7919 * self.rounds,
             horizon=cfg.model.context_len,
             within_trial=within_trial,
         )
         wandb = WandbSettings(cfg.wandb_project, cfg.wandb_entity, cfg.wandb_mode) if cfg.wandb else None
         try:
-            self.logger = RunLogger(
+            self.logger = NullLogger() if not self.dp.main else RunLogger(
                 self.run_dir,
                 cfg.tensorboard,
                 hparams=dataclasses.asdict(cfg),
@@ -207,6 +227,7 @@ class Trainer:
             group["lr"] = self._lr()
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        self.dp.average_gradients(self.agent.trainable_parameters())
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.agent.trainable_parameters(), self.cfg.agent.grad_clip
         )
@@ -254,13 +275,20 @@ class Trainer:
         SIGINT it stops after the current update, writes a checkpoint and raises `TrainingStopped`."""
         with GracefulStop() as signals:
             result = self._run(signals)
-        if signals.received is not None:
-            raise TrainingStopped(signals.received, self.run_dir, self.env_steps, self.updates)
+        if signals.received is not None or self._halted:
+            signum = signals.received or signal.SIGTERM  # another rank's signal: reported as a SIGTERM
+            raise TrainingStopped(signum, self.run_dir, self.env_steps, self.updates)
         return result
+
+    def _signalled(self, signals: GracefulStop) -> bool:
+        """Whether a stop signal reached this process or, in data-parallel training, any rank (then every
+        rank must ask at the same points of the loop, as it is a collective)."""
+        self._halted = self.dp.agree(signals.received is not None, self.device)
+        return self._halted
 
     def _run(self, signals: GracefulStop) -> dict[str, float]:
         cfg = self.cfg
-        show = cfg.progress and sys.stderr.isatty()
+        show = cfg.progress and sys.stderr.isatty() and self.dp.main
         bar = tqdm(
             total=cfg.total_env_steps,
             initial=min(self.env_steps, cfg.total_env_steps),
@@ -275,14 +303,14 @@ class Trainer:
         stop = False
         evaluated_at = checkpointed_at = None  # (env_steps, updates) of the last evaluation / checkpoint
         try:
-            while self.env_steps < cfg.total_env_steps and not stop and signals.received is None:
+            while self.env_steps < cfg.total_env_steps and not stop and not self._signalled(signals):
                 train_trials += self.collector.collect(cfg.collect_steps, self.env_steps)
-                added = cfg.collect_steps * cfg.env.num_actors
+                added = cfg.collect_steps * cfg.env.num_actors * self.dp.world  # all ranks' steps
                 self.env_steps += added
                 self.rounds += 1
                 bar.update(added)
                 self.store.evict()
-                if self.env_steps < cfg.learning_starts or len(self.store) == 0:
+                if self.env_steps < cfg.learning_starts or self.dp.agree(len(self.store) == 0, self.device):
                     continue
                 if self.loader is None:
                     sampler = TrialSampler(
@@ -290,7 +318,7 @@ class Trainer:
                         cfg.replay.batch_size,
                         cfg.model.context_len,
                         weight_by_length=cfg.replay.weight_by_length,
-                        seed=cfg.seed + self.rounds,
+                        seed=self.dp.seed(cfg.seed) + self.rounds,
                         cache_bytes=int(cfg.replay.cache_gb * 2**30),
                     )
                     # With a prefetch thread, the file list a batch sees depends on thread timing.
@@ -299,21 +327,25 @@ class Trainer:
                         sampler, prefetch=cfg.replay.prefetch, pin_memory=self.device.type == "cuda"
                     )
                 for _ in range(cfg.updates_per_collect):
-                    if signals.received is not None:
+                    if self._signalled(signals):
                         break
                     recent.append(self.update())
                     if cfg.eval_every and self.updates % cfg.eval_every == 0:
-                        last_eval = self._log_eval(speed_mark, bar)
-                        evaluated_at = (self.env_steps, self.updates)
-                        speed_mark = (time.perf_counter(), self.env_steps, self.updates)
-                        if (
-                            cfg.target_return is not None
-                            and last_eval.get("eval/return", -math.inf) >= cfg.target_return
-                        ):
+                        reached = False
+                        if self.dp.main:  # the other ranks wait for it in their next collective
+                            last_eval = self._log_eval(speed_mark, bar)
+                            evaluated_at = (self.env_steps, self.updates)
+                            speed_mark = (time.perf_counter(), self.env_steps, self.updates)
+                            reached = (
+                                cfg.target_return is not None
+                                and last_eval.get("eval/return", -math.inf) >= cfg.target_return
+                            )
+                        if self.dp.agree(reached, self.device):
                             stop = True
                             break
                     if cfg.checkpoint_every and self.updates % cfg.checkpoint_every == 0:
-                        self.checkpoint()
+                        if self.dp.main:
+                            self.checkpoint()
                         checkpointed_at = (self.env_steps, self.updates)
                 if len(recent) >= 50 or train_trials and len(recent) >= 10:
                     metrics = mean_metrics(recent)
@@ -321,13 +353,13 @@ class Trainer:
                     self.logger.log(metrics, self.env_steps, self.updates)
                     bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
                     recent, train_trials = [], []
-            if signals.received is not None:  # stop fast: log what is pending, skip the final evaluation
+            if signals.received is not None or self._halted:  # stop fast: log what is pending, no final eval
                 if recent:
                     metrics = mean_metrics(recent)
                     self.logger.log(metrics, self.env_steps, self.updates)
-            elif evaluated_at != (self.env_steps, self.updates):  # no second evaluation of the same policy
+            elif evaluated_at != (self.env_steps, self.updates) and self.dp.main:  # not twice the same policy
                 last_eval = self._log_eval(speed_mark, bar)
-            if checkpointed_at != (self.env_steps, self.updates):
+            if checkpointed_at != (self.env_steps, self.updates) and self.dp.main:
                 self.checkpoint()
         finally:
             bar.close()
@@ -368,7 +400,7 @@ class Trainer:
         except (OSError, EOFError) as exc:  # actor processes already gone (killed, out of memory)
             warnings.warn(f"closing the actors failed ({exc!r}); the run's files are intact", stacklevel=2)
         self.logger.close()
-        self._lock.release()
+        self._release_lock()
 
 
 def mean_metrics(rows: list[dict[str, Tensor | float]]) -> dict[str, float]:
@@ -406,7 +438,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     if overrides:
         cfg = apply_overrides(cfg, overrides)
     trainer = Trainer(cfg, run_dir, resume=True)
-    if overrides:
+    if overrides and trainer.dp.main:
         # Persist the new settings (budget, device, window), or a later plain `icrl resume` would go back to
         # the old ones; only now, once the checkpoint has loaded into the changed config's network.
         write_text_atomic(path, trainer.cfg.to_json())

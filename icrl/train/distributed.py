@@ -1,0 +1,136 @@
+"""Data-parallel training over several processes, started by `torchrun` (torch.distributed).
+
+    torchrun --nproc-per-node 2 -m icrl train --preset tmaze-50 --run-dir runs/tmaze-ddp
+
+Every process (rank) runs the whole loop with its own actors (env seeds offset by rank) and its own replay
+buffer (`buffer/` on rank 0, `buffer-rank<r>/` on the others), and learns on its own batches. After each
+backward pass the gradients are averaged over the ranks, and PopArt's batch moments are pooled, so every
+rank takes the same optimiser step and all ranks keep the same weights (they start from the same seed, and
+rank 0's weights are broadcast once to make sure). The batch per update is thus `world x batch_size`
+windows, and `env_steps` counts the steps of all ranks together. Rank 0 alone evaluates, logs, writes
+checkpoints and holds the run directory's lock; the decisions that end the loop (a signal, a reached
+`target_return`, an empty buffer) are agreed by all ranks, so none is left waiting in a collective.
+
+Backends: gloo on CPUs, NCCL on CUDA (each rank on `cuda:<LOCAL_RANK>`). Without torchrun (no
+`WORLD_SIZE` above 1 in the environment) nothing here does anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+# Rank 0 evaluates (and checkpoints) while the others wait in the next collective: allow for long evaluations.
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's place among the data-parallel ranks (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        """The rank that evaluates, logs and writes checkpoints."""
+        return self.rank == 0
+
+    def seed(self, base: int) -> int:
+        """A seed for this rank's actors, sampler and exploration: rank 0 keeps `base`, so a one-process run
+        is unchanged; other ranks are far enough apart that their actors' env seeds (base + i) never meet."""
+        return base + 1_000_003 * self.rank
+
+    def device(self, device: torch.device) -> torch.device:
+        """Each rank on its own GPU (`cuda:<LOCAL_RANK>`) when the config says plain `cuda`."""
+        if self.enabled and device.type == "cuda" and device.index is None:
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def agree(self, flag: bool, device: torch.device | str = "cpu") -> bool:
+        """True on every rank when it is true on any rank (a collective: every rank must call it)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def sum(self, values: Tensor) -> Tensor:
+        """`values` summed over the ranks (returned as a new tensor; one collective)."""
+        if not self.enabled:
+            return values
+        values = values.clone()
+        dist.all_reduce(values)
+        return values
+
+    def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Replace each gradient by its mean over the ranks, with one collective over a flat buffer."""
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(self.world)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_parameters(self, module: torch.nn.Module) -> None:
+        """Rank 0's parameters and buffers on every rank."""
+        if not self.enabled:
+            return
+        with torch.no_grad():
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor, src=0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's `obj` (picklable) on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun, or a single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def from_environment(device: torch.device) -> DataParallel:
+    """The data-parallel group torchrun describes in the environment (joined here on first use), or a
+    single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DataParallel()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+    if dist.get_world_size() != world or dist.get_rank() != rank:
+        raise RuntimeError(
+            f"the process group (rank {dist.get_rank()} of {dist.get_world_size()}) does not match the "
+            f"environment (RANK={rank}, WORLD_SIZE={world})"
+        )
+    return DataParallel(rank, world, local_rank)
