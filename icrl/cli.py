@@ -191,8 +191,8 @@ def cmd_train(argv: list[str]) -> None:
 
 
 def cmd_resume(argv: list[str]) -> None:
-    from icrl.train.run_lock import RunInUseError
     from icrl.train.distributed import is_main_process
+    from icrl.train.run_lock import RunInUseError
     from icrl.train.trainer import TrainingStopped, resume_run
 
     parser = argparse.ArgumentParser(prog="icrl resume", description="Continue an interrupted run.")

@@ -166,6 +166,9 @@ class ReplayConfig:
     prefetch: int = 2
     """Batches sampled ahead in a background thread (0: sample in the learner's thread; runs with the same
     seed, on CPU with one torch thread, are then reproducible bit for bit)."""
+    relabel: float = 0.0
+    """Fraction of sampled trials rewritten with goals they achieved (hindsight relabelling; goal-conditioned
+    envs with a `relabel_spec`, one-episode trials)."""
 
 
 @dataclass
@@ -352,6 +355,7 @@ FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
     "replay.batch_size": _POSITIVE,
     "replay.cache_gb": _NON_NEGATIVE,
     "replay.prefetch": _NON_NEGATIVE,
+    "replay.relabel": _UNIT,
     "seed": _NON_NEGATIVE,
     "total_env_steps": _NON_NEGATIVE,
     "collect_steps": _POSITIVE,

@@ -115,6 +115,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             "exp_name": "dark-key-door",
         },
     ),
+    # GoalGrid (goal-conditioned): three landmarks to visit in a given order in a 5x5 room, episodes of 30
+    # steps, each a one-episode trial held whole in the context. Add --replay.relabel 0.5 for hindsight
+    # instruction relabelling (RESULTS: "GoalGrid with and without hindsight relabelling").
+    "goal-grid": _merge(
+        GRID_META,
+        {
+            "env": {"id": "icrl/GoalGrid-v0"},
+            "model": {"context_len": 30},
+            "exp_name": "goal-grid",
+        },
+    ),
     # POPGym with the paper's agent settings (for a GPU: add --device cuda): d_model 256, 3 layers, a
     # timestep MLP 512-512-200 (hidden widths 512, 512, 200, then the projection to d_model), 18 discounts
     # (17 extra + the main 0.999), reward multiplier 100, lr 1e-4, gradient clip 1, and a context that

@@ -1,7 +1,8 @@
 """Environments: the trial wrapper, vector envs and the built-in environments.
 
 Importing this package (which `import icrl` does) registers the built-in envs with gymnasium:
-`icrl/TMaze-v0`, `icrl/MetaFrozenLake-v0`, `icrl/DarkKeyToDoor-v0`, and, with their optional extras,
+`icrl/TMaze-v0`, `icrl/MetaFrozenLake-v0`, `icrl/DarkKeyToDoor-v0`, `icrl/GoalGrid-v0` (goal-conditioned,
+for hindsight relabelling), and, with their optional extras,
 `icrl/HalfCheetahVel-v0` (MuJoCo) and `icrl/MetaWorldML1-v0` (Meta-World ML1). Each exposes
 `default_trial`, the trial budget it is meant to run with, which `make_trial_env` uses when no budget is
 given. POPGym ids (`popgym-*`) need no registration here: `make_trial_env` imports popgym
@@ -14,6 +15,7 @@ import gymnasium as gym
 
 from icrl.envs.dark_key_door import DarkKeyToDoorEnv
 from icrl.envs.frozen_lake import MetaFrozenLakeEnv
+from icrl.envs.goal_grid import GoalGridEnv
 from icrl.envs.popgym_adapter import POPGymAdapter, make_popgym_env, popgym_env_ids
 from icrl.envs.spaces import (
     action_feature_dim,
@@ -31,6 +33,7 @@ BUILTIN_ENVS: dict[str, str] = {
     "icrl/TMaze-v0": "icrl.envs.tmaze:TMazeEnv",
     "icrl/MetaFrozenLake-v0": "icrl.envs.frozen_lake:MetaFrozenLakeEnv",
     "icrl/DarkKeyToDoor-v0": "icrl.envs.dark_key_door:DarkKeyToDoorEnv",
+    "icrl/GoalGrid-v0": "icrl.envs.goal_grid:GoalGridEnv",
 }
 # Built-in envs that need an optional extra (imported only when the env is built).
 OPTIONAL_ENVS: dict[str, str] = {
@@ -58,6 +61,7 @@ __all__ = [
     "NEW_TASK_OPTION",
     "DarkKeyToDoorEnv",
     "MetaFrozenLakeEnv",
+    "GoalGridEnv",
     "POPGymAdapter",
     "TMazeEnv",
     "TrialWrapper",

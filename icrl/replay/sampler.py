@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from icrl.replay.format import TRANSITION_KEYS, is_observation_key
+from icrl.replay.relabel import RelabelSpec, relabel_trial
 from icrl.replay.store import ReplayStore, TrialInfo
 
 Trial = dict[str, np.ndarray]
@@ -69,6 +70,8 @@ class TrialSampler:
         cache_bytes: int = 2 * 2**30,
         refresh_every: int | None = 50,
         trim_padding: bool = True,
+        relabel: RelabelSpec | None = None,
+        relabel_fraction: float = 0.0,
     ) -> None:
         """
         Args:
@@ -83,11 +86,18 @@ class TrialSampler:
                 :meth:`refresh` (and when the list is empty).
             trim_padding: cut the batch to its longest window (``L' = max real transitions``) instead of
                 always returning ``L`` columns.
+            relabel: the env's hindsight relabelling spec; with ``relabel_fraction`` > 0 that fraction of
+                the drawn trials is rewritten with goals they achieved (``icrl.replay.relabel``) before a
+                window is cut from it.
         """
         if batch_size < 1 or seq_len < 1:
             raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
         if refresh_every is not None and refresh_every < 1:
             raise ValueError(f"refresh_every must be >= 1 or None, got {refresh_every}")
+        if not 0.0 <= relabel_fraction <= 1.0 or (relabel_fraction > 0 and relabel is None):
+            raise ValueError(
+                f"relabel_fraction must be in [0, 1] and needs a relabel spec, got {relabel_fraction}"
+            )
         self.store = store
         self.batch_size = int(batch_size)
         self.seq_len = int(seq_len)
@@ -95,6 +105,7 @@ class TrialSampler:
         self.cache_bytes = int(cache_bytes)
         self.refresh_every = refresh_every
         self.trim_padding = trim_padding
+        self.relabel, self.relabel_fraction = relabel, float(relabel_fraction)
         self._rng = np.random.default_rng(seed)
         self._infos: list[TrialInfo] = []
         self._probs: np.ndarray | None = None
@@ -226,6 +237,13 @@ class TrialSampler:
         self._since_refresh += 1
         b, seq = self.batch_size, self.seq_len
         trials = self._draw(b)
+        if self.relabel_fraction > 0:  # the draws below then differ from a run without relabelling
+            assert self.relabel is not None
+            chosen = self._rng.random(b) < self.relabel_fraction
+            trials = [
+                relabel_trial(t, self.relabel, self._rng) if c else t
+                for t, c in zip(trials, chosen, strict=True)
+            ]
         assert self._schema is not None
         lengths = np.array([t["reward"].shape[0] for t in trials], dtype=np.int64)  # (B,)
         starts = self._rng.integers(0, np.maximum(lengths - seq, 0) + 1)  # (B,) in [0, max(0, T - L)]

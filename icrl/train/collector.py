@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from icrl.config import ExplorationConfig
+from icrl.replay.relabel import ACHIEVED_KEY
 
 OBS_TIME = "time"
 OBS_FIRST = "first"
@@ -148,7 +149,7 @@ class Collector:
 
     @staticmethod
     def _new_buffer() -> dict[str, list]:
-        return {"obs": [], "action": [], "reward": [], "success": [], "reported": []}
+        return {"obs": [], "action": [], "reward": [], "success": [], "reported": [], "achieved": []}
 
     def _append_obs(self, i: int) -> None:
         self.buffers[i]["obs"].append({k: v[i].copy() for k, v in self.obs.items()})
@@ -205,6 +206,8 @@ class Collector:
             value = _index_info(info, "success", i)  # None where the env said nothing this step
             buf["success"].append(float(value or 0.0))
             buf["reported"].append(value is not None)
+            goal = _index_info(info, ACHIEVED_KEY, i)  # goal-conditioned envs: for hindsight relabelling
+            buf["achieved"].append(None if goal is None else int(goal))
             self._append_obs(i)
             if done[i]:
                 finished.append(self._finish(i, bool(terminated[i])))
@@ -254,6 +257,9 @@ class Collector:
         trial["reward"] = np.asarray(buf["reward"], dtype=np.float32)
         trial["terminated"] = np.zeros(length, dtype=bool)
         trial["terminated"][-1] = terminated
+        if any(goal is not None for goal in buf["achieved"]):  # (T + 1,) rows, aligned as observations
+            achieved = [-1 if goal is None else goal for goal in buf["achieved"]]
+            trial[ACHIEVED_KEY] = np.asarray([-1, *achieved], dtype=np.int64)
         if self.store is not None:
             self.store.add(trial)
         self.horizon = max(self.horizon, float(length))

@@ -13,6 +13,7 @@ import torch
 from icrl.agent.agent import Agent, resolve_precision
 from icrl.config import Config
 from icrl.envs.trial import make_trial_env
+from icrl.replay.relabel import RelabelSpec
 
 
 def env_factory(cfg: Config):
@@ -69,6 +70,27 @@ def check_env_config(cfg: Config, what: str = "env") -> None:
     """Make and close one env of `cfg`, so that a wrong id or keyword argument fails at once, before a
     run directory exists (not at the first evaluation, thousands of updates later, for `eval_kwargs`)."""
     make_checked_env(cfg, what).close()
+
+
+def env_relabel_spec(cfg: Config) -> RelabelSpec | None:
+    """The env's hindsight relabelling spec when `replay.relabel` is on (None when off); SetupError when the
+    env has none or its trials hold more than one episode (a completed instruction ends the episode)."""
+    if cfg.replay.relabel == 0:
+        return None
+    probe = make_checked_env(cfg)
+    try:
+        spec = getattr(probe.unwrapped, "relabel_spec", None)
+        one_episode = getattr(probe, "episodes", None) == 1 and getattr(probe, "steps", None) is None
+    finally:
+        probe.close()
+    if spec is None:
+        raise SetupError(
+            f"replay.relabel needs a goal-conditioned env with a relabel_spec (e.g. icrl/GoalGrid-v0); "
+            f"{cfg.env.id!r} has none"
+        )
+    if not one_episode:
+        raise SetupError("replay.relabel needs trials of one episode (--env.trial-episodes 1)")
+    return spec
 
 
 def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:

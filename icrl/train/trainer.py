@@ -42,6 +42,7 @@ from icrl.train.factory import (
     check_env_config,
     env_exploration_schedule,
     env_factory,
+    env_relabel_spec,
 )
 from icrl.train.logger import NullLogger, RunLogger, WandbSettings, import_wandb
 from icrl.train.run_lock import RunLock
@@ -106,6 +107,7 @@ class Trainer:
         if cfg.wandb and self.dp.main:
             import_wandb()  # not installed: say so before anything is made
         within_trial = env_exploration_schedule(cfg)  # makes one env: a bad env id or kwarg fails here
+        self.relabel = env_relabel_spec(cfg)  # None unless --replay.relabel (then the env must support it)
         if cfg.env.eval_kwargs:
             check_env_config(eval_env_config(cfg), "evaluation env")
         self.cfg = cfg
@@ -320,6 +322,8 @@ class Trainer:
                         weight_by_length=cfg.replay.weight_by_length,
                         seed=self.dp.seed(cfg.seed) + self.rounds,
                         cache_bytes=int(cfg.replay.cache_gb * 2**30),
+                        relabel=self.relabel,
+                        relabel_fraction=cfg.replay.relabel,
                     )
                     # With a prefetch thread, the file list a batch sees depends on thread timing.
                     # Pinned batches reach a GPU without making the host wait for the GPU.

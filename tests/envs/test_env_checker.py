@@ -17,6 +17,7 @@ SMALL_KWARGS = {
     "icrl/TMaze-v0": {"length": 6},
     "icrl/MetaFrozenLake-v0": {"size": 4, "attempts": 3},
     "icrl/DarkKeyToDoor-v0": {"size": 5, "episode_length": 12, "trial_length": 30},
+    "icrl/GoalGrid-v0": {"size": 4, "landmarks": 3, "goals": 2, "max_steps": 20},
 }
 
 
