@@ -5,6 +5,7 @@ test drives the real library offline when it is installed (`pip install 'icrl[wa
 from __future__ import annotations
 
 import sys
+import time
 import types
 from typing import Any
 
@@ -121,8 +122,15 @@ def test_real_wandb_offline(tiny_config, tmp_path, monkeypatch):
     run_id = (run_dir / WANDB_ID).read_text().strip()
     (offline,) = list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
     (record,) = list(offline.glob(f"run-{run_id}.wandb"))  # what `wandb sync` uploads
-    data = record.read_bytes()
-    for key in ("env_steps", "eval/return", "loss/total"):  # the history rows' keys, stored as text
-        assert f'"{key}"'.encode() in data or key.encode() in data, key
-    assert "[eval] env_steps=200" in (offline / "files" / "output.log").read_text()
+    keys = [key.encode() for key in ("env_steps", "eval/return", "loss/total")]  # history keys, as text
+    deadline = time.monotonic() + 60
+    console = offline / "files" / "output.log"
+
+    def written() -> bool:
+        logged = console.is_file() and "[eval] env_steps=200" in console.read_text()
+        return logged and all(key in record.read_bytes() for key in keys)
+
+    while not written():  # wandb's service process may still be writing after finish() returns
+        assert time.monotonic() < deadline, f"{offline} holds no history or console log after 60 s"
+        time.sleep(0.2)
     assert wandb.run is None  # finished
