@@ -190,3 +190,44 @@ def test_average_and_agree_over_two_ranks(tmp_path):
         assert result["a"] == [[2.0, 2.0], [2.0, 2.0]]  # mean of 1, 2, 3
         assert result["b"] == [0.0, 2.0, 4.0]
         assert result["flags"] == [True, False] and result["unused"]
+
+
+def _signal_worker(rank: int, world: int, port: int, out: str) -> None:
+    """Rank 1 alone gets SIGTERM a few seconds in; both ranks must stop together, rank 0 checkpointing."""
+    import signal
+    import threading
+
+    _join_group(rank, world, port)
+    sys.path.insert(0, str(ROOT / "tests" / "train"))
+    from conftest import make_tiny_config
+
+    from icrl.train.trainer import Trainer, TrainingStopped
+
+    trainer = Trainer(make_tiny_config(Path(out) / "run", total_env_steps=10**7, eval_every=0))
+    if rank == 1:
+        threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    try:
+        trainer.run()
+        stopped = None
+    except TrainingStopped as exc:
+        stopped = exc.signum
+    result = {"stopped": stopped, "updates": trainer.updates, "env_steps": trainer.env_steps}
+    (Path(out) / f"stop{rank}.json").write_text(json.dumps(result))
+
+
+def test_a_signal_to_one_rank_stops_every_rank(tmp_path):
+    ctx = mp.start_processes(_signal_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
+                             start_method="spawn")
+    for _ in range(300):
+        if ctx.join(timeout=1):
+            break
+    else:
+        for process in ctx.processes:
+            process.kill()
+        pytest.fail("the ranks did not stop together within 5 minutes of a signal to one of them")
+    stops = [json.loads((tmp_path / f"stop{rank}.json").read_text()) for rank in range(2)]
+    assert all(stop["stopped"] == 15 for stop in stops)  # SIGTERM, reported by both
+    assert stops[0]["updates"] == stops[1]["updates"] > 0 and stops[0]["env_steps"] == stops[1]["env_steps"]
+    saved = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    state = json.loads((saved / "state.json").read_text())
+    assert state["extra"]["updates"] == stops[0]["updates"]  # rank 0 checkpointed where both stopped
