@@ -175,6 +175,13 @@ class Trainer:
                 ) from exc
             self.env_steps, self.updates = extra["env_steps"], extra["updates"]
             self.rounds = extra.get("rounds", 0)
+            if extra.get("world", 1) != self.dp.world and self.dp.main:
+                warnings.warn(
+                    f"{ckpt} was written by {extra.get('world', 1)} data-parallel process(es) and resumes on "
+                    f"{self.dp.world}: each update now learns on {self.dp.world} x batch_size windows, and "
+                    "ranks without a buffer of their own start from an empty one",
+                    stacklevel=2,
+                )
             if "loss_rng" in extra:  # the critic-subset draws continue where they stopped
                 state = np.frombuffer(bytes.fromhex(extra["loss_rng"]), dtype=np.uint8).copy()
                 self.loss_gen.set_state(torch.from_numpy(state))
@@ -248,6 +255,7 @@ class Trainer:
             "env_steps": self.env_steps,
             "updates": self.updates,
             "rounds": self.rounds,
+            "world": self.dp.world,  # data-parallel processes (a resume on another count warns)
             "loss_rng": self.loss_gen.get_state().numpy().tobytes().hex(),
         }
         return save_checkpoint(

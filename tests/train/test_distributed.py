@@ -123,6 +123,12 @@ def test_resume_on_two_ranks(tmp_path):
     rows = read_metrics(tmp_path / "run")
     assert rows[-1]["env_steps"] == 240
     assert json.loads((tmp_path / "run" / "config.json").read_text())["total_env_steps"] == 240
+    # The same run resumed by one process goes on, with a warning about the changed batch.
+    from icrl.train.trainer import resume_run
+
+    with pytest.warns(UserWarning, match="written by 2 data-parallel process"):
+        resume_run(tmp_path / "run", {"total_env_steps": 280})
+    assert read_metrics(tmp_path / "run")[-1]["env_steps"] == 280
 
 
 def test_torchrun_cli(tmp_path, tiny_cli):
