@@ -57,18 +57,21 @@ def _train_worker(rank: int, world: int, port: int, out: str, runs: list[dict]) 
     save_file(weights, str(Path(out) / f"rank{rank}.safetensors"))
 
 
-def _spawn_training(tmp_path: Path, runs: list[dict], world: int = 2) -> list[dict[str, torch.Tensor]]:
-    ctx = mp.start_processes(
-        _train_worker, args=(world, _free_port(), str(tmp_path), runs), nprocs=world, join=False,
-        start_method="spawn",
-    )
-    for _ in range(600):  # a hang (a rank left waiting in a collective) fails here instead of blocking CI
+def _spawn(worker, args: tuple, world: int, seconds: int, failure: str) -> None:
+    """Run `worker(rank, world, port, *args)` on `world` spawned ranks; a hang (a rank left waiting in a
+    collective) fails the test after `seconds` instead of blocking CI."""
+    ctx = mp.start_processes(worker, args=(world, _free_port(), *args), nprocs=world, join=False,
+                             start_method="spawn")
+    for _ in range(seconds):
         if ctx.join(timeout=1):
-            break
-    else:
-        for process in ctx.processes:
-            process.kill()
-        pytest.fail("data-parallel training did not finish in 10 minutes")
+            return
+    for process in ctx.processes:
+        process.kill()
+    pytest.fail(failure)
+
+
+def _spawn_training(tmp_path: Path, runs: list[dict], world: int = 2) -> list[dict[str, torch.Tensor]]:
+    _spawn(_train_worker, (str(tmp_path), runs), world, 600, "data-parallel training took over 10 min")
     return [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(world)]
 
 
@@ -190,7 +193,7 @@ def _average_worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def test_average_and_agree_over_two_ranks(tmp_path):
-    mp.start_processes(_average_worker, args=(3, _free_port(), str(tmp_path)), nprocs=3, start_method="spawn")
+    _spawn(_average_worker, (str(tmp_path),), 3, 120, "the three ranks did not finish in 2 minutes")
     for rank in range(3):
         result = json.loads((tmp_path / f"avg{rank}.json").read_text())
         assert result["a"] == [[2.0, 2.0], [2.0, 2.0]]  # mean of 1, 2, 3
@@ -222,15 +225,7 @@ def _signal_worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def test_a_signal_to_one_rank_stops_every_rank(tmp_path):
-    ctx = mp.start_processes(_signal_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
-                             start_method="spawn")
-    for _ in range(300):
-        if ctx.join(timeout=1):
-            break
-    else:
-        for process in ctx.processes:
-            process.kill()
-        pytest.fail("the ranks did not stop together within 5 minutes of a signal to one of them")
+    _spawn(_signal_worker, (str(tmp_path),), 2, 300, "the ranks did not stop within 5 min of a signal to one")
     stops = [json.loads((tmp_path / f"stop{rank}.json").read_text()) for rank in range(2)]
     assert all(stop["stopped"] == 15 for stop in stops)  # SIGTERM, reported by both
     assert stops[0]["updates"] == stops[1]["updates"] > 0 and stops[0]["env_steps"] == stops[1]["env_steps"]
