@@ -166,6 +166,7 @@ def _exit_stopped(exc: TrainingStopped) -> NoReturn:
 
 
 def cmd_train(argv: list[str]) -> None:
+    from icrl.train.distributed import shutdown
     from icrl.train.run_lock import RunInUseError
     from icrl.train.trainer import Trainer, TrainingStopped
 
@@ -181,7 +182,9 @@ def cmd_train(argv: list[str]) -> None:
     try:
         result = trainer.run()
     except TrainingStopped as exc:
+        shutdown()  # every rank stopped together
         _exit_stopped(exc)
+    shutdown()
     if quiet:
         return
     print(json.dumps({"run_dir": str(trainer.run_dir), **result}), flush=True)
@@ -191,7 +194,7 @@ def cmd_train(argv: list[str]) -> None:
 
 
 def cmd_resume(argv: list[str]) -> None:
-    from icrl.train.distributed import is_main_process
+    from icrl.train.distributed import is_main_process, shutdown
     from icrl.train.run_lock import RunInUseError
     from icrl.train.trainer import TrainingStopped, resume_run
 
@@ -215,10 +218,12 @@ def cmd_resume(argv: list[str]) -> None:
     try:
         result = resume_run(args.run_dir, overrides)
     except TrainingStopped as exc:
+        shutdown()
         _exit_stopped(exc)
     except (RunInUseError, ValueError, ImportError) as exc:  # still training, a bad --set (key, value,
         # shape) or a missing extra: one line
         raise SystemExit(f"icrl resume: {exc}") from None
+    shutdown()
     if is_main_process():
         print(json.dumps({"run_dir": args.run_dir, **result}), flush=True)
 

@@ -111,6 +111,16 @@ class DataParallel:
             dist.barrier()
 
 
+def shutdown() -> None:
+    """Leave the process group once every rank gets here (the end of a run, or a stop all ranks agreed on).
+    Without it a gloo process can abort at exit ("terminate called without an active exception") while its
+    communication threads are still alive, and torchrun would report the finished run as failed. Not for
+    errors: a rank that crashed alone would wait here for ranks that are waiting elsewhere."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def is_main_process() -> bool:
     """Rank 0 under torchrun, or a single process."""
     return int(os.environ.get("RANK", "0")) == 0

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from icrl.agent.popart import PopArt
 from icrl.train.checkpoint import latest_checkpoint
-from icrl.train.distributed import DataParallel
+from icrl.train.distributed import DataParallel, shutdown
 from icrl.train.logger import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +55,7 @@ def _train_worker(rank: int, world: int, port: int, out: str, runs: list[dict]) 
             resume_run(run_dir, overrides)
     weights = {k: v.detach().contiguous() for k, v in trainer.agent.state_dict().items()}
     save_file(weights, str(Path(out) / f"rank{rank}.safetensors"))
+    shutdown()
 
 
 def _spawn(worker, args: tuple, world: int, seconds: int, failure: str) -> None:
@@ -190,6 +191,7 @@ def _average_worker(rank: int, world: int, port: int, out: str) -> None:
     flags = [dp.agree(rank == 1), dp.agree(False)]
     result = {"a": a.grad.tolist(), "b": b.grad.tolist(), "flags": flags, "unused": unused.grad is None}
     (Path(out) / f"avg{rank}.json").write_text(json.dumps(result))
+    shutdown()
 
 
 def test_average_and_agree_over_two_ranks(tmp_path):
@@ -222,6 +224,7 @@ def _signal_worker(rank: int, world: int, port: int, out: str) -> None:
         stopped = exc.signum
     result = {"stopped": stopped, "updates": trainer.updates, "env_steps": trainer.env_steps}
     (Path(out) / f"stop{rank}.json").write_text(json.dumps(result))
+    shutdown()
 
 
 def test_a_signal_to_one_rank_stops_every_rank(tmp_path):
