@@ -14,8 +14,10 @@ Typical use per training step::
     loss = critic_loss(q_taken_norm, popart.normalize(y), mask)
 
 Rescale *every* copy whose outputs are read through these statistics (online and target critics), or the
-target network's values shift by the change of statistics. Under DDP the batch statistics would need an
-all-reduce before the EMA step; this module does not do that.
+target network's values shift by the change of statistics. Under data-parallel training each rank's batch
+statistics must be pooled before the EMA step, or the ranks' critics drift apart: set `sum_over_workers` to
+a sum over the ranks (the trainer does, icrl/train/distributed.py) and `update` steps towards the moments
+of all ranks' batches together.
 """
 
 from __future__ import annotations
