@@ -21,7 +21,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from icrl.envs.grid import encode_position, move, position_space, sample_distinct_cells
+from icrl.envs.grid import (
+    check_min_ints,
+    encode_position,
+    move,
+    position_space,
+    sample_distinct_cells,
+    sample_free_cell,
+)
 
 
 class DarkKeyToDoorEnv(gym.Env):
@@ -37,13 +44,9 @@ class DarkKeyToDoorEnv(gym.Env):
         one_hot: bool = True,
         render_mode: str | None = None,
     ) -> None:
-        for name, value, minimum in (
-            ("size", size, 2),
-            ("episode_length", episode_length, 1),
-            ("trial_length", trial_length, 1),
-        ):
-            if not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        check_min_ints(
+            ("size", size, 2), ("episode_length", episode_length, 1), ("trial_length", trial_length, 1)
+        )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unsupported render_mode {render_mode!r}")
         self.size = int(size)
@@ -61,11 +64,7 @@ class DarkKeyToDoorEnv(gym.Env):
         self._steps = 0
 
     def _sample_start(self) -> tuple[int, int]:
-        while True:
-            index = int(self.np_random.integers(self.size * self.size))
-            cell = (index // self.size, index % self.size)
-            if cell != self.key and cell != self.door:
-                return cell
+        return sample_free_cell(self.np_random, self.size, (self.key, self.door))
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from icrl.envs.grid import encode_position, move, sample_distinct_cells
+from icrl.envs.grid import check_min_ints, encode_position, move, sample_distinct_cells, sample_free_cell
 from icrl.replay.relabel import RelabelSpec
 
 
@@ -39,11 +39,9 @@ class GoalGridEnv(gym.Env):
         goal_reward: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
-        for name, value, minimum in (
-            ("size", size, 2), ("landmarks", landmarks, 1), ("goals", goals, 1), ("max_steps", max_steps, 1),
-        ):
-            if not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        check_min_ints(
+            ("size", size, 2), ("landmarks", landmarks, 1), ("goals", goals, 1), ("max_steps", max_steps, 1)
+        )
         if landmarks >= size * size:
             raise ValueError(f"landmarks ({landmarks}) must leave a free cell in a {size}x{size} room")
         if goals > landmarks:
@@ -95,11 +93,7 @@ class GoalGridEnv(gym.Env):
         self.instruction = self.np_random.permutation(self.num_landmarks)[: self.num_goals].astype(np.int64)
         self._next_goal = 0
         self._steps = 0
-        while True:
-            index = int(self.np_random.integers(self.size * self.size))
-            self._position = (index // self.size, index % self.size)
-            if self._position not in self._landmark_at:
-                break
+        self._position = sample_free_cell(self.np_random, self.size, self._landmark_at)
         return self._obs(), {"achieved_goal": -1, "success": False}
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:

@@ -1,8 +1,9 @@
-"""Small helpers shared by the grid-world meta-RL envs (MetaFrozenLake, DarkKeyToDoor)."""
+"""Small helpers shared by the grid-world envs (MetaFrozenLake, DarkKeyToDoor, GoalGrid)."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Container
 
 import numpy as np
 from gymnasium import spaces
@@ -10,6 +11,24 @@ from gymnasium import spaces
 # Action index -> (row delta, column delta): up, right, down, left.
 MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)], dtype=np.int64)
 MOVE_NAMES = ("up", "right", "down", "left")
+
+
+def check_min_ints(*checks: tuple[str, object, int]) -> None:
+    """ValueError naming the first (name, value, minimum) whose value is not an int >= minimum."""
+    for name, value, minimum in checks:
+        if not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def sample_free_cell(
+    rng: np.random.Generator, size: int, taken: Container[tuple[int, int]]
+) -> tuple[int, int]:
+    """A cell of a size x size grid, uniform among those not in `taken` (by rejection)."""
+    while True:
+        index = int(rng.integers(size * size))
+        cell = (index // size, index % size)
+        if cell not in taken:
+            return cell
 
 
 def move(position: tuple[int, int], action: int, size: int) -> tuple[int, int]:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from icrl.replay.format import is_observation_key
+
 ACHIEVED_KEY = "achieved_goal"
 """Trial key of the goal achieved by each transition (-1: none), T + 1 rows aligned with the observations."""
 
@@ -83,8 +85,7 @@ def relabel_trial(trial: Trial, spec: RelabelSpec, rng: np.random.Generator) -> 
     padded = np.full(spec.max_goals, -1, dtype=np.int64)
     padded[:count] = goals
     steps = end + 1  # transitions kept: the trial ends at the one that completes the new instruction
-    out = {key: value[: steps + 1] if key not in ("action", "reward", "terminated") else value[:steps]
-           for key, value in trial.items()}
+    out = {key: value[: steps + 1 if is_observation_key(key) else steps] for key, value in trial.items()}
     row = np.asarray(spec.encode(padded), dtype=trial[spec.instruction_key].dtype)
     out[spec.instruction_key] = np.broadcast_to(row, out[spec.instruction_key].shape).copy()
     out["reward"] = rewards[:steps].astype(trial["reward"].dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -72,25 +73,19 @@ def check_env_config(cfg: Config, what: str = "env") -> None:
     make_checked_env(cfg, what).close()
 
 
-def env_relabel_spec(cfg: Config) -> RelabelSpec | None:
-    """The env's hindsight relabelling spec when `replay.relabel` is on (None when off); SetupError when the
-    env has none or its trials hold more than one episode (a completed instruction ends the episode)."""
+def env_relabel_spec(cfg: Config, probe: EnvProbe) -> RelabelSpec | None:
+    """The probed env's hindsight relabelling spec when `replay.relabel` is on (None when off); SetupError
+    when it has none or its trials hold more than one episode (a completed instruction ends the episode)."""
     if cfg.replay.relabel == 0:
         return None
-    probe = make_checked_env(cfg)
-    try:
-        spec = getattr(probe.unwrapped, "relabel_spec", None)
-        one_episode = getattr(probe, "episodes", None) == 1 and getattr(probe, "steps", None) is None
-    finally:
-        probe.close()
-    if spec is None:
+    if probe.relabel_spec is None:
         raise SetupError(
             f"replay.relabel needs a goal-conditioned env with a relabel_spec (e.g. icrl/GoalGrid-v0); "
             f"{cfg.env.id!r} has none"
         )
-    if not one_episode:
+    if not probe.one_episode:
         raise SetupError("replay.relabel needs trials of one episode (--env.trial-episodes 1)")
-    return spec
+    return probe.relabel_spec
 
 
 def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
@@ -98,11 +93,27 @@ def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
     return Agent(obs_space, action_space, model, cfg.agent, cfg.gammas)
 
 
-def env_exploration_schedule(cfg: Config) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The env's own within-trial exploration schedule (`exploration_multiplier(time)`), if it has one.
-    Its probe env doubles as the check of the env config (SetupError, see `make_checked_env`)."""
+@dataclass(frozen=True)
+class EnvProbe:
+    """What the trainer reads from one env of its config before it starts."""
+
+    within_trial: Callable[[np.ndarray], np.ndarray] | None
+    """The env's own within-trial exploration schedule (`exploration_multiplier(time)`), if it has one."""
+    relabel_spec: RelabelSpec | None
+    """Its hindsight relabelling spec, if it is goal-conditioned."""
+    one_episode: bool
+    """Whether its trials hold exactly one episode."""
+
+
+def probe_env(cfg: Config) -> EnvProbe:
+    """Make one env of `cfg`, read what the trainer needs from it and close it. Making it doubles as the
+    check of the env config (SetupError, see `make_checked_env`)."""
     probe = make_checked_env(cfg)
     try:
-        return getattr(probe.unwrapped, "exploration_multiplier", None)
+        return EnvProbe(
+            within_trial=getattr(probe.unwrapped, "exploration_multiplier", None),
+            relabel_spec=getattr(probe.unwrapped, "relabel_spec", None),
+            one_episode=getattr(probe, "episodes", None) == 1 and getattr(probe, "steps", None) is None,
+        )
     finally:
         probe.close()

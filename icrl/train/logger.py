@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from icrl.envs.optional import import_optional
+from icrl.train.checkpoint import write_text_atomic
 
 METRICS = "metrics.jsonl"
 WANDB_ID = "wandb_id.txt"
@@ -87,9 +87,7 @@ class WandbSink:
             run_id = id_path.read_text().strip()
         else:
             run_id = secrets.token_hex(4)  # OS entropy: the run's own random streams are untouched
-            tmp = id_path.with_suffix(".tmp")
-            tmp.write_text(run_id + "\n")
-            os.replace(tmp, id_path)
+            write_text_atomic(id_path, run_id + "\n")
         self.run = wandb.init(
             project=settings.project,
             entity=settings.entity,

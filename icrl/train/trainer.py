@@ -40,9 +40,9 @@ from icrl.train.factory import (
     build_agent,
     check_device,
     check_env_config,
-    env_exploration_schedule,
     env_factory,
     env_relabel_spec,
+    probe_env,
 )
 from icrl.train.logger import NullLogger, RunLogger, WandbSettings, import_wandb
 from icrl.train.run_lock import RunLock
@@ -102,12 +102,13 @@ class Trainer:
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
         # Under torchrun: join the data-parallel group (each rank on its own GPU); else a single process.
-        self.dp = from_environment(check_device(cfg.device))
-        self.device = self.dp.device(check_device(cfg.device))
+        device = check_device(cfg.device)
+        self.dp = from_environment(device)
+        self.device = self.dp.device(device)
         if cfg.wandb and self.dp.main:
             import_wandb()  # not installed: say so before anything is made
-        within_trial = env_exploration_schedule(cfg)  # makes one env: a bad env id or kwarg fails here
-        self.relabel = env_relabel_spec(cfg)  # None unless --replay.relabel (then the env must support it)
+        probe = probe_env(cfg)  # makes one env: a bad env id or kwarg fails here
+        self.relabel = env_relabel_spec(cfg, probe)  # None unless --replay.relabel (the env must support it)
         if cfg.env.eval_kwargs:
             check_env_config(eval_env_config(cfg), "evaluation env")
         self.cfg = cfg
@@ -120,7 +121,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._lock = RunLock(self.run_dir)
         try:
-            self._open(resume, within_trial)
+            self._open(resume, probe.within_trial)
         except BaseException:
             self._release_lock()
             raise
