@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 
 from icrl.bench import attach_loader
+from icrl.cli import build_train_config
 from icrl.presets import apply_overrides, preset_config
 from icrl.train.trainer import Trainer
 
@@ -60,10 +61,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--updates", type=int, default=3)
+    parser.add_argument(
+        "--args-file", help="`icrl train` arguments to time instead of --preset (benchmarks/hcv_recipe.args)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = apply_overrides(preset_config(args.preset), {"tensorboard": False, "progress": False})
+        if args.args_file:
+            cfg = build_train_config(open(args.args_file).read().split())
+        else:
+            cfg = preset_config(args.preset)
+        cfg = apply_overrides(cfg, {"tensorboard": False, "progress": False})
         trainer = Trainer(cfg, tmp)
         try:
             attach_loader(trainer)
@@ -82,7 +90,8 @@ def main() -> None:
                     times[name].append(round((time.perf_counter() - start) / args.updates * 1000, 1))
         finally:
             trainer.close()
-    print(json.dumps({"preset": args.preset, "threads": args.threads, "ms_per_update": times}))
+    timed = args.args_file or args.preset
+    print(json.dumps({"preset": timed, "threads": args.threads, "ms_per_update": times}))
 
 
 if __name__ == "__main__":

@@ -190,6 +190,10 @@ class Config:
     """Gradient updates per round (update-to-data ratio = this / (collect_steps * num_actors))."""
     learning_starts: int = 1_000
     """Env steps collected before the first update."""
+    collectors: int = 0
+    """Collector processes acting while the learner trains, num_actors / collectors actors each (0: none)."""
+    async_lead_rounds: int = 1
+    """With collectors: rounds of env steps the collectors may gather ahead of the learner's updates."""
     eval_every: int = 200
     """Evaluate every this many updates (0: only at the end)."""
     eval_trials: int = 16
@@ -361,6 +365,8 @@ FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
     "collect_steps": _POSITIVE,
     "updates_per_collect": _NON_NEGATIVE,
     "learning_starts": _NON_NEGATIVE,
+    "collectors": _NON_NEGATIVE,
+    "async_lead_rounds": _POSITIVE,
     "eval_every": _NON_NEGATIVE,
     "eval_trials": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,
@@ -398,6 +404,10 @@ def check_config(cfg: Config) -> None:
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
     if subset > critics:
         problems.append(f"agent.critic_subset ({subset}) must be <= agent.num_critics ({critics})")
+    if cfg.collectors > 0 and cfg.env.num_actors % cfg.collectors:
+        problems.append(
+            f"env.num_actors ({cfg.env.num_actors}) must be a multiple of collectors ({cfg.collectors})"
+        )
     if cfg.wandb and not cfg.wandb_project.strip():
         problems.append("wandb_project must not be empty")
     if cfg.eval_ema and cfg.weights_ema == 0.0:

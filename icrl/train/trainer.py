@@ -1,6 +1,8 @@
 """The training loop: collect with N actors, update the agent, evaluate, checkpoint, log.
 
-Rounds alternate `collect_steps` env steps per actor with `updates_per_collect` gradient updates.
+Rounds alternate `collect_steps` env steps per actor with `updates_per_collect` gradient updates; with
+`collectors > 0`, collector processes act while this process updates, paced to the same ratio
+(`icrl.train.async_collect`).
 Everything needed to continue (weights, optimiser, counters, RNG states) is checkpointed; the replay
 buffer lives on disk, so `icrl resume` continues a run that was killed, even with `kill -9`.
 """
@@ -12,10 +14,9 @@ import math
 import re
 import signal
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,14 @@ from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
 from icrl.replay.sampler import TrialSampler
 from icrl.replay.store import ReplayStore
+from icrl.train.async_collect import POLL_S, CollectorPool, owed_updates, publish_policy, round_steps
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from icrl.train.collector import Collector, TrialStats
 from icrl.train.distributed import from_environment
 from icrl.train.ema import EMA_FILE, WeightsEMA
 from icrl.train.evaluate import eval_env_config, evaluate, summarize_trials
 from icrl.train.factory import (
+    SetupError,
     build_agent,
     check_device,
     check_env_config,
@@ -46,6 +49,7 @@ from icrl.train.factory import (
 )
 from icrl.train.logger import NullLogger, RunLogger, WandbSettings, import_wandb
 from icrl.train.run_lock import RunLock
+from icrl.train.stopping import GracefulStop, TrainingStopped
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -54,43 +58,17 @@ def default_run_dir(cfg: Config) -> Path:
     return Path("runs") / f"{env}__{cfg.exp_name}__{cfg.seed}__{stamp}"
 
 
-class TrainingStopped(Exception):
-    """`Trainer.run` stopped early on a signal (SIGTERM, SIGINT), after checkpointing where it was."""
+@dataclasses.dataclass
+class _Loop:
+    """What `Trainer.run` carries from one update to the next."""
 
-    def __init__(self, signum: int, run_dir: Path, env_steps: int, updates: int) -> None:
-        self.signum, self.run_dir, self.env_steps, self.updates = signum, run_dir, env_steps, updates
-        super().__init__(
-            f"stopped by {signal.Signals(signum).name} at env_steps={env_steps} updates={updates}; "
-            f"checkpoint written, continue with `icrl resume {run_dir}`"
-        )
-
-
-class GracefulStop:
-    """While active, SIGTERM and SIGINT only set `received`, so the loop can stop at a safe point and
-    checkpoint (a preempted cluster job loses nothing). A second signal gets the previous behaviour (a
-    second Ctrl-C interrupts at once). Signals that are ignored (SIGINT of a background job) stay ignored;
-    outside the main thread Python cannot set handlers, and nothing changes."""
-
-    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
-        self.signals = tuple(signals)
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> GracefulStop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.signals:
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received = signum
-        signal.signal(signum, self._previous[signum])
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
+    bar: tqdm
+    speed_mark: tuple[float, int, int]  # (time, env_steps, updates) where the speed measurement started
+    last_eval: dict[str, float] = dataclasses.field(default_factory=dict)
+    train_trials: list[TrialStats] = dataclasses.field(default_factory=list)
+    recent: list[dict[str, Tensor | float]] = dataclasses.field(default_factory=list)
+    evaluated_at: tuple[int, int] | None = None  # (env_steps, updates) of the last evaluation
+    checkpointed_at: tuple[int, int] | None = None  # ... and of the last checkpoint
 
 
 class Trainer:
@@ -104,6 +82,8 @@ class Trainer:
         # Under torchrun: join the data-parallel group (each rank on its own GPU); else a single process.
         device = check_device(cfg.device)
         self.dp = from_environment(device)
+        if cfg.collectors and self.dp.enabled:
+            raise SetupError("collectors (asynchronous collection) do not combine with data parallelism")
         self.device = self.dp.device(device)
         if cfg.wandb and self.dp.main:
             import_wandb()  # not installed: say so before anything is made
@@ -151,9 +131,9 @@ class Trainer:
         self._halted = False  # a stop signal reached some rank (see `_signalled`)
 
         rank_seed = self.dp.seed(cfg.seed)  # actors, sampler and exploration differ between ranks
-        self.envs = make_vector_env(
-            env_factory(cfg), cfg.env.num_actors, cfg.env.asynchronous, seed=rank_seed
-        )
+        # With collector processes this process only needs the spaces (and `icrl bench`'s collector).
+        actors = 1 if cfg.collectors else cfg.env.num_actors
+        self.envs = make_vector_env(env_factory(cfg), actors, cfg.env.asynchronous, seed=rank_seed)
         self.agent = build_agent(cfg, self.envs.single_observation_space, self.envs.single_action_space)
         self.agent.to(self.device)
         self.optimizer = torch.optim.AdamW(
@@ -307,77 +287,136 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        last_eval: dict[str, float] = {}
-        train_trials: list[TrialStats] = []
-        recent: list[dict[str, float]] = []
-        speed_mark = (time.perf_counter(), self.env_steps, self.updates)
-        stop = False
-        evaluated_at = checkpointed_at = None  # (env_steps, updates) of the last evaluation / checkpoint
+        loop = _Loop(bar, speed_mark=(time.perf_counter(), self.env_steps, self.updates))
         try:
-            while self.env_steps < cfg.total_env_steps and not stop and not self._signalled(signals):
-                train_trials += self.collector.collect(cfg.collect_steps, self.env_steps)
-                added = cfg.collect_steps * cfg.env.num_actors * self.dp.world  # all ranks' steps
-                self.env_steps += added
-                self.rounds += 1
-                bar.update(added)
-                self.store.evict()
-                if self.env_steps < cfg.learning_starts or self.dp.agree(len(self.store) == 0, self.device):
-                    continue
-                if self.loader is None:
-                    sampler = TrialSampler(
-                        self.store,
-                        cfg.replay.batch_size,
-                        cfg.model.context_len,
-                        weight_by_length=cfg.replay.weight_by_length,
-                        seed=self.dp.seed(cfg.seed) + self.rounds,
-                        cache_bytes=int(cfg.replay.cache_gb * 2**30),
-                        relabel=self.relabel,
-                        relabel_fraction=cfg.replay.relabel,
-                    )
-                    # With a prefetch thread, the file list a batch sees depends on thread timing.
-                    # Pinned batches reach a GPU without making the host wait for the GPU.
-                    self.loader = BatchLoader(
-                        sampler, prefetch=cfg.replay.prefetch, pin_memory=self.device.type == "cuda"
-                    )
-                for _ in range(cfg.updates_per_collect):
-                    if self._signalled(signals):
-                        break
-                    recent.append(self.update())
-                    if cfg.eval_every and self.updates % cfg.eval_every == 0:
-                        reached = False
-                        if self.dp.main:  # the other ranks wait for it in their next collective
-                            last_eval = self._log_eval(speed_mark, bar)
-                            evaluated_at = (self.env_steps, self.updates)
-                            speed_mark = (time.perf_counter(), self.env_steps, self.updates)
-                            reached = (
-                                cfg.target_return is not None
-                                and last_eval.get("eval/return", -math.inf) >= cfg.target_return
-                            )
-                        if self.dp.agree(reached, self.device):
-                            stop = True
-                            break
-                    if cfg.checkpoint_every and self.updates % cfg.checkpoint_every == 0:
-                        if self.dp.main:
-                            self.checkpoint()
-                        checkpointed_at = (self.env_steps, self.updates)
-                if len(recent) >= 50 or train_trials and len(recent) >= 10:
-                    metrics = mean_metrics(recent)
-                    metrics.update(summarize_trials(train_trials, "train"))
-                    self.logger.log(metrics, self.env_steps, self.updates)
-                    bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
-                    recent, train_trials = [], []
+            if cfg.collectors:
+                self._run_async(loop, signals)
+            else:
+                self._run_sync(loop, signals)
             if signals.received is not None or self._halted:  # stop fast: log what is pending, no final eval
-                if recent:
-                    metrics = mean_metrics(recent)
-                    self.logger.log(metrics, self.env_steps, self.updates)
-            elif evaluated_at != (self.env_steps, self.updates) and self.dp.main:  # not twice the same policy
-                last_eval = self._log_eval(speed_mark, bar)
-            if checkpointed_at != (self.env_steps, self.updates) and self.dp.main:
+                if loop.recent:
+                    self.logger.log(mean_metrics(loop.recent), self.env_steps, self.updates)
+            elif loop.evaluated_at != (self.env_steps, self.updates) and self.dp.main:  # not twice the same
+                loop.last_eval = self._log_eval(loop.speed_mark, bar)
+            if loop.checkpointed_at != (self.env_steps, self.updates) and self.dp.main:
                 self.checkpoint()
         finally:
             bar.close()
             self.close()
-        return last_eval
+        return loop.last_eval
+
+    def _run_sync(self, loop: _Loop, signals: GracefulStop) -> None:
+        """Rounds of `collect_steps` per actor in this process, then `updates_per_collect` updates."""
+        cfg = self.cfg
+        while self.env_steps < cfg.total_env_steps and not self._signalled(signals):
+            loop.train_trials += self.collector.collect(cfg.collect_steps, self.env_steps)
+            added = cfg.collect_steps * cfg.env.num_actors * self.dp.world  # all ranks' steps
+            self.env_steps += added
+            self.rounds += 1
+            loop.bar.update(added)
+            self.store.evict()
+            if self.env_steps < cfg.learning_starts or self.dp.agree(len(self.store) == 0, self.device):
+                continue
+            self._start_loader()
+            for _ in range(cfg.updates_per_collect):
+                if self._signalled(signals):
+                    break
+                loop.recent.append(self.update())
+                if self._after_update(loop):
+                    self._log_progress(loop)
+                    return
+            self._log_progress(loop)
+
+    def _run_async(self, loop: _Loop, signals: GracefulStop) -> None:
+        """Collector processes act while this process updates, paced as the synchronous loop
+        (`icrl.train.async_collect`)."""
+        cfg = self.cfg
+        # Updates a synchronous run would have skipped (no trial finished yet, or owed before a resume)
+        # are forgiven, not made up in a burst.
+        forgiven = max(0, owed_updates(self.env_steps, cfg) - self.updates)
+        publish_policy(self.agent, self.run_dir, self.updates)
+        published_at = self.updates
+        pool = CollectorPool(cfg, self.run_dir, self.env_steps, self.updates + forgiven, self.rounds)
+        try:
+            while not self._signalled(signals):
+                loop.train_trials += pool.drain()  # raises CollectorFailed if a collector failed
+                env_steps = pool.env_steps
+                loop.bar.update(max(0, min(env_steps, cfg.total_env_steps) - loop.bar.n))
+                self.env_steps, self.rounds = env_steps, env_steps // round_steps(cfg)
+                owed = owed_updates(env_steps, cfg) - forgiven
+                if self.updates >= owed:
+                    if env_steps >= cfg.total_env_steps:
+                        return
+                    time.sleep(POLL_S)
+                    continue
+                if self.loader is None and len(self.store) == 0:  # data owed, but no trial has finished
+                    forgiven += owed - self.updates
+                    pool.set_accounted(self.updates + forgiven)
+                    continue
+                self._start_loader()
+                loop.recent.append(self.update())
+                pool.set_accounted(self.updates + forgiven)
+                if self.updates - published_at >= cfg.updates_per_collect:
+                    publish_policy(self.agent, self.run_dir, self.updates)
+                    published_at = self.updates
+                    self.store.evict()  # the learner is the store's only owner
+                if self._after_update(loop):
+                    self._log_progress(loop)
+                    return
+                self._log_progress(loop)
+        finally:
+            pool.close()
+
+    def _start_loader(self) -> None:
+        """The batch loader, made once the first trials exist."""
+        if self.loader is not None:
+            return
+        cfg = self.cfg
+        sampler = TrialSampler(
+            self.store,
+            cfg.replay.batch_size,
+            cfg.model.context_len,
+            weight_by_length=cfg.replay.weight_by_length,
+            seed=self.dp.seed(cfg.seed) + self.rounds,
+            cache_bytes=int(cfg.replay.cache_gb * 2**30),
+            relabel=self.relabel,
+            relabel_fraction=cfg.replay.relabel,
+        )
+        # With a prefetch thread, the file list a batch sees depends on thread timing.
+        # Pinned batches reach a GPU without making the host wait for the GPU.
+        pin = self.device.type == "cuda"
+        self.loader = BatchLoader(sampler, prefetch=cfg.replay.prefetch, pin_memory=pin)
+
+    def _after_update(self, loop: _Loop) -> bool:
+        """Evaluate and checkpoint when due; True when the evaluation reached `target_return` (agreed by
+        every rank: the other ranks wait for rank 0's evaluation in this collective)."""
+        cfg = self.cfg
+        if cfg.eval_every and self.updates % cfg.eval_every == 0:
+            reached = False
+            if self.dp.main:
+                loop.last_eval = self._log_eval(loop.speed_mark, loop.bar)
+                loop.evaluated_at = (self.env_steps, self.updates)
+                loop.speed_mark = (time.perf_counter(), self.env_steps, self.updates)
+                reached = (
+                    cfg.target_return is not None
+                    and loop.last_eval.get("eval/return", -math.inf) >= cfg.target_return
+                )
+            if self.dp.agree(reached, self.device):
+                return True
+        if cfg.checkpoint_every and self.updates % cfg.checkpoint_every == 0:
+            if self.dp.main:
+                self.checkpoint()
+            loop.checkpointed_at = (self.env_steps, self.updates)
+        return False
+
+    def _log_progress(self, loop: _Loop) -> None:
+        """One metrics row of the recent updates and finished trials, once there are enough of them."""
+        if len(loop.recent) >= 50 or loop.train_trials and len(loop.recent) >= 10:
+            metrics = mean_metrics(loop.recent)
+            metrics.update(summarize_trials(loop.train_trials, "train"))
+            self.logger.log(metrics, self.env_steps, self.updates)
+            loop.bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
+            loop.recent, loop.train_trials = [], []
 
     def _log_eval(self, mark: tuple[float, int, int], bar: tqdm) -> dict[str, float]:
         elapsed = max(1e-9, time.perf_counter() - mark[0])

@@ -94,3 +94,15 @@ def test_forget_episodes_with_the_state_on_the_gpu():
     lengths = {len(t.episode_returns) for t in trials}
     assert lengths == {2}
     np.testing.assert_array_equal(returns[:, 0], returns[:, 1])
+
+
+def test_a_gpu_learner_with_cpu_collectors(tmp_path, tiny_cli):
+    """`--collectors`: the learner on the GPU publishes CPU weights that the collector processes act with."""
+    run = tmp_path / "run"
+    _train_tiny_on_cuda(run, tiny_cli, "--collectors", "2")  # one actor each
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["env_steps"] >= 60 and rows[-1]["updates"] > 0
+    published = load_file(str(run / "policy" / "agent.safetensors"))
+    assert published and all(t.device.type == "cpu" for t in published.values())
+    names = [p.name for p in (run / "buffer" / "fifo").glob("*.npz")]
+    assert len({int(name.split("-")[1]) for name in names}) == 2  # both collectors wrote trials

@@ -1,0 +1,265 @@
+"""Asynchronous collection (DESIGN §9): collector processes act while the learner trains.
+
+With `collectors = C > 0` the learner process no longer steps envs between its rounds of updates. C spawned
+processes each run `num_actors / C` actors with the newest weights the learner has published, and write
+their finished trials into the run's replay directory (the store accepts many writers; the learner alone
+evicts). The two sides overlap instead of taking turns, which pays when acting is a real share of a round
+(slow envs, a GPU learner).
+
+Pacing keeps the update-to-data ratio of the synchronous loop. A *round* is `collect_steps * num_actors`
+env steps, and the learner owes `updates_per_collect` updates for every round once `learning_starts` env
+steps exist (`owed_updates`), as the synchronous loop does. The learner updates while it owes updates; the
+collectors start a new chunk only while the learner is less than `async_lead_rounds` rounds behind
+(`may_collect`). With the default lead of 1, the collectors gather round k + 1 while the learner trains on
+round k.
+
+Published weights: `<run>/policy/agent.safetensors`, replaced atomically (written under another name and
+renamed) after every `updates_per_collect` updates; a collector reloads it before a chunk when the file has
+changed. Collectors act on CPU with one torch thread, whatever the learner's device.
+
+Failure and stopping: a collector ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group; the
+learner decides when to stop, and checkpoints first), ends when the learner sets the shared stop flag, and
+ends on its own when the learner's process is gone. A collector that fails sends its traceback to the
+learner, which raises `CollectorFailed` with it. Asynchronous runs are not reproducible bit for bit: which
+trials the learner samples depends on timing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from icrl.config import Config, config_from_dict
+from icrl.envs.vector import make_vector_env
+from icrl.replay.store import ReplayStore
+from icrl.train.collector import Collector, TrialStats
+
+POLICY_DIR = "policy"
+POLICY_FILE = "agent.safetensors"
+POLL_S = 0.002  # how long an idle side sleeps before it looks again
+
+
+class CollectorFailed(RuntimeError):
+    """A collector process raised or died; the message holds its traceback or exit code."""
+
+
+# ---------------------------------------------------------------------------------------------- pacing
+def round_steps(cfg: Config) -> int:
+    """Env steps of one round (all actors' `collect_steps`)."""
+    return cfg.collect_steps * cfg.env.num_actors
+
+
+def owed_updates(env_steps: int, cfg: Config) -> int:
+    """Updates the synchronous loop would have made after `env_steps` env steps: `updates_per_collect` for
+    every whole round whose end reached `learning_starts`."""
+    per_round = round_steps(cfg)
+    rounds = env_steps // per_round
+    first = -(-cfg.learning_starts // per_round)  # the first round that ends at or past learning_starts
+    return cfg.updates_per_collect * max(0, rounds - max(first, 1) + 1)
+
+
+def may_collect(env_steps: int, updates: int, cfg: Config) -> bool:
+    """Whether a collector may start a chunk: the budget is not spent and the learner is fewer than
+    `async_lead_rounds` rounds of updates behind the data."""
+    if env_steps >= cfg.total_env_steps:
+        return False
+    return owed_updates(env_steps, cfg) - updates < cfg.async_lead_rounds * cfg.updates_per_collect
+
+
+# ------------------------------------------------------------------------------------ published weights
+def publish_policy(agent: torch.nn.Module, run_dir: Path, updates: int) -> Path:
+    """Write the agent's weights (CPU copies) for the collectors; readers see the old file or the new."""
+    folder = Path(run_dir) / POLICY_DIR
+    folder.mkdir(exist_ok=True)
+    path = folder / POLICY_FILE
+    tmp = folder / f".{POLICY_FILE}.{os.getpid()}.tmp"
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
+    save_file(weights, str(tmp), metadata={"updates": str(updates)})
+    os.replace(tmp, path)
+    return path
+
+
+class PolicySubscriber:
+    """Loads the published weights into an agent whenever the file has been replaced since the last load."""
+
+    def __init__(self, run_dir: Path, agent: torch.nn.Module) -> None:
+        self.path = Path(run_dir) / POLICY_DIR / POLICY_FILE
+        self.agent = agent
+        self._seen: tuple[int, int] | None = None  # (inode, mtime_ns) of the loaded file
+        self.loads = 0
+
+    def refresh(self) -> bool:
+        """Load the weights if they changed; True when it loaded."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mark = (stat.st_ino, stat.st_mtime_ns)
+        if mark == self._seen:
+            return False
+        # The file is replaced by rename, never rewritten in place, so this open sees one whole version.
+        self.agent.load_state_dict(load_file(str(self.path)))
+        self._seen = mark
+        self.loads += 1
+        return True
+
+
+# ------------------------------------------------------------------------------------ collector process
+def collector_seed(cfg: Config, index: int, rounds: int) -> int:
+    """Distinct env and exploration seeds per collector, and after a resume (rounds > 0) new ones."""
+    return cfg.seed + 104_729 * (index + 1) + 7919 * rounds
+
+
+def _parent_alive(parent_pid: int) -> bool:
+    return os.getppid() == parent_pid
+
+
+def collector_main(
+    cfg_json: dict[str, Any],
+    run_dir: str,
+    index: int,
+    rounds: int,
+    parent_pid: int,
+    counters: Any,
+    stop: Any,
+    results: Any,
+) -> None:
+    """Entry point of collector `index`: act in chunks of `collect_steps` per actor until stopped.
+
+    `counters` is a shared int array [env_steps, accounted updates, collectors ready] under its lock;
+    `results` a queue receiving
+    ("trials", [TrialStats as dicts]) and, on failure, ("error", index, traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner stops us after its checkpoint
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    envs = None
+    try:
+        from icrl.train.factory import build_agent, env_factory, probe_env  # spawned: import here
+
+        torch.set_num_threads(1)
+        cfg = dataclasses.replace(config_from_dict(cfg_json), device="cpu")  # collectors act on CPU
+        actors = cfg.env.num_actors // cfg.collectors
+        seed = collector_seed(cfg, index, rounds)
+        torch.manual_seed(seed)
+        envs = make_vector_env(env_factory(cfg), actors, cfg.env.asynchronous, seed=seed)
+        agent = build_agent(cfg, envs.single_observation_space, envs.single_action_space)
+        agent.requires_grad_(False)
+        policy = PolicySubscriber(Path(run_dir), agent)
+        store = ReplayStore(Path(run_dir) / "buffer", max_fifo_trials=cfg.replay.max_trials, owner=False)
+        collector = Collector(
+            envs,
+            agent,
+            cfg.explore,
+            "cpu",
+            store=store,
+            seed=seed,
+            horizon=cfg.model.context_len,
+            within_trial=probe_env(cfg).within_trial,
+        )
+        chunk = cfg.collect_steps * actors
+        with counters.get_lock():
+            counters[2] += 1  # ready
+        while not stop.is_set() and _parent_alive(parent_pid):
+            with counters.get_lock():
+                env_steps, updates, ready = int(counters[0]), int(counters[1]), int(counters[2])
+            # All start together: the first one up does not take the first rounds alone.
+            if ready < cfg.collectors or not may_collect(env_steps, updates, cfg):
+                time.sleep(POLL_S)
+                continue
+            policy.refresh()
+            finished = collector.collect(cfg.collect_steps, env_steps)
+            results.put(("trials", [asdict(s) for s in finished]))
+            with counters.get_lock():
+                counters[0] += chunk
+    except BaseException:  # noqa: BLE001 - everything goes back to the learner, which raises it
+        results.put(("error", index, traceback.format_exc()))
+        raise SystemExit(1) from None
+    finally:
+        if envs is not None:
+            envs.close()
+
+
+class CollectorPool:
+    """The learner's handle on its collector processes and the shared counters."""
+
+    def __init__(self, cfg: Config, run_dir: Path, env_steps: int, updates: int, rounds: int) -> None:
+        ctx = mp.get_context("spawn")  # no fork of a process that holds torch threads
+        self.counters = ctx.Array("q", [env_steps, updates, 0])  # [env_steps, updates, ready], int64
+        self.stop = ctx.Event()
+        self.results = ctx.Queue()
+        shared = (self.counters, self.stop, self.results)
+        self.processes = [
+            ctx.Process(
+                target=collector_main,
+                args=(json.loads(cfg.to_json()), str(run_dir), i, rounds, os.getpid(), *shared),
+                name=f"icrl-collector-{i}",
+                daemon=False,  # it may start env processes of its own (`env.asynchronous`)
+            )
+            for i in range(cfg.collectors)
+        ]
+        for process in self.processes:
+            process.start()
+
+    @property
+    def env_steps(self) -> int:
+        with self.counters.get_lock():
+            return int(self.counters[0])
+
+    def set_accounted(self, updates: int) -> None:
+        """Tell the collectors how many of the owed updates are done (made or forgiven)."""
+        with self.counters.get_lock():
+            self.counters[1] = updates
+
+    def drain(self) -> list[TrialStats]:
+        """Finished trials reported since the last call; raises CollectorFailed if a collector failed."""
+        trials: list[TrialStats] = []
+        while True:
+            try:
+                message = self.results.get_nowait()
+            except queue.Empty:
+                break
+            if message[0] == "error":
+                raise CollectorFailed(f"collector {message[1]} failed:\n{message[2]}")
+            trials.extend(TrialStats(**row) for row in message[1])
+        for i, process in enumerate(self.processes):
+            if process.exitcode is not None and not self.stop.is_set():
+                time.sleep(0.2)  # its traceback may still be on the way
+                self._raise_reported()
+                raise CollectorFailed(f"collector {i} exited with code {process.exitcode}")
+        return trials
+
+    def _raise_reported(self) -> None:
+        try:
+            while True:
+                message = self.results.get(timeout=0.05)
+                if message[0] == "error":
+                    raise CollectorFailed(f"collector {message[1]} failed:\n{message[2]}")
+        except queue.Empty:
+            return
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the collectors (each finishes its chunk) and wait for them; kill any that hang. The queue is
+        emptied meanwhile: a process that has put into a queue exits only once its data is read."""
+        self.stop.set()
+        deadline = time.monotonic() + timeout
+        while any(p.is_alive() for p in self.processes) and time.monotonic() < deadline:
+            try:
+                self.results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        for process in self.processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.results.close()

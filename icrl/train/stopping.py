@@ -1,0 +1,49 @@
+"""Stopping a run at a safe point: SIGTERM and SIGINT set a flag that the training loop reads between
+updates (`GracefulStop`), and `Trainer.run` then raises `TrainingStopped` after its checkpoint."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+class TrainingStopped(Exception):
+    """`Trainer.run` stopped early on a signal (SIGTERM, SIGINT), after checkpointing where it was."""
+
+    def __init__(self, signum: int, run_dir: Path, env_steps: int, updates: int) -> None:
+        self.signum, self.run_dir, self.env_steps, self.updates = signum, run_dir, env_steps, updates
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} at env_steps={env_steps} updates={updates}; "
+            f"checkpoint written, continue with `icrl resume {run_dir}`"
+        )
+
+
+class GracefulStop:
+    """While active, SIGTERM and SIGINT only set `received`, so the loop can stop at a safe point and
+    checkpoint (a preempted cluster job loses nothing). A second signal gets the previous behaviour (a
+    second Ctrl-C interrupts at once). Signals that are ignored (SIGINT of a background job) stay ignored;
+    outside the main thread Python cannot set handlers, and nothing changes."""
+
+    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        signal.signal(signum, self._previous[signum])
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()

@@ -1,0 +1,28 @@
+"""An env that fails in every process but one, for the asynchronous-collection tests: importable by
+spawned collectors as `faulty_env:icrl-test/Faulty-v0` once this folder is on PYTHONPATH."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+
+from icrl.envs.tmaze import TMazeEnv
+
+
+class FaultyTMaze(TMazeEnv):
+    """T-Maze whose `step` raises outside the process `safe_pid` (the learner's: its probe and evaluation
+    envs work, the collectors' fail)."""
+
+    def __init__(self, safe_pid: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.safe_pid = safe_pid
+
+    def step(self, action):
+        if os.getpid() != self.safe_pid:
+            raise RuntimeError("faulty env: this step fails on purpose")
+        return super().step(action)
+
+
+if "icrl-test/Faulty-v0" not in gym.registry:
+    gym.register("icrl-test/Faulty-v0", entry_point=FaultyTMaze)
