@@ -101,7 +101,9 @@ def run_bench(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory(prefix="icrl-bench-") as tmp:
-        cfg = apply_overrides(cfg, {"tensorboard": False, "progress": False, "run_dir": tmp})
+        # Acting is timed in this process, with all the config's actors (never in collector processes).
+        overrides_here = {"tensorboard": False, "progress": False, "run_dir": tmp, "collectors": 0}
+        cfg = apply_overrides(cfg, overrides_here)
         trainer = Trainer(cfg, tmp)
         try:
             actors = cfg.env.num_actors
@@ -138,6 +140,11 @@ def run_bench(
             "gpu": torch.cuda.get_device_name(device),
             "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2),
         }
+    env_steps_per_s = actors * steps / rollout_s
+    # One round of the config: collect_steps per actor, then updates_per_collect updates. Overlapping the
+    # two (`--collectors`) can at best hide the smaller share, and costs the learner the collector's cores.
+    acting_s = cfg.collect_steps * actors / env_steps_per_s
+    learning_s = cfg.updates_per_collect * update_s
     return {
         "preset": preset,
         "overrides": overrides or {},
@@ -149,7 +156,8 @@ def run_bench(
         "peak_gflops_fp32": round(peak / 1e9, 1),
         "peak_gflops_bf16": round(peak_bf16 / 1e9, 1),
         "peak_fraction": round(flops / update_s / compute_peak, 4),
-        "env_steps_per_s": round(actors * steps / rollout_s, 1),
+        "env_steps_per_s": round(env_steps_per_s, 1),
+        "round_acting_share": round(acting_s / (acting_s + learning_s), 3),
         "rollout_actors": actors,
         "rollout_context": steps,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

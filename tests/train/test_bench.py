@@ -20,5 +20,6 @@ def test_bench_prints_all_fields(capsys):
     for key in ("updates_per_s", "flops_per_update", "peak_fraction", "env_steps_per_s", "peak_rss_mb"):
         assert result[key] > 0, key
     assert 0 < result["peak_fraction"] < 1.5
+    assert 0 < result["round_acting_share"] < 1
     # Counted FLOPs must at least cover the matmuls of the sequence model over the batch.
     assert result["flops_per_update"] > 2 * 24 * 52 * 128 * 128
