@@ -6,15 +6,7 @@
 # 2. T-Maze 50 (`tmaze-quick`, stops at eval return 0.99), seeds 0 and 1, the same two set-ups.
 # Then benchmarks/async_s24/summary.py prints wall time, updates, env steps and the last evaluation per run.
 cd "$(dirname "$0")/../.." || exit 1
-OUT=runs/s24/async
-mkdir -p "$OUT"
-train() {  # NAME ARGS...
-  local name=$1; shift
-  rm -rf "${OUT:?}/$name"
-  /usr/bin/time -f "%e" -o "$OUT/$name.time" .venv/bin/icrl train "$@" --run-dir "$OUT/$name" --no-progress \
-    > "$OUT/$name.log" 2>&1
-}
-REACH=(--preset metaworld-reach --seed 0 --total-env-steps 20000 --eval-every 1000)
+source benchmarks/async_s24/common.sh
 train reach-sync "${REACH[@]}" --threads 2
 train reach-async "${REACH[@]}" --threads 1 --collectors 1
 for S in 0 1; do

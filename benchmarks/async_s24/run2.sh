@@ -4,20 +4,12 @@
 # 1. `icrl bench --preset metaworld-reach` on 1 and on 2 torch threads: rollout env steps/s (8 actors) and
 #    learner updates/s, measured apart.
 # 2. reach as in run.sh with the learner on 2 threads beside its collector (3 busy threads on 2 cores).
-# 3. reach with 10 instead of 40 updates per round (acting is then most of a round): sync vs async.
+# 3. reach with 10 instead of 40 updates per round (acting is then about a third of a round): sync vs async.
 cd "$(dirname "$0")/../.." || exit 1
-OUT=runs/s24/async
-mkdir -p "$OUT"
+source benchmarks/async_s24/common.sh
 for T in 1 2; do
   .venv/bin/icrl bench --preset metaworld-reach --threads $T > "$OUT/bench-reach-t$T.json" 2> "$OUT/bench-reach-t$T.log"
 done
-train() {  # NAME ARGS...
-  local name=$1; shift
-  rm -rf "${OUT:?}/$name"
-  /usr/bin/time -f "%e" -o "$OUT/$name.time" .venv/bin/icrl train "$@" --run-dir "$OUT/$name" --no-progress \
-    > "$OUT/$name.log" 2>&1
-}
-REACH=(--preset metaworld-reach --seed 0 --total-env-steps 20000 --eval-every 1000)
 train reach-async-t2 "${REACH[@]}" --threads 2 --collectors 1
 train reach-light-sync "${REACH[@]}" --updates-per-collect 10 --threads 2
 train reach-light-async "${REACH[@]}" --updates-per-collect 10 --threads 1 --collectors 1

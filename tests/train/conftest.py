@@ -58,3 +58,25 @@ def eval_file_summary(path: Path) -> dict[str, Any]:
 @pytest.fixture
 def eval_summary():
     return eval_file_summary
+
+
+def sigterm_at_update(trainer: Any, n: int) -> None:
+    """Make `trainer` send itself SIGTERM during its `n`-th update (the update itself still runs)."""
+    import os
+    import signal
+
+    original, calls = trainer.update, 0
+
+    def update_then_signal() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original()
+
+    trainer.update = update_then_signal
+
+
+@pytest.fixture
+def sigterm_at():
+    return sigterm_at_update

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -145,19 +144,10 @@ def test_a_run_with_collector_processes(tiny_config, tmp_path, collectors, env_p
     assert latest_checkpoint(run / "checkpoints").name == f"ckpt_{trainer.updates:09d}"
 
 
-def test_an_async_run_stops_on_sigterm_and_resumes(tiny_config, tmp_path) -> None:
+def test_an_async_run_stops_on_sigterm_and_resumes(tiny_config, tmp_path, sigterm_at) -> None:
     run = tmp_path / "run"
     trainer = Trainer(tiny_config(run_dir=run, collectors=1, total_env_steps=400, eval_every=0))
-    original, calls = trainer.update, 0
-
-    def update_then_signal():
-        nonlocal calls
-        calls += 1
-        if calls == 5:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original()
-
-    trainer.update = update_then_signal
+    sigterm_at(trainer, 5)
     with pytest.raises(TrainingStopped):
         trainer.run()
     assert trainer.updates == 5 and latest_checkpoint(run / "checkpoints").name == "ckpt_000000005"

@@ -44,19 +44,9 @@ def test_graceful_stop_leaves_ignored_signals_ignored() -> None:
         signal.signal(signal.SIGUSR1, previous)
 
 
-def test_trainer_stops_checkpoints_and_raises(tiny_trainer) -> None:
+def test_trainer_stops_checkpoints_and_raises(tiny_trainer, sigterm_at) -> None:
     trainer = tiny_trainer(total_env_steps=10_000, eval_every=0, checkpoint_every=0)
-    original = trainer.update
-    calls = 0
-
-    def update_then_signal() -> dict[str, float]:
-        nonlocal calls
-        calls += 1
-        if calls == 5:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original()
-
-    trainer.update = update_then_signal
+    sigterm_at(trainer, 5)
     with pytest.raises(TrainingStopped, match="SIGTERM.*icrl resume") as info:
         trainer.run()
     assert info.value.updates == trainer.updates == 5  # stopped right after the update that saw the signal
