@@ -194,8 +194,6 @@ class Config:
     """Collector processes acting while the learner trains, num_actors / collectors actors each (0: none)."""
     async_lead_rounds: int = 1
     """With collectors: rounds of env steps the collectors may gather ahead of the learner's updates."""
-    collector_niceness: int = 0
-    """With collectors: their `nice` increment (higher: the learner gets the cores first when both wait)."""
     eval_every: int = 200
     """Evaluate every this many updates (0: only at the end)."""
     eval_trials: int = 16
@@ -369,7 +367,6 @@ FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
     "learning_starts": _NON_NEGATIVE,
     "collectors": _NON_NEGATIVE,
     "async_lead_rounds": _POSITIVE,
-    "collector_niceness": (0, 19, False, False),
     "eval_every": _NON_NEGATIVE,
     "eval_trials": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,

@@ -2,7 +2,7 @@
 # Session 24, after run3.sh: collectors at a lower OS priority (`--collector-niceness 10`), so that the learner's
 # two threads get the cores first and the collector runs in their idle moments. Meta-World reach as in run.sh,
 # learner on 2 threads, each arm twice, alternating.
-#   bash benchmarks/async_s24/run4.sh
+#   bash benchmarks/async_s24/run4.sh   (at commit 3c442da: the option was removed after this measurement)
 cd "$(dirname "$0")/../.." || exit 1
 source benchmarks/async_s24/common.sh
 for R in 1 2; do

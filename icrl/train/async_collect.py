@@ -149,8 +149,6 @@ def collector_main(
 
         torch.set_num_threads(1)
         cfg = dataclasses.replace(config_from_dict(cfg_json), device="cpu")  # collectors act on CPU
-        if cfg.collector_niceness:
-            os.nice(cfg.collector_niceness)
         actors = cfg.env.num_actors // cfg.collectors
         seed = collector_seed(cfg, index, rounds)
         torch.manual_seed(seed)
