@@ -100,16 +100,18 @@ def test_cli_sigterm_then_resume(tmp_path: Path, tiny_cli: list[str], capsys) ->
 
 
 @pytest.mark.timeout(150)
-def test_ctrl_c_with_asynchronous_actors_stops_cleanly(tmp_path: Path, tiny_cli: list[str]) -> None:
-    """Ctrl-C signals the whole process group, actor processes included: they must outlive it so that the
-    trainer checkpoints and closes them, and exits with 130 rather than a BrokenPipeError."""
+@pytest.mark.parametrize("collectors", [[], ["--collectors", "2"]], ids=["in-process", "collector-processes"])
+def test_ctrl_c_with_asynchronous_actors_stops_cleanly(tmp_path: Path, tiny_cli: list[str], collectors):
+    """Ctrl-C signals the whole process group, actor (and collector) processes included: they must outlive it
+    so that the trainer checkpoints and closes them, and exits with 130 rather than a BrokenPipeError."""
     run = tmp_path / "run"
-    cmd = _train_cmd(tiny_cli, run, "--env.asynchronous", "--env.num-actors", "2")
+    cmd = _train_cmd(tiny_cli, run, "--env.asynchronous", "--env.num-actors", "2", *collectors)
+    groups: list[int] = []
     rc, stderr = _train_then_signal(
         tmp_path,
         cmd,
         run,
-        lambda proc: os.killpg(proc.pid, signal.SIGINT),
+        lambda proc: groups.append(proc.pid) or os.killpg(proc.pid, signal.SIGINT),
         start_new_session=True,  # its own process group, as a terminal's foreground job has
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -117,6 +119,18 @@ def test_ctrl_c_with_asynchronous_actors_stops_cleanly(tmp_path: Path, tiny_cli:
     assert "stopped by SIGINT" in stderr and "Traceback" not in stderr
     state = json.loads((latest_checkpoint(run / "checkpoints") / "state.json").read_text())["extra"]
     assert state["updates"] >= 20
+    deadline = time.monotonic() + 10
+    while _group_alive(groups[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(groups[0]), "a process of the run outlived it"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_worker_factory_leaves_the_main_process_handler_alone() -> None:
