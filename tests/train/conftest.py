@@ -80,3 +80,19 @@ def sigterm_at_update(trainer: Any, n: int) -> None:
 @pytest.fixture
 def sigterm_at():
     return sigterm_at_update
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of group `pgid` is still running (a run started with start_new_session=True)."""
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def group_alive():
+    return process_group_alive

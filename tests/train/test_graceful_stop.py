@@ -101,7 +101,7 @@ def test_cli_sigterm_then_resume(tmp_path: Path, tiny_cli: list[str], capsys) ->
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("collectors", [[], ["--collectors", "2"]], ids=["in-process", "collector-processes"])
-def test_ctrl_c_with_asynchronous_actors_stops_cleanly(tmp_path: Path, tiny_cli: list[str], collectors):
+def test_ctrl_c_with_asynchronous_actors_stops_cleanly(tmp_path, tiny_cli, collectors, group_alive):
     """Ctrl-C signals the whole process group, actor (and collector) processes included: they must outlive it
     so that the trainer checkpoints and closes them, and exits with 130 rather than a BrokenPipeError."""
     run = tmp_path / "run"
@@ -120,17 +120,9 @@ def test_ctrl_c_with_asynchronous_actors_stops_cleanly(tmp_path: Path, tiny_cli:
     state = json.loads((latest_checkpoint(run / "checkpoints") / "state.json").read_text())["extra"]
     assert state["updates"] >= 20
     deadline = time.monotonic() + 10
-    while _group_alive(groups[0]) and time.monotonic() < deadline:
+    while group_alive(groups[0]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _group_alive(groups[0]), "a process of the run outlived it"
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert not group_alive(groups[0]), "a process of the run outlived it"
 
 
 def test_worker_factory_leaves_the_main_process_handler_alone() -> None:

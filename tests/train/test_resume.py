@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -149,3 +151,35 @@ def test_resume_with_changed_settings(tmp_path, tiny_config):
     assert cfg.model.d_model == 32 and cfg.run_dir == str(run)
     rows = _rows(run)
     assert rows[-1]["env_steps"] == 80 and rows[-1]["eval/trials"] == 2
+
+
+@pytest.mark.timeout(150)
+def test_collectors_end_with_a_killed_learner_and_the_run_resumes(tmp_path, tiny_cli, capsys, group_alive):
+    """kill -9 of the learner leaves its collector processes (and their env processes) without a parent:
+    they notice and end by themselves, and `icrl resume` goes on from the last checkpoint."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "icrl.cli", "train", "icrl/TMaze-v0", *tiny_cli, "--collectors", "2",
+           "--env.asynchronous", "--total-env-steps", "1000000", "--eval-every", "0",
+           "--checkpoint-every", "3", "--run-dir", str(run)]  # fmt: skip
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        _wait_for_checkpoint(proc, run / "checkpoints", min_updates=24)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{(tmp_path / 'stderr.txt').read_text()[-3000:]}") from None
+    finally:
+        proc.kill()  # the learner only: its collectors get no signal at all
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = group_alive(proc.pid)
+    if alive:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not alive, "collector processes outlived their learner by 30 s"
+
+    state = json.loads((latest_checkpoint(run / "checkpoints") / "state.json").read_text())["extra"]
+    total = state["env_steps"] + 60
+    main(["resume", str(run), "--total-env-steps", str(total)])
+    assert "eval/return" in json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert read_metrics(run)[-1]["env_steps"] >= total
