@@ -221,3 +221,21 @@ def test_the_cli_trains_with_collectors(tmp_path, tiny_cli) -> None:
     )
     assert json.loads((run / "config.json").read_text())["collectors"] == 2
     assert len(_collected_by(run)) == 2 and read_metrics(run)[-1]["env_steps"] >= 60
+
+
+def test_a_learner_that_fails_stops_its_collectors(tiny_config, tmp_path) -> None:
+    trainer = Trainer(tiny_config(run_dir=tmp_path / "run", collectors=2, total_env_steps=10_000))
+    original, calls = trainer.update, 0
+
+    def update_then_fail():
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise FloatingPointError("learner failure")
+        return original()
+
+    trainer.update = update_then_fail
+    with pytest.raises(FloatingPointError, match="learner failure"):
+        trainer.run()
+    assert not mp.active_children()
+    Trainer(tiny_config(run_dir=tmp_path / "run", collectors=2), resume=True).close()  # the lock was released
