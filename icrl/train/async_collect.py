@@ -3,25 +3,27 @@
 With `collectors = C > 0` the learner process no longer steps envs between its rounds of updates. C spawned
 processes each run `num_actors / C` actors with the newest weights the learner has published, and write
 their finished trials into the run's replay directory (the store accepts many writers; the learner alone
-evicts). The two sides overlap instead of taking turns, which pays when acting is a real share of a round
-(slow envs, a GPU learner).
+evicts). The two sides overlap instead of taking turns. That pays only when acting is a real share of a
+round and the learner does not need the collectors' cores (a GPU learner); on 2 CPU cores it was not faster
+(benchmarks/RESULTS.md). `icrl bench` prints a config's `round_acting_share`.
 
 Pacing keeps the update-to-data ratio of the synchronous loop. A *round* is `collect_steps * num_actors`
 env steps, and the learner owes `updates_per_collect` updates for every round once `learning_starts` env
 steps exist (`owed_updates`), as the synchronous loop does. The learner updates while it owes updates; the
 collectors start a new chunk only while the learner is less than `async_lead_rounds` rounds behind
 (`may_collect`). With the default lead of 1, the collectors gather round k + 1 while the learner trains on
-round k.
+round k. Collectors start acting once all of them are ready, so the first one up does not take the first
+rounds alone.
 
 Published weights: `<run>/policy/agent.safetensors`, replaced atomically (written under another name and
 renamed) after every `updates_per_collect` updates; a collector reloads it before a chunk when the file has
 changed. Collectors act on CPU with one torch thread, whatever the learner's device.
 
 Failure and stopping: a collector ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group; the
-learner decides when to stop, and checkpoints first), ends when the learner sets the shared stop flag, and
-ends on its own when the learner's process is gone. A collector that fails sends its traceback to the
-learner, which raises `CollectorFailed` with it. Asynchronous runs are not reproducible bit for bit: which
-trials the learner samples depends on timing.
+learner decides when to stop), finishes its chunk and ends when the learner sets the shared stop flag (the
+learner then checkpoints), and ends on its own when the learner's process is gone. A collector that fails
+sends its traceback to the learner, which raises `CollectorFailed` with it. Asynchronous runs are not
+reproducible bit for bit: which trials the learner samples depends on timing.
 """
 
 from __future__ import annotations
