@@ -87,6 +87,8 @@ def publish_policy(agent: torch.nn.Module, run_dir: Path, updates: int) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / POLICY_FILE
     tmp = folder / f".{POLICY_FILE}.{os.getpid()}.tmp"
+    for stale in folder.glob(f".{POLICY_FILE}.*.tmp"):  # left by a learner killed while publishing
+        stale.unlink(missing_ok=True)  # the run's lock says no other learner writes here
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
     save_file(weights, str(tmp), metadata={"updates": str(updates)})
     os.replace(tmp, path)

@@ -96,6 +96,8 @@ def test_a_subscriber_loads_each_published_version_once(tiny_config, tmp_path) -
     try:
         subscriber = PolicySubscriber(tmp_path, follower.agent)
         assert not subscriber.refresh()  # nothing published yet
+        (tmp_path / POLICY_DIR).mkdir()
+        (tmp_path / POLICY_DIR / f".{POLICY_FILE}.99999.tmp").write_bytes(b"half a file of a killed learner")
         publish_policy(learner.agent, tmp_path, updates=3)
         assert subscriber.refresh() and not subscriber.refresh()
         for key, value in learner.agent.state_dict().items():
