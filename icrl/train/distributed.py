@@ -54,8 +54,15 @@ class DataParallel:
         return base + 1_000_003 * self.rank
 
     def device(self, device: torch.device) -> torch.device:
-        """Each rank on its own GPU (`cuda:<LOCAL_RANK>`) when the config says plain `cuda`."""
-        if self.enabled and device.type == "cuda" and device.index is None:
+        """Each rank on its own GPU (`cuda:<LOCAL_RANK>`) when the config says plain `cuda`. An explicit
+        index would put every rank on that one GPU (NCCL refuses two ranks on a device): a ValueError."""
+        if self.enabled and device.type == "cuda":
+            if device.index is not None:
+                raise ValueError(
+                    f"device {device} names one GPU for all {self.world} data-parallel processes: use "
+                    "--device cuda (each process takes cuda:<LOCAL_RANK>; choose the GPUs with "
+                    "CUDA_VISIBLE_DEVICES)"
+                )
             return torch.device("cuda", self.local_rank)
         return device
 

@@ -235,3 +235,13 @@ def test_a_signal_to_one_rank_stops_every_rank(tmp_path):
     saved = latest_checkpoint(tmp_path / "run" / "checkpoints")
     state = json.loads((saved / "state.json").read_text())
     assert state["extra"]["updates"] == stops[0]["updates"]  # rank 0 checkpointed where both stopped
+
+
+def test_each_rank_takes_its_own_gpu_and_an_explicit_index_is_refused() -> None:
+    from icrl.train.distributed import DataParallel
+
+    assert DataParallel(rank=1, world=2, local_rank=1).device(torch.device("cuda")) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="use --device cuda"):
+        DataParallel(rank=1, world=2, local_rank=1).device(torch.device("cuda", 0))
+    assert DataParallel().device(torch.device("cuda", 3)) == torch.device("cuda", 3)  # one process: as asked
+    assert DataParallel(rank=0, world=2).device(torch.device("cpu")) == torch.device("cpu")
