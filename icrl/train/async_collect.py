@@ -143,9 +143,9 @@ def collector_main(
     """Entry point of collector `index`: act in chunks of `collect_steps` per actor until stopped.
 
     `counters` is a shared int array [env_steps, accounted updates, collectors ready] under its lock;
-    `results` a queue receiving
-    ("trials", [TrialStats as dicts]) and, on failure, ("error", index, traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner stops us after its checkpoint
+    `results` a queue receiving ("trials", [TrialStats as dicts]) and, on failure, ("error", index,
+    traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner decides when to stop (via `stop`)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     envs = None
     try:
@@ -240,7 +240,10 @@ class CollectorPool:
             if process.exitcode is not None and not self.stop.is_set():
                 time.sleep(0.2)  # its traceback may still be on the way
                 self._raise_reported()
-                raise CollectorFailed(f"collector {i} exited with code {process.exitcode}")
+                raise CollectorFailed(
+                    f"collector {i} exited with code {process.exitcode} before it could report why (a "
+                    "failure while the process started, e.g. importing a module: see its output above)"
+                )
         return trials
 
     def _raise_reported(self) -> None:

@@ -161,16 +161,20 @@ def test_an_async_run_stops_on_sigterm_and_resumes(tiny_config, tmp_path, sigter
     assert rows[-1]["updates"] > 5 and not mp.active_children()
 
 
-def test_a_failing_collector_stops_the_run_with_its_traceback(tiny_config, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("hard_exit", "message"),
+    [(False, r"(?s)collector 0 failed.*RuntimeError: faulty env"), (True, "collector 0 exited with code 3")],
+)
+def test_a_failing_collector_stops_the_run(tiny_config, tmp_path, monkeypatch, hard_exit, message) -> None:
+    """With its traceback when it could send one; with its exit code when it died at once."""
     monkeypatch.syspath_prepend(str(HELPERS))  # the learner's probe and evaluation envs
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
+    kwargs = {"length": 5, "safe_pid": os.getpid(), "hard_exit": hard_exit}
     cfg = tiny_config(
-        run_dir=tmp_path / "run",
-        collectors=1,
-        env={"id": "faulty_env:icrl-test/Faulty-v0", "kwargs": {"length": 5, "safe_pid": os.getpid()}},
+        run_dir=tmp_path / "run", collectors=1, env={"id": "faulty_env:icrl-test/Faulty-v0", "kwargs": kwargs}
     )
     trainer = Trainer(cfg)
-    with pytest.raises(CollectorFailed, match=r"(?s)collector 0 failed.*RuntimeError: faulty env"):
+    with pytest.raises(CollectorFailed, match=message):
         trainer.run()
     assert not mp.active_children()
     Trainer(cfg, resume=True).close()  # the run's lock was released

@@ -11,15 +11,17 @@ from icrl.envs.tmaze import TMazeEnv
 
 
 class FaultyTMaze(TMazeEnv):
-    """T-Maze whose `step` raises outside the process `safe_pid` (the learner's: its probe and evaluation
-    envs work, the collectors' fail)."""
+    """T-Maze whose `step` raises (or, with `hard_exit`, ends the process) outside the process `safe_pid`
+    (the learner's: its probe and evaluation envs work, the collectors' fail)."""
 
-    def __init__(self, safe_pid: int, **kwargs) -> None:
+    def __init__(self, safe_pid: int, hard_exit: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.safe_pid = safe_pid
+        self.safe_pid, self.hard_exit = safe_pid, hard_exit
 
     def step(self, action):
         if os.getpid() != self.safe_pid:
+            if self.hard_exit:  # the process dies at once, with no Python traceback (as if killed)
+                os._exit(3)
             raise RuntimeError("faulty env: this step fails on purpose")
         return super().step(action)
 
