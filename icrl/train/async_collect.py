@@ -46,7 +46,9 @@ from safetensors.torch import load_file, save_file
 from icrl.config import Config, config_from_dict
 from icrl.envs.vector import make_vector_env
 from icrl.replay.store import ReplayStore
+from icrl.train.checkpoint import cpu_state
 from icrl.train.collector import Collector, TrialStats
+from icrl.train.factory import build_agent, env_factory, probe_env
 
 POLICY_DIR = "policy"
 POLICY_FILE = "agent.safetensors"
@@ -89,8 +91,7 @@ def publish_policy(agent: torch.nn.Module, run_dir: Path, updates: int) -> Path:
     tmp = folder / f".{POLICY_FILE}.{os.getpid()}.tmp"
     for stale in folder.glob(f".{POLICY_FILE}.*.tmp"):  # left by a learner killed while publishing
         stale.unlink(missing_ok=True)  # the run's lock says no other learner writes here
-    weights = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
-    save_file(weights, str(tmp), metadata={"updates": str(updates)})
+    save_file(cpu_state(agent), str(tmp), metadata={"updates": str(updates)})
     os.replace(tmp, path)
     return path
 
@@ -149,8 +150,6 @@ def collector_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     envs = None
     try:
-        from icrl.train.factory import build_agent, env_factory, probe_env  # spawned: import here
-
         torch.set_num_threads(1)
         cfg = dataclasses.replace(config_from_dict(cfg_json), device="cpu")  # collectors act on CPU
         actors = cfg.env.num_actors // cfg.collectors
@@ -194,6 +193,12 @@ def collector_main(
             envs.close()
 
 
+def _raise_if_failed(message: tuple) -> None:
+    """A collector's ("error", index, traceback) message as CollectorFailed; other messages pass."""
+    if message[0] == "error":
+        raise CollectorFailed(f"collector {message[1]} failed:\n{message[2]}")
+
+
 class CollectorPool:
     """The learner's handle on its collector processes and the shared counters."""
 
@@ -233,8 +238,7 @@ class CollectorPool:
                 message = self.results.get_nowait()
             except queue.Empty:
                 break
-            if message[0] == "error":
-                raise CollectorFailed(f"collector {message[1]} failed:\n{message[2]}")
+            _raise_if_failed(message)
             trials.extend(TrialStats(**row) for row in message[1])
         for i, process in enumerate(self.processes):
             if process.exitcode is not None and not self.stop.is_set():
@@ -249,9 +253,7 @@ class CollectorPool:
     def _raise_reported(self) -> None:
         try:
             while True:
-                message = self.results.get(timeout=0.05)
-                if message[0] == "error":
-                    raise CollectorFailed(f"collector {message[1]} failed:\n{message[2]}")
+                _raise_if_failed(self.results.get(timeout=0.05))
         except queue.Empty:
             return
 

@@ -73,7 +73,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss_value))
 
 
-def _cpu_state(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state(agent: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of the module's state dict (what a checkpoint or a published policy stores)."""
     return {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
 
 
@@ -120,7 +121,7 @@ def save_checkpoint(
     are saved beside the weights."""
     root = Path(checkpoint_dir)
     root.mkdir(parents=True, exist_ok=True)
-    weights = _cpu_state(agent)
+    weights = cpu_state(agent)
     weights["__torch_rng__"] = torch.get_rng_state()
     meta: dict[str, Any] = {"extra": extra or {}, "rng": rng_state()}
     optimizer_tensors = None
@@ -197,7 +198,7 @@ def average_checkpoints(
     meta = json.loads((paths[-1] / "state.json").read_text())
     meta["extra"] = {**meta.get("extra", {}), "averaged_from": list(names)}
     meta.pop("optimizer", None)
-    return _write_checkpoint_dir(root, out_name, _cpu_state(agent), meta)
+    return _write_checkpoint_dir(root, out_name, cpu_state(agent), meta)
 
 
 def load_checkpoint(
