@@ -13,7 +13,9 @@ steps exist (`owed_updates`), as the synchronous loop does. The learner updates 
 collectors start a new chunk only while the learner is less than `async_lead_rounds` rounds behind
 (`may_collect`). With the default lead of 1, the collectors gather round k + 1 while the learner trains on
 round k. Collectors start acting once all of them are ready, so the first one up does not take the first
-rounds alone.
+rounds alone. A collector claims its chunk's env steps before acting, so the collectors together stop at the
+budget exactly (as the synchronous loop, in whole chunks), and the learner ends only once no chunk is in
+flight and it has made every owed update.
 
 Published weights: `<run>/policy/agent.safetensors`, replaced atomically (written under another name and
 renamed) after every `updates_per_collect` updates; a collector reloads it before a chunk when the file has
@@ -21,7 +23,8 @@ changed. Collectors act on CPU with one torch thread, whatever the learner's dev
 
 Failure and stopping: a collector ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group; the
 learner decides when to stop), finishes its chunk and ends when the learner sets the shared stop flag (the
-learner then checkpoints), and ends on its own when the learner's process is gone. A collector that fails
+learner then counts those last chunks and checkpoints), and ends on its own when the learner's process is
+gone. A collector that fails
 sends its traceback to the learner, which raises `CollectorFailed` with it. Asynchronous runs are not
 reproducible bit for bit: which trials the learner samples depends on timing.
 """
@@ -36,6 +39,7 @@ import queue
 import signal
 import time
 import traceback
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,8 @@ from icrl.train.factory import build_agent, env_factory, probe_env
 POLICY_DIR = "policy"
 POLICY_FILE = "agent.safetensors"
 POLL_S = 0.002  # how long an idle side sleeps before it looks again
+# The shared counters: one int64 array under one lock (`shared_counters`).
+FINISHED, ACCOUNTED, READY, CLAIMED = range(4)
 
 
 class CollectorFailed(RuntimeError):
@@ -74,12 +80,22 @@ def owed_updates(env_steps: int, cfg: Config) -> int:
     return cfg.updates_per_collect * max(0, rounds - max(first, 1) + 1)
 
 
-def may_collect(env_steps: int, updates: int, cfg: Config) -> bool:
-    """Whether a collector may start a chunk: the budget is not spent and the learner is fewer than
-    `async_lead_rounds` rounds of updates behind the data."""
-    if env_steps >= cfg.total_env_steps:
+def may_collect(env_steps: int, updates: int, cfg: Config, claimed: int | None = None) -> bool:
+    """Whether a collector may start a chunk: the budget is not spent, counting the `claimed` env steps of
+    chunks in flight (default: none in flight), and the learner is fewer than `async_lead_rounds` rounds of
+    updates behind the `env_steps` of finished chunks."""
+    if (env_steps if claimed is None else claimed) >= cfg.total_env_steps:
         return False
     return owed_updates(env_steps, cfg) - updates < cfg.async_lead_rounds * cfg.updates_per_collect
+
+
+def shared_counters(ctx: Any, env_steps: int, updates: int) -> Any:
+    """The learner's and collectors' shared int64 counters, indexed by FINISHED (env steps of finished
+    chunks), ACCOUNTED (owed updates made or forgiven), READY (collectors ready to act) and CLAIMED (env
+    steps of finished chunks and of chunks in flight)."""
+    counters = [0] * 4
+    counters[FINISHED], counters[ACCOUNTED], counters[CLAIMED] = env_steps, updates, env_steps
+    return ctx.Array("q", counters)
 
 
 # ------------------------------------------------------------------------------------ published weights
@@ -143,9 +159,8 @@ def collector_main(
 ) -> None:
     """Entry point of collector `index`: act in chunks of `collect_steps` per actor until stopped.
 
-    `counters` is a shared int array [env_steps, accounted updates, collectors ready] under its lock;
-    `results` a queue receiving ("trials", [TrialStats as dicts]) and, on failure, ("error", index,
-    traceback)."""
+    `counters` come from `shared_counters`; `results` is a queue receiving ("trials", [TrialStats as
+    dicts]) and, on failure, ("error", index, traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner decides when to stop (via `stop`)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     envs = None
@@ -172,19 +187,24 @@ def collector_main(
         )
         chunk = cfg.collect_steps * actors
         with counters.get_lock():
-            counters[2] += 1  # ready
+            counters[READY] += 1
         while not stop.is_set() and _parent_alive(parent_pid):
-            with counters.get_lock():
-                env_steps, updates, ready = int(counters[0]), int(counters[1]), int(counters[2])
-            # All start together: the first one up does not take the first rounds alone.
-            if ready < cfg.collectors or not may_collect(env_steps, updates, cfg):
+            with counters.get_lock():  # look and claim in one step: two collectors never share the last chunk
+                env_steps = int(counters[FINISHED])
+                # All start together: the first one up does not take the first rounds alone.
+                go = counters[READY] >= cfg.collectors and may_collect(
+                    env_steps, int(counters[ACCOUNTED]), cfg, claimed=int(counters[CLAIMED])
+                )
+                if go:
+                    counters[CLAIMED] += chunk
+            if not go:
                 time.sleep(POLL_S)
                 continue
             policy.refresh()
             finished = collector.collect(cfg.collect_steps, env_steps)
             results.put(("trials", [asdict(s) for s in finished]))
             with counters.get_lock():
-                counters[0] += chunk
+                counters[FINISHED] += chunk
     except BaseException:  # noqa: BLE001 - everything goes back to the learner, which raises it
         results.put(("error", index, traceback.format_exc()))
         raise SystemExit(1) from None
@@ -204,7 +224,7 @@ class CollectorPool:
 
     def __init__(self, cfg: Config, run_dir: Path, env_steps: int, updates: int, rounds: int) -> None:
         ctx = mp.get_context("spawn")  # no fork of a process that holds torch threads
-        self.counters = ctx.Array("q", [env_steps, updates, 0])  # [env_steps, updates, ready], int64
+        self.counters = shared_counters(ctx, env_steps, updates)
         self.stop = ctx.Event()
         self.results = ctx.Queue()
         shared = (self.counters, self.stop, self.results)
@@ -222,13 +242,18 @@ class CollectorPool:
 
     @property
     def env_steps(self) -> int:
+        """Env steps of the chunks the collectors have finished."""
+        return self.progress()[0]
+
+    def progress(self) -> tuple[int, int]:
+        """(env steps of finished chunks, of finished chunks and chunks in flight), read together."""
         with self.counters.get_lock():
-            return int(self.counters[0])
+            return int(self.counters[FINISHED]), int(self.counters[CLAIMED])
 
     def set_accounted(self, updates: int) -> None:
         """Tell the collectors how many of the owed updates are done (made or forgiven)."""
         with self.counters.get_lock():
-            self.counters[1] = updates
+            self.counters[ACCOUNTED] = updates
 
     def drain(self) -> list[TrialStats]:
         """Finished trials reported since the last call; raises CollectorFailed if a collector failed."""
@@ -257,18 +282,29 @@ class CollectorPool:
         except queue.Empty:
             return
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the collectors (each finishes its chunk) and wait for them; kill any that hang. The queue is
-        emptied meanwhile: a process that has put into a queue exits only once its data is read."""
+    def close(self, timeout: float = 30.0) -> list[TrialStats]:
+        """Stop the collectors (each finishes its chunk) and wait for them; kill any that hang. Returns the
+        trials of those last chunks (`env_steps` counts them). The queue is emptied meanwhile: a process
+        that has put into a queue exits only once its data is read. A collector failing now only warns: the
+        run is stopping anyway, and this may run while another exception propagates."""
         self.stop.set()
         deadline = time.monotonic() + timeout
-        while any(p.is_alive() for p in self.processes) and time.monotonic() < deadline:
+        trials: list[TrialStats] = []
+        while time.monotonic() < deadline:
+            alive = any(p.is_alive() for p in self.processes)
             try:
-                self.results.get(timeout=0.05)
+                message = self.results.get(timeout=0.05)
             except queue.Empty:
-                pass
+                if alive:
+                    continue
+                break  # all ended and nothing left to read
+            if message[0] == "error":
+                warnings.warn(f"collector {message[1]} failed while stopping:\n{message[2]}", stacklevel=2)
+            else:
+                trials.extend(TrialStats(**row) for row in message[1])
         for process in self.processes:
             if process.is_alive():
                 process.kill()
                 process.join()
         self.results.close()
+        return trials

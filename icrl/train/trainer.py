@@ -294,8 +294,10 @@ class Trainer:
             else:
                 self._run_sync(loop, signals)
             if signals.received is not None or self._halted:  # stop fast: log what is pending, no final eval
-                if loop.recent:
-                    self.logger.log(mean_metrics(loop.recent), self.env_steps, self.updates)
+                if loop.recent or loop.train_trials:
+                    pending = mean_metrics(loop.recent) if loop.recent else {}
+                    pending.update(summarize_trials(loop.train_trials, "train"))
+                    self.logger.log(pending, self.env_steps, self.updates)
             elif loop.evaluated_at != (self.env_steps, self.updates) and self.dp.main:  # not twice the same
                 loop.last_eval = self._log_eval(loop.speed_mark, bar)
             if loop.checkpointed_at != (self.env_steps, self.updates) and self.dp.main:
@@ -340,12 +342,11 @@ class Trainer:
         try:
             while not self._signalled(signals):
                 loop.train_trials += pool.drain()  # raises CollectorFailed if a collector failed
-                env_steps = pool.env_steps
-                loop.bar.update(max(0, min(env_steps, cfg.total_env_steps) - loop.bar.n))
-                self.env_steps, self.rounds = env_steps, env_steps // round_steps(cfg)
+                env_steps, claimed = pool.progress()
+                self._count_collected(env_steps, loop)
                 owed = owed_updates(env_steps, cfg) - forgiven
                 if self.updates >= owed:
-                    if env_steps >= cfg.total_env_steps:
+                    if env_steps >= cfg.total_env_steps and claimed == env_steps:  # no chunk in flight
                         return
                     time.sleep(POLL_S)
                     continue
@@ -365,7 +366,13 @@ class Trainer:
                     return
                 self._log_progress(loop)
         finally:
-            pool.close()
+            loop.train_trials += pool.close()  # the chunks in flight at a stop end, and count
+            self._count_collected(pool.env_steps, loop)
+
+    def _count_collected(self, env_steps: int, loop: _Loop) -> None:
+        """Take the collectors' env-step count as this run's."""
+        loop.bar.update(max(0, min(env_steps, self.cfg.total_env_steps) - loop.bar.n))
+        self.env_steps, self.rounds = env_steps, env_steps // round_steps(self.cfg)
 
     def _start_loader(self) -> None:
         """The batch loader, made once the first trials exist."""

@@ -15,6 +15,8 @@ from safetensors import safe_open
 from icrl.config import check_config
 from icrl.replay.store import parse_trial_file_name
 from icrl.train.async_collect import (
+    CLAIMED,
+    FINISHED,
     POLICY_DIR,
     POLICY_FILE,
     CollectorFailed,
@@ -23,6 +25,7 @@ from icrl.train.async_collect import (
     may_collect,
     owed_updates,
     publish_policy,
+    shared_counters,
 )
 from icrl.train.checkpoint import latest_checkpoint
 from icrl.train.logger import read_metrics
@@ -77,6 +80,8 @@ def test_collectors_wait_for_a_learner_behind_by_the_lead(tiny_config) -> None:
     assert may_collect(20, 1, cfg)  # owes 2, made 1: less than one round behind
     assert not may_collect(20, 0, cfg)  # one whole round behind
     assert not may_collect(200, 100, cfg)  # the budget is spent
+    assert not may_collect(180, 17, cfg, claimed=200)  # ... or taken by a chunk in flight
+    assert may_collect(180, 17, cfg, claimed=190) and not may_collect(180, 16, cfg, claimed=190)
     lead2 = _pacing_config(tiny_config, learning_starts=0, total_env_steps=200, async_lead_rounds=2)
     assert may_collect(20, 0, lead2) and may_collect(40, 1, lead2) and not may_collect(40, 0, lead2)
 
@@ -131,8 +136,7 @@ def test_a_run_with_collector_processes(tiny_config, tmp_path, collectors, env_p
     cfg = tiny_config(run_dir=run, collectors=collectors, env=env, total_env_steps=300)
     trainer = Trainer(cfg)
     result = trainer.run()
-    chunk = cfg.collect_steps * cfg.env.num_actors // collectors
-    assert 300 <= trainer.env_steps < 300 + collectors * chunk
+    assert trainer.env_steps == 300  # the budget exactly: collectors claim their chunks
     assert trainer.updates == owed_updates(trainer.env_steps, cfg) > 0  # the synchronous ratio, exactly
     assert "eval/return" in result
     assert not mp.active_children()
@@ -161,14 +165,39 @@ def test_an_async_run_stops_on_sigterm_and_resumes(tiny_config, tmp_path, sigter
     assert rows[-1]["updates"] > 5 and not mp.active_children()
 
 
+def _helper_envs_importable(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(HELPERS))  # the learner's probe and evaluation envs
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_chunks_in_flight_at_a_stop_are_counted(tiny_config, tmp_path, monkeypatch, sigterm_at) -> None:
+    """The learner stops while its collectors are in the middle of chunks (slow env steps); they finish
+    them, and the checkpoint counts those env steps. Chunks of 6 steps end on trial boundaries (T-Maze 5
+    trials are 6 steps), so the trials on disk hold exactly the env steps counted."""
+    _helper_envs_importable(monkeypatch)
+    env = {"id": "faulty_env:icrl-test/Slow-v0", "kwargs": {"length": 5, "step_seconds": 0.02}}
+    run = tmp_path / "run"
+    cfg = tiny_config(
+        run_dir=run, collectors=2, collect_steps=6, env=env, eval_every=0, total_env_steps=10_000
+    )
+    trainer = Trainer(cfg)
+    sigterm_at(trainer, 3)
+    with pytest.raises(TrainingStopped):
+        trainer.run()
+    on_disk = sum(parse_trial_file_name(p.name)[1] for p in (run / "buffer" / "fifo").glob("*.npz"))
+    assert trainer.env_steps == on_disk == read_metrics(run)[-1]["env_steps"]
+    resumed = Trainer(cfg, resume=True)
+    assert (resumed.env_steps, resumed.updates) == (on_disk, 3)
+    resumed.close()
+
+
 @pytest.mark.parametrize(
     ("hard_exit", "message"),
     [(False, r"(?s)collector 0 failed.*RuntimeError: faulty env"), (True, "collector 0 exited with code 3")],
 )
 def test_a_failing_collector_stops_the_run(tiny_config, tmp_path, monkeypatch, hard_exit, message) -> None:
     """With its traceback when it could send one; with its exit code when it died at once."""
-    monkeypatch.syspath_prepend(str(HELPERS))  # the learner's probe and evaluation envs
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
+    _helper_envs_importable(monkeypatch)
     kwargs = {"length": 5, "safe_pid": os.getpid(), "hard_exit": hard_exit}
     cfg = tiny_config(
         run_dir=tmp_path / "run", collectors=1, env={"id": "faulty_env:icrl-test/Faulty-v0", "kwargs": kwargs}
@@ -184,7 +213,7 @@ def test_a_collector_whose_learner_is_gone_stops(tiny_config, tmp_path) -> None:
     """A collector outlives a learner killed with SIGKILL only until its next look (here: at once)."""
     cfg = tiny_config(run_dir=tmp_path, collectors=1)
     ctx = mp.get_context("spawn")
-    counters, stop, results = ctx.Array("q", [0, 0, 0]), ctx.Event(), ctx.Queue()
+    counters, stop, results = shared_counters(ctx, 0, 0), ctx.Event(), ctx.Queue()
     not_my_parent = -1
     process = ctx.Process(
         target=collector_main,
@@ -192,7 +221,7 @@ def test_a_collector_whose_learner_is_gone_stops(tiny_config, tmp_path) -> None:
     )
     process.start()
     process.join(120)
-    assert process.exitcode == 0 and counters[0] == 0  # ended without collecting
+    assert process.exitcode == 0 and counters[FINISHED] == counters[CLAIMED] == 0  # ended without collecting
 
 
 def test_collectors_are_refused_under_data_parallelism(tiny_config, tmp_path, monkeypatch) -> None:

@@ -1,9 +1,11 @@
-"""An env that fails in every process but one, for the asynchronous-collection tests: importable by
-spawned collectors as `faulty_env:icrl-test/Faulty-v0` once this folder is on PYTHONPATH."""
+"""Envs for the asynchronous-collection tests, importable by spawned collectors once this folder is on
+PYTHONPATH: `faulty_env:icrl-test/Faulty-v0` fails in every process but one, `faulty_env:icrl-test/Slow-v0`
+sleeps at every step (so a collector is almost always in the middle of a chunk)."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import gymnasium as gym
 
@@ -26,5 +28,18 @@ class FaultyTMaze(TMazeEnv):
         return super().step(action)
 
 
+class SlowTMaze(TMazeEnv):
+    """T-Maze that sleeps `step_seconds` at every step."""
+
+    def __init__(self, step_seconds: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.step_seconds = step_seconds
+
+    def step(self, action):
+        time.sleep(self.step_seconds)
+        return super().step(action)
+
+
 if "icrl-test/Faulty-v0" not in gym.registry:
     gym.register("icrl-test/Faulty-v0", entry_point=FaultyTMaze)
+    gym.register("icrl-test/Slow-v0", entry_point=SlowTMaze)
