@@ -6,6 +6,8 @@ Both variants share the trainer, its weights and its batches; they alternate ove
     .venv/bin/python benchmarks/ab_update.py --variant bf16     # model.precision bfloat16
     .venv/bin/python benchmarks/ab_update.py --variant compile  # torch.compile of encoder, sequence, heads
     .venv/bin/python benchmarks/ab_update.py --variant math     # explicit attention instead of SDPA
+    .venv/bin/python benchmarks/ab_update.py --variant fused    # AdamW(fused=True) vs the per-tensor loop
+    .venv/bin/python benchmarks/ab_update.py --variant foreach  # AdamW(foreach=True) vs the per-tensor loop
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ def _switches(trainer: Trainer, variant: str) -> tuple[Callable[[], None], Calla
             return lambda: [setattr(m, "forward", f) for m, f in zip(modules, forwards, strict=True)]
 
         return use(eager), use(compiled)
+    if variant in ("fused", "foreach"):  # each optimiser keeps its own moments; timing only
+        params = list(agent.trainable_parameters())
+        group = trainer.optimizer.defaults
+        plain = torch.optim.AdamW(params, lr=group["lr"], weight_decay=group["weight_decay"], foreach=False)
+        other = torch.optim.AdamW(
+            params, lr=group["lr"], weight_decay=group["weight_decay"], **{variant: True}
+        )
+
+        def optimizer(opt: torch.optim.Optimizer) -> Callable[[], None]:
+            return lambda: setattr(trainer, "optimizer", opt)
+
+        return optimizer(plain), optimizer(other)
     raise SystemExit(f"unknown variant {variant!r}")
 
 
@@ -56,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--variant", choices=("bf16", "compile", "math"), required=True)
+    parser.add_argument("--variant", choices=("bf16", "compile", "math", "fused", "foreach"), required=True)
     parser.add_argument("--preset", default="bench-s")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=4)

@@ -31,6 +31,7 @@ reproducible bit for bit: which trials the learner samples depends on timing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing as mp
@@ -40,6 +41,7 @@ import signal
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,9 @@ POLICY_FILE = "agent.safetensors"
 POLL_S = 0.002  # how long an idle side sleeps before it looks again
 # The shared counters: one int64 array under one lock (`shared_counters`).
 FINISHED, ACCOUNTED, READY, CLAIMED = range(4)
+# A process killed (SIGKILL) inside a critical section never releases the lock; nobody holds it longer than
+# a few microseconds otherwise, so a side that waits this long looks again at why it waits.
+LOCK_WAIT_S = 1.0
 
 
 class CollectorFailed(RuntimeError):
@@ -96,6 +101,28 @@ def shared_counters(ctx: Any, env_steps: int, updates: int) -> Any:
     counters = [0] * 4
     counters[FINISHED], counters[ACCOUNTED], counters[CLAIMED] = env_steps, updates, env_steps
     return ctx.Array("q", counters)
+
+
+@contextlib.contextmanager
+def counters_locked(counters: Any) -> Iterator[Any]:
+    """The raw counters, under their lock if it can be had within LOCK_WAIT_S, else None (a killed process
+    holds it: the caller decides what to do; a plain read stays safe without it)."""
+    lock = counters.get_lock()
+    if not lock.acquire(timeout=LOCK_WAIT_S):
+        yield None
+        return
+    try:
+        yield counters.get_obj()
+    finally:
+        lock.release()
+
+
+def _add(counters: Any, index: int, amount: int) -> bool:
+    """Add to one counter under the lock; False when the lock could not be had."""
+    with counters_locked(counters) as raw:
+        if raw is not None:
+            raw[index] += amount
+        return raw is not None
 
 
 # ------------------------------------------------------------------------------------ published weights
@@ -186,25 +213,33 @@ def collector_main(
             within_trial=probe_env(cfg).within_trial,
         )
         chunk = cfg.collect_steps * actors
-        with counters.get_lock():
-            counters[READY] += 1
-        while not stop.is_set() and _parent_alive(parent_pid):
-            with counters.get_lock():  # look and claim in one step: two collectors never share the last chunk
-                env_steps = int(counters[FINISHED])
+
+        def wanted() -> bool:
+            return not stop.is_set() and _parent_alive(parent_pid)
+
+        while not _add(counters, READY, 1):
+            if not wanted():
+                return
+        while wanted():
+            with counters_locked(counters) as raw:  # look and claim at once: no two claim the last chunk
+                env_steps = int(raw[FINISHED]) if raw is not None else 0
                 # All start together: the first one up does not take the first rounds alone.
-                go = counters[READY] >= cfg.collectors and may_collect(
-                    env_steps, int(counters[ACCOUNTED]), cfg, claimed=int(counters[CLAIMED])
+                go = (
+                    raw is not None
+                    and raw[READY] >= cfg.collectors
+                    and may_collect(env_steps, int(raw[ACCOUNTED]), cfg, claimed=int(raw[CLAIMED]))
                 )
                 if go:
-                    counters[CLAIMED] += chunk
+                    raw[CLAIMED] += chunk
             if not go:
                 time.sleep(POLL_S)
                 continue
             policy.refresh()
             finished = collector.collect(cfg.collect_steps, env_steps)
             results.put(("trials", [asdict(s) for s in finished]))
-            with counters.get_lock():
-                counters[FINISHED] += chunk
+            while not _add(counters, FINISHED, chunk):
+                if not wanted():
+                    return
     except BaseException:  # noqa: BLE001 - everything goes back to the learner, which raises it
         results.put(("error", index, traceback.format_exc()))
         raise SystemExit(1) from None
@@ -247,13 +282,14 @@ class CollectorPool:
 
     def progress(self) -> tuple[int, int]:
         """(env steps of finished chunks, of finished chunks and chunks in flight), read together."""
-        with self.counters.get_lock():
-            return int(self.counters[FINISHED]), int(self.counters[CLAIMED])
+        with counters_locked(self.counters) as raw:  # read anyway when a killed collector holds the lock
+            raw = self.counters.get_obj() if raw is None else raw
+            return int(raw[FINISHED]), int(raw[CLAIMED])
 
     def set_accounted(self, updates: int) -> None:
         """Tell the collectors how many of the owed updates are done (made or forgiven)."""
-        with self.counters.get_lock():
-            self.counters[ACCOUNTED] = updates
+        with counters_locked(self.counters) as raw:  # the learner is the only writer of this counter
+            (self.counters.get_obj() if raw is None else raw)[ACCOUNTED] = updates
 
     def drain(self) -> list[TrialStats]:
         """Finished trials reported since the last call; raises CollectorFailed if a collector failed."""

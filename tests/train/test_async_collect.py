@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,14 @@ from safetensors import safe_open
 from icrl.config import check_config
 from icrl.replay.store import parse_trial_file_name
 from icrl.train.async_collect import (
+    ACCOUNTED,
     CLAIMED,
     FINISHED,
     POLICY_DIR,
     POLICY_FILE,
+    READY,
     CollectorFailed,
+    CollectorPool,
     PolicySubscriber,
     collector_main,
     may_collect,
@@ -222,6 +226,48 @@ def test_a_collector_whose_learner_is_gone_stops(tiny_config, tmp_path) -> None:
     process.start()
     process.join(120)
     assert process.exitcode == 0 and counters[FINISHED] == counters[CLAIMED] == 0  # ended without collecting
+
+
+def _hold(lock, release: threading.Event) -> threading.Thread:
+    """Hold `lock` from another thread until `release` is set (as a process killed inside the lock would)."""
+    held = threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    held.wait()
+    return thread
+
+
+def test_a_lock_left_held_stops_no_one(tiny_config, tmp_path) -> None:
+    """A process killed (SIGKILL) inside the counters' lock never releases it: a collector still ends when
+    told to, and the learner's reads and writes go on without the lock."""
+    cfg = tiny_config(run_dir=tmp_path, collectors=1)
+    ctx = mp.get_context("spawn")
+    counters, stop, results = shared_counters(ctx, 40, 7), ctx.Event(), ctx.Queue()
+    release = threading.Event()
+    holder = _hold(counters.get_lock(), release)
+    try:
+        process = ctx.Process(
+            target=collector_main,
+            args=(json.loads(cfg.to_json()), str(tmp_path), 0, 0, os.getpid(), counters, stop, results),
+        )
+        process.start()
+        stop.set()
+        process.join(120)
+        assert process.exitcode == 0 and counters.get_obj()[READY] == 0  # never got the lock, ended anyway
+        pool = CollectorPool.__new__(CollectorPool)  # only its counters: no processes
+        pool.counters = counters
+        assert pool.progress() == (40, 40)
+        pool.set_accounted(9)
+        assert counters.get_obj()[ACCOUNTED] == 9
+    finally:
+        release.set()
+        holder.join()
 
 
 def test_collectors_are_refused_under_data_parallelism(tiny_config, tmp_path, monkeypatch) -> None:
