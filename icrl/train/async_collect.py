@@ -24,9 +24,8 @@ changed. Collectors act on CPU with one torch thread, whatever the learner's dev
 Failure and stopping: a collector ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group; the
 learner decides when to stop), finishes its chunk and ends when the learner sets the shared stop flag (the
 learner then counts those last chunks and checkpoints), and ends on its own when the learner's process is
-gone. A collector that fails
-sends its traceback to the learner, which raises `CollectorFailed` with it. Asynchronous runs are not
-reproducible bit for bit: which trials the learner samples depends on timing.
+gone. A collector that fails sends its traceback to the learner, which raises `CollectorFailed` with it.
+Asynchronous runs are not reproducible bit for bit: which trials the learner samples depends on timing.
 """
 
 from __future__ import annotations
