@@ -3,7 +3,7 @@
 # HalfCheetahVel learner's throughput, and a short HalfCheetahVel training run on the GPU.
 # Needs, in .whl/ (carried to the machine), Python 3.12 manylinux wheels of what its image lacks: gymnasium
 # 1.4.0, farama-notifications, tyro 1.0.17, docstring-parser, typeguard, shtab, mujoco 3.3.0, glfw, pyopengl
-# (`pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_17_x86_64 ...`).
+# (`bash benchmarks/gpu_wheels.sh` fetches them here).
 # Switches: SKIP_TESTS=1, SKIP_BENCH=1, TRAIN_SECONDS (default 150).
 # Writes its logs to $OUT (default /tmp/gpu_check).
 set -u
