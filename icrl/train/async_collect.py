@@ -58,6 +58,7 @@ from icrl.train.factory import build_agent, env_factory, probe_env
 POLICY_DIR = "policy"
 POLICY_FILE = "agent.safetensors"
 POLL_S = 0.002  # how long an idle side sleeps before it looks again
+COLLECTOR_NAME = "icrl-collector"  # process names: icrl-collector-0, -1, ...
 # The shared counters: one int64 array under one lock (`shared_counters`).
 FINISHED, ACCOUNTED, READY, CLAIMED = range(4)
 # A process killed (SIGKILL) inside a critical section never releases the lock; nobody holds it longer than
@@ -247,6 +248,18 @@ def collector_main(
             envs.close()
 
 
+def refuse_inside_a_collector() -> None:
+    """Raise when called in a collector process: it means the collector is re-running a Python script
+    without an `if __name__ == "__main__":` guard (spawn imports the main script), which would otherwise
+    start a second run from inside the collector."""
+    name = mp.current_process().name  # set before spawn imports the main script
+    if name.startswith(COLLECTOR_NAME):
+        raise RuntimeError(
+            f"{name} is re-running your script's training code: a script that trains with collectors must "
+            "start it from an `if __name__ == '__main__':` block (spawned processes import the main script)"
+        )
+
+
 def _raise_if_failed(message: tuple) -> None:
     """A collector's ("error", index, traceback) message as CollectorFailed; other messages pass."""
     if message[0] == "error":
@@ -266,7 +279,7 @@ class CollectorPool:
             ctx.Process(
                 target=collector_main,
                 args=(json.loads(cfg.to_json()), str(run_dir), i, rounds, os.getpid(), *shared),
-                name=f"icrl-collector-{i}",
+                name=f"{COLLECTOR_NAME}-{i}",
                 daemon=False,  # it may start env processes of its own (`env.asynchronous`)
             )
             for i in range(cfg.collectors)
@@ -306,7 +319,9 @@ class CollectorPool:
                 self._raise_reported()
                 raise CollectorFailed(
                     f"collector {i} exited with code {process.exitcode} before it could report why (a "
-                    "failure while the process started, e.g. importing a module: see its output above)"
+                    "failure while the process started, e.g. importing a module, or a Python script without "
+                    "an `if __name__ == '__main__':` guard, which each spawned collector re-runs: see its "
+                    "output above)"
                 )
         return trials
 

@@ -32,7 +32,14 @@ from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
 from icrl.replay.sampler import TrialSampler
 from icrl.replay.store import ReplayStore
-from icrl.train.async_collect import POLL_S, CollectorPool, owed_updates, publish_policy, round_steps
+from icrl.train.async_collect import (
+    POLL_S,
+    CollectorPool,
+    owed_updates,
+    publish_policy,
+    refuse_inside_a_collector,
+    round_steps,
+)
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from icrl.train.collector import Collector, TrialStats
 from icrl.train.distributed import from_environment
@@ -75,6 +82,7 @@ class Trainer:
     """Owns one run directory and everything that lives in it."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> None:
+        refuse_inside_a_collector()  # an unguarded script re-run by a spawned collector
         # A bad value, schedule, acting discount, device or env fails here, before the run directory exists.
         check_config(cfg)
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -211,6 +213,26 @@ def test_a_failing_collector_stops_the_run(tiny_config, tmp_path, monkeypatch, h
         trainer.run()
     assert not mp.active_children()
     Trainer(cfg, resume=True).close()  # the run's lock was released
+
+
+def test_a_script_without_a_main_guard_is_told_why(tiny_config, tmp_path) -> None:
+    """Spawned collectors re-run an unguarded script. With a new run directory per process (as default run
+    names have) that would start a second run inside the collector; it is refused before anything is made,
+    and the learner ends with an error that names the cause instead of hanging."""
+    cfg = tiny_config(collectors=1)
+    script = tmp_path / "train_unguarded.py"
+    script.write_text(
+        "import json, os\n"
+        "from icrl.config import config_from_dict\n"
+        "from icrl.train.trainer import Trainer\n"
+        f"cfg = config_from_dict(json.loads({cfg.to_json()!r}))\n"
+        f"Trainer(cfg, run_dir=f'{tmp_path}/run-{{os.getpid()}}').run()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "CollectorFailed" in done.stderr and "__name__ == '__main__'" in done.stderr
+    assert "icrl-collector-0 is re-running your script" in done.stderr  # the collector's own message
+    assert len(list(tmp_path.glob("run-*"))) == 1  # the collector made no run of its own
 
 
 def test_a_collector_whose_learner_is_gone_stops(tiny_config, tmp_path) -> None:
