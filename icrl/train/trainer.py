@@ -144,8 +144,8 @@ class Trainer:
         self.envs = make_vector_env(env_factory(cfg), actors, cfg.env.asynchronous, seed=rank_seed)
         self.agent = build_agent(cfg, self.envs.single_observation_space, self.envs.single_action_space)
         self.agent.to(self.device)
-        # foreach: one op over all tensors instead of a loop per tensor (torch's CPU default); the same numbers
-        # bit for bit on CPU, and already the default on CUDA (benchmarks/RESULTS.md, "The optimizer step").
+        # foreach: one op over all tensors, not a loop per tensor (torch's CPU default); the same numbers bit
+        # for bit on CPU, and already the default on CUDA (benchmarks/RESULTS.md, "The optimizer step").
         self.optimizer = torch.optim.AdamW(
             self.agent.trainable_parameters(),
             lr=cfg.agent.lr,
