@@ -95,6 +95,18 @@ def read_stats(stats: dict[str, Tensor | float]) -> dict[str, float]:
     return {k: out[k] for k in stats}  # the input's key order
 
 
+def mean_metrics(rows: list[dict[str, Tensor | float]]) -> dict[str, float]:
+    """Per-key mean of the metric dicts of several updates (all with the keys of the first); scalar tensors
+    are averaged where they are, then read with one device-to-host copy."""
+    means: dict[str, Tensor | float] = {}
+    for k, first in rows[0].items():
+        if isinstance(first, Tensor):
+            means[k] = torch.stack([row[k].float() for row in rows]).mean()
+        else:
+            means[k] = float(np.mean([row[k] for row in rows]))
+    return read_stats(means)
+
+
 class Agent(nn.Module):
     """Shared actor-critic over whole trials (Discrete, Box in [-1, 1], or MultiBinary actions)."""
 

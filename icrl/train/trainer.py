@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from icrl.agent.agent import acting_head, read_stats
+from icrl.agent.agent import acting_head, mean_metrics
 from icrl.config import Config, check_config, load_config
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
@@ -56,6 +56,7 @@ from icrl.train.factory import (
 )
 from icrl.train.logger import NullLogger, RunLogger, WandbSettings, import_wandb
 from icrl.train.run_lock import RunLock
+from icrl.train.schedule import learning_rate
 from icrl.train.stopping import GracefulStop, TrainingStopped
 
 
@@ -473,32 +474,6 @@ class Trainer:
             warnings.warn(f"closing the actors failed ({exc!r}); the run's files are intact", stacklevel=2)
         self.logger.close()
         self._release_lock()
-
-
-def mean_metrics(rows: list[dict[str, Tensor | float]]) -> dict[str, float]:
-    """Per-key mean of the metric dicts of several updates (all with the keys of the first); scalar tensors
-    are averaged where they are, then read with one device-to-host copy."""
-    means: dict[str, Tensor | float] = {}
-    for k, first in rows[0].items():
-        if isinstance(first, Tensor):
-            means[k] = torch.stack([row[k].float() for row in rows]).mean()
-        else:
-            means[k] = float(np.mean([row[k] for row in rows]))
-    return read_stats(means)
-
-
-def learning_rate(base: float, updates: int, warmup_updates: int, progress: float, decay_to: float) -> float:
-    """The learning rate of update number `updates` (0-based): a linear warm-up over `warmup_updates`,
-    times a linear decay from 1 to `decay_to` over training progress (env steps / total, clipped to [0, 1]).
-
-    Progress is measured in env steps, not updates, so the schedule is the same for any update-to-data
-    ratio; `icrl resume --total-env-steps N` stretches the remaining decay to the new total.
-    """
-    if not 0.0 <= decay_to <= 1.0:
-        raise ValueError(f"lr_decay_to must be in [0, 1], got {decay_to}")
-    warm = min(1.0, (updates + 1) / max(1, warmup_updates))
-    decay = 1.0 - (1.0 - decay_to) * min(1.0, max(0.0, progress))
-    return base * warm * decay
 
 
 def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from icrl.train.trainer import learning_rate
+from icrl.train.schedule import learning_rate
 
 
 @pytest.mark.parametrize(

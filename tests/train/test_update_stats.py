@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from icrl.agent.agent import read_stats
+from icrl.agent.agent import mean_metrics, read_stats
 from icrl.nets.distributions import to_device_async
-from icrl.train.trainer import mean_metrics
 
 
 def test_read_stats_keeps_order_and_values() -> None:
