@@ -104,25 +104,25 @@ def shared_counters(ctx: Any, env_steps: int, updates: int) -> Any:
 
 
 @contextlib.contextmanager
-def counters_locked(counters: Any) -> Iterator[Any]:
-    """The raw counters, under their lock if it can be had within LOCK_WAIT_S, else None (a killed process
-    holds it: the caller decides what to do; a plain read stays safe without it)."""
+def counters_locked(counters: Any) -> Iterator[bool]:
+    """Hold the counters' lock if it can be had within LOCK_WAIT_S; yields whether it is held (if not, a
+    killed process holds it: the caller decides what to do; a plain read stays safe without it). Inside,
+    read and write `counters.get_obj()`, which does not take the lock again."""
     lock = counters.get_lock()
-    if not lock.acquire(timeout=LOCK_WAIT_S):
-        yield None
-        return
+    held = lock.acquire(timeout=LOCK_WAIT_S)
     try:
-        yield counters.get_obj()
+        yield held
     finally:
-        lock.release()
+        if held:
+            lock.release()
 
 
 def _add(counters: Any, index: int, amount: int) -> bool:
     """Add to one counter under the lock; False when the lock could not be had."""
-    with counters_locked(counters) as raw:
-        if raw is not None:
-            raw[index] += amount
-        return raw is not None
+    with counters_locked(counters) as held:
+        if held:
+            counters.get_obj()[index] += amount
+        return held
 
 
 # ------------------------------------------------------------------------------------ published weights
@@ -213,6 +213,7 @@ def collector_main(
             within_trial=probe_env(cfg).within_trial,
         )
         chunk = cfg.collect_steps * actors
+        raw = counters.get_obj()
 
         def wanted() -> bool:
             return not stop.is_set() and _parent_alive(parent_pid)
@@ -221,11 +222,11 @@ def collector_main(
             if not wanted():
                 return
         while wanted():
-            with counters_locked(counters) as raw:  # look and claim at once: no two claim the last chunk
-                env_steps = int(raw[FINISHED]) if raw is not None else 0
+            with counters_locked(counters) as held:  # look and claim at once: no two claim the last chunk
+                env_steps = int(raw[FINISHED])
                 # All start together: the first one up does not take the first rounds alone.
                 go = (
-                    raw is not None
+                    held
                     and raw[READY] >= cfg.collectors
                     and may_collect(env_steps, int(raw[ACCOUNTED]), cfg, claimed=int(raw[CLAIMED]))
                 )
@@ -294,14 +295,14 @@ class CollectorPool:
 
     def progress(self) -> tuple[int, int]:
         """(env steps of finished chunks, of finished chunks and chunks in flight), read together."""
-        with counters_locked(self.counters) as raw:  # read anyway when a killed collector holds the lock
-            raw = self.counters.get_obj() if raw is None else raw
+        raw = self.counters.get_obj()
+        with counters_locked(self.counters):  # read anyway when a killed collector holds the lock
             return int(raw[FINISHED]), int(raw[CLAIMED])
 
     def set_accounted(self, updates: int) -> None:
         """Tell the collectors how many of the owed updates are done (made or forgiven)."""
-        with counters_locked(self.counters) as raw:  # the learner is the only writer of this counter
-            (self.counters.get_obj() if raw is None else raw)[ACCOUNTED] = updates
+        with counters_locked(self.counters):  # the learner is the only writer of this counter
+            self.counters.get_obj()[ACCOUNTED] = updates
 
     def drain(self) -> list[TrialStats]:
         """Finished trials reported since the last call; raises CollectorFailed if a collector failed."""

@@ -308,10 +308,7 @@ class Trainer:
             else:
                 self._run_sync(loop, signals)
             if signals.received is not None or self._halted:  # stop fast: log what is pending, no final eval
-                if loop.recent or loop.train_trials:
-                    pending = mean_metrics(loop.recent) if loop.recent else {}
-                    pending.update(summarize_trials(loop.train_trials, "train"))
-                    self.logger.log(pending, self.env_steps, self.updates)
+                self._log_progress(loop, pending=True)
             elif loop.evaluated_at != (self.env_steps, self.updates) and self.dp.main:  # not twice the same
                 loop.last_eval = self._log_eval(loop.speed_mark, bar)
             if loop.checkpointed_at != (self.env_steps, self.updates) and self.dp.main:
@@ -430,14 +427,18 @@ class Trainer:
             loop.checkpointed_at = (self.env_steps, self.updates)
         return False
 
-    def _log_progress(self, loop: _Loop) -> None:
-        """One metrics row of the recent updates and finished trials, once there are enough of them."""
-        if len(loop.recent) >= 50 or loop.train_trials and len(loop.recent) >= 10:
-            metrics = mean_metrics(loop.recent)
-            metrics.update(summarize_trials(loop.train_trials, "train"))
-            self.logger.log(metrics, self.env_steps, self.updates)
+    def _log_progress(self, loop: _Loop, pending: bool = False) -> None:
+        """One metrics row of the recent updates and finished trials, once there are enough of them (with
+        `pending`: whatever there is, as a run stops)."""
+        enough = len(loop.recent) >= 50 or loop.train_trials and len(loop.recent) >= 10
+        if not (enough or pending and (loop.recent or loop.train_trials)):
+            return
+        metrics = mean_metrics(loop.recent) if loop.recent else {}
+        metrics.update(summarize_trials(loop.train_trials, "train"))
+        self.logger.log(metrics, self.env_steps, self.updates)
+        if loop.recent:
             loop.bar.set_postfix(loss=f"{metrics['loss/total']:.3f}", refresh=False)
-            loop.recent, loop.train_trials = [], []
+        loop.recent, loop.train_trials = [], []
 
     def _log_eval(self, mark: tuple[float, int, int], bar: tqdm) -> dict[str, float]:
         elapsed = max(1e-9, time.perf_counter() - mark[0])
