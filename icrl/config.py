@@ -43,8 +43,8 @@ class EnvConfig:
 class ModelConfig:
     """Timestep encoder, sequence model and heads."""
 
-    kind: Literal["transformer", "gru", "lstm", "mlp"] = "transformer"
-    """Sequence model; `mlp` is the memory-free control."""
+    kind: Literal["transformer", "gru", "lstm", "ssm", "mlp"] = "transformer"
+    """Sequence model; `ssm`: diagonal linear recurrences (LRU); `mlp` is the memory-free control."""
     d_model: int = 128
     """Width of the sequence model."""
     n_layers: int = 2
@@ -61,6 +61,8 @@ class ModelConfig:
     """σReparam spectral reparameterisation of the transformer's linear layers."""
     normformer: bool = True
     """Normformer's extra LayerNorms (after attention and inside the feed-forward)."""
+    state_size: int | None = None
+    """Complex state channels per layer (ssm; None: d_model)."""
     context_len: int = 256
     """Context length L: training windows hold L transitions; rollouts attend to the last L steps."""
     max_time: int | None = None
@@ -329,6 +331,7 @@ FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
     "model.dropout": (0.0, 1.0, False, True),
     "model.context_len": _POSITIVE,
     "model.max_time": _POSITIVE,
+    "model.state_size": _POSITIVE,
     "model.encoder_hidden": _POSITIVE,
     "model.actor_hidden": _POSITIVE,
     "model.critic_hidden": _POSITIVE,

@@ -27,7 +27,7 @@ from icrl.agent.popart import PopArt
 from icrl.config import AgentConfig, ModelConfig
 from icrl.nets.distributions import Categorical
 from icrl.nets.encoders import TimestepEncoder
-from icrl.nets.sequence import RECURRENT_KINDS, make_sequence_model
+from icrl.nets.sequence import FLOAT32_KINDS, make_sequence_model
 
 
 def _cpu_flags() -> set[str]:
@@ -52,7 +52,7 @@ def resolve_precision(model: ModelConfig, device: torch.device | str) -> ModelCo
     """`model` with precision "auto" replaced by what suits `device` (other values pass unchanged)."""
     if model.precision != "auto":
         return model
-    fast = model.kind not in RECURRENT_KINDS and bfloat16_in_hardware(device)  # recurrent: float32 only
+    fast = model.kind not in FLOAT32_KINDS and bfloat16_in_hardware(device)
     return dataclasses.replace(model, precision="bfloat16" if fast else "float32")
 
 
@@ -69,7 +69,7 @@ def acting_head(gammas: tuple[float, ...], acting_gamma: float | None) -> int:
 def _check_precision(model: ModelConfig) -> None:
     if model.precision == "auto":
         raise ValueError("resolve model.precision 'auto' with resolve_precision(model, device) first")
-    if model.precision == "bfloat16" and model.kind in RECURRENT_KINDS:
+    if model.precision == "bfloat16" and model.kind in FLOAT32_KINDS:
         raise ValueError("model.precision bfloat16 is supported for the transformer and mlp models only")
 
 
@@ -139,6 +139,7 @@ class Agent(nn.Module):
             sigma_reparam=model.sigma_reparam,
             normformer=model.normformer,
             max_time=model.max_time,
+            state_size=model.state_size,
         )
         self.actor, self.critics = self.action_kind.build_heads(d, num_gammas, model, agent)
         # Targets are EMA copies of the heads only: they read the online sequence model's (detached)

@@ -22,8 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-SEQUENCE_KINDS = ("transformer", "gru", "lstm", "mlp")
+SEQUENCE_KINDS = ("transformer", "gru", "lstm", "ssm", "mlp")
 RECURRENT_KINDS = ("gru", "lstm")
+FLOAT32_KINDS = ("gru", "lstm", "ssm")
+"""Kinds that run in float32 only (no bfloat16 autocast): torch's recurrent kernels, complex arithmetic."""
 
 
 class SequenceModel(nn.Module):
@@ -73,14 +75,17 @@ def make_sequence_model(
     normformer: bool = True,
     attention: str = "sdpa",
     max_time: int | None = None,
+    state_size: int | None = None,
 ) -> SequenceModel:
-    """Build a sequence model of `kind` in {"transformer", "gru", "lstm", "mlp"}.
+    """Build a sequence model of `kind` in {"transformer", "gru", "lstm", "ssm", "mlp"}.
 
     One signature for every kind, so that a config can pass all of its fields; arguments that do not
     apply to a kind are ignored:
     - transformer: all arguments (`max_len` = KV-cache length, i.e. the rollout context; `max_time` =
       size of the learned position table, default `max_len`: later times share the last embedding);
     - gru / lstm: `n_layers`, `dropout` (between recurrent layers);
+    - ssm (diagonal linear recurrences): `n_layers`, `d_ff`, `dropout`, `state_size` (complex state
+      channels per layer, default d_model);
     - mlp (memory-free control): `n_layers` residual blocks, `d_ff`, `dropout`.
     `d_ff=None` means 4 * d_model.
     """
@@ -106,6 +111,12 @@ def make_sequence_model(
         from icrl.nets.recurrent import RecurrentModel
 
         return RecurrentModel(kind, d_model=d_model, n_layers=n_layers, dropout=dropout)
+    if kind == "ssm":
+        from icrl.nets.ssm import StateSpaceModel
+
+        return StateSpaceModel(
+            d_model=d_model, n_layers=n_layers, d_ff=d_ff, dropout=dropout, state_size=state_size
+        )
     if kind == "mlp":
         from icrl.nets.memoryless import MemorylessModel
 

@@ -98,6 +98,7 @@ def test_bfloat16_loss_close_to_float32_on_cpu(tiny_trainer):
         ({"avx2", "avx512f"}, "transformer", "float32"),  # AVX-512 without BF16: emulated, slow
         (set(), "transformer", "float32"),  # no /proc/cpuinfo (macOS)
         ({"avx512_bf16"}, "gru", "float32"),  # recurrent models run in float32 only
+        ({"amx_bf16"}, "ssm", "float32"),  # and so does the complex state-space model
     ],
 )
 def test_auto_precision_follows_the_cpu_flags(monkeypatch, flags, kind, expected):

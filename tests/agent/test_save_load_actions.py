@@ -50,11 +50,13 @@ def _policy_params(agent, trial: dict[str, np.ndarray]) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("name", list(ENVS))
-def test_save_load_identical_greedy_actions(tmp_path, agent_config, name):
+@pytest.mark.parametrize(
+    ("name", "kind"), [*((name, "transformer") for name in ENVS), ("discrete", "gru"), ("box", "ssm")]
+)
+def test_save_load_identical_greedy_actions(tmp_path, agent_config, name, kind):
     cfg = agent_config(
         tmp_path / "run", env={**ENVS[name], "num_actors": 2}, total_env_steps=100, learning_starts=20,
-        checkpoint_every=0,
+        checkpoint_every=0, model={"kind": kind},
     )
     trainer = Trainer(cfg)
     trainer.run()

@@ -1,6 +1,6 @@
 """GPU checks: they run where CUDA is available (the lent GPU machine) and are skipped elsewhere.
 
-    python -m pytest tests/gpu -q
+python -m pytest tests/gpu -q
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import torch
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_update_on_cuda_is_finite(tiny_trainer, precision):
-    trainer = tiny_trainer(device="cuda", model={"precision": precision})
+@pytest.mark.parametrize(
+    ("kind", "precision"), [("transformer", "float32"), ("transformer", "bfloat16"), ("ssm", "float32")]
+)
+def test_update_on_cuda_is_finite(tiny_trainer, kind, precision):
+    trainer = tiny_trainer(device="cuda", model={"kind": kind, "precision": precision})
     try:
         for _ in range(3):
             metrics = trainer.update()
@@ -41,12 +43,13 @@ def test_bfloat16_loss_close_to_float32(tiny_trainer):
         trainer.close()
 
 
-def test_rollout_step_matches_forward_on_cuda():
-    """The KV-cached step equals the full forward on the GPU too (float32)."""
+@pytest.mark.parametrize("kind", ["transformer", "ssm"])
+def test_rollout_step_matches_forward_on_cuda(kind):
+    """The KV-cached (or recurrent) step equals the full forward on the GPU too (float32)."""
     from icrl.nets.sequence import make_sequence_model
 
     torch.manual_seed(0)
-    model = make_sequence_model("transformer", d_model=32, max_len=16, n_layers=2, n_heads=4).cuda().eval()
+    model = make_sequence_model(kind, d_model=32, max_len=16, n_layers=2, n_heads=4).cuda().eval()
     x = torch.randn(3, 10, 32, device="cuda")
     t = torch.arange(10, device="cuda").expand(3, 10)
     with torch.no_grad():

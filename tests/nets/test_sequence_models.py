@@ -16,6 +16,7 @@ KINDS = {
     "transformer-none": dict(kind="transformer", pos_emb="none", normformer=False),
     "gru": dict(kind="gru"),
     "lstm": dict(kind="lstm"),
+    "ssm": dict(kind="ssm"),
     "mlp": dict(kind="mlp"),
 }
 
@@ -77,7 +78,7 @@ def test_default_time_and_factory_defaults():
     x = torch.randn(2, 5, 128)
     torch.testing.assert_close(model.eval()(x), model(x, torch.arange(5).expand(2, 5)))
     # transformer-only arguments are accepted and ignored by the other kinds
-    for kind in ("gru", "lstm", "mlp"):
+    for kind in ("gru", "lstm", "ssm", "mlp"):
         m = make_sequence_model(kind, 16, 8, n_heads=3, pos_emb="rope", sigma_reparam=True, attention="math")
         assert m.d_model == 16 and m(torch.randn(1, 4, 16)).shape == (1, 4, 16)
     with pytest.raises(ValueError):
@@ -154,7 +155,7 @@ def test_multilayer_cache_slide_keeps_shapes_and_finite_outputs():
     assert state.lengths.tolist() == [0, 17, 0, 17]
 
 
-@pytest.mark.parametrize("name", ["gru", "lstm", "mlp", "transformer-learned"])
+@pytest.mark.parametrize("name", ["gru", "lstm", "ssm", "mlp", "transformer-learned"])
 def test_reset_state_only_touches_done_actors(name):
     model = build(name).eval()
     state = model.initial_state(3)
@@ -162,8 +163,8 @@ def test_reset_state_only_touches_done_actors(name):
         _, state = model.step(torch.randn(3, D), torch.full((3,), t), state)
     state = model.reset_state(state, np.array([False, True, False]))
     fresh = model.initial_state(3)
-    if name in ("gru", "lstm"):
-        hs = state if name == "gru" else state[0]
+    if name in ("gru", "lstm", "ssm"):
+        hs = state[0] if name == "lstm" else state
         assert hs[:, 1].abs().sum() == 0 and hs[:, 0].abs().sum() > 0 and hs[:, 2].abs().sum() > 0
     elif name == "mlp":
         assert state is None and fresh is None

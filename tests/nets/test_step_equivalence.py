@@ -26,6 +26,7 @@ CONFIGS = {
     ),
     "gru": dict(kind="gru"),
     "lstm": dict(kind="lstm"),
+    "ssm": dict(kind="ssm"),
     "mlp": dict(kind="mlp"),
 }
 
@@ -103,7 +104,7 @@ def test_step_equals_forward_with_staggered_resets(name):
         check_against_forward(model, x, starts, stepped)
 
 
-@pytest.mark.parametrize("name", ["transformer-rope-sigma", "lstm"])
+@pytest.mark.parametrize("name", ["transformer-rope-sigma", "lstm", "ssm"])
 def test_step_equals_forward_under_inference_mode(name):
     """Collectors run under inference_mode (state created and stepped there)."""
     model = build(CONFIGS[name], seed=3)

@@ -342,7 +342,7 @@ def _episodes_per_actor(spy: InputSpy, actor: int) -> list[tuple[np.ndarray, np.
     return [(times[a:b], logits[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
-@pytest.mark.parametrize("kind", ["transformer", "gru", "mlp"])
+@pytest.mark.parametrize("kind", ["transformer", "gru", "ssm", "mlp"])
 def test_forget_episodes_plays_every_attempt_as_the_first(tiny_config, kind):
     # MetaFrozenLake is deterministic and every attempt of a trial starts on the same cell of the same
     # map, so greedy play with memory cleared at each attempt repeats attempt 1 step for step. With
