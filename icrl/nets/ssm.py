@@ -10,13 +10,14 @@ Networks for Long Sequences"), in a pre-LayerNorm residual block:
     h = h + drop(FF_2 leaky_relu(FF_1 LN_2(h)))   # the memory-free model's residual feed-forward
 
 followed by a final LayerNorm. λ = exp(-exp(ν) + i·exp(θ)) keeps |λ| < 1 for any ν, θ (a stable
-recurrence whatever the optimiser does); |λ| starts uniform on the ring [r_min, r_max] and the phase in
-[0, max_phase]. γ = sqrt(1 - |λ|²) at init (then learned) keeps the state's scale independent of how
-long a channel remembers.
+recurrence whatever the optimiser does; float32 rounds |λ| to 1 only for ν below about -17). |λ| starts
+uniform on the ring [r_min, r_max] and the phase in [0, max_phase]. γ = sqrt(1 - |λ|²) at init (then
+learned) keeps the state's scale independent of how long a channel remembers.
 
 Why it is here: the recurrence is linear in the state, so a training window is computed with a parallel
-scan (log2 L tensor steps, no Python loop over time) while a rollout step costs O(N) per actor whatever
-the trial's length, and its memory is not cut at a context length the way the Transformer's cache is.
+scan (`linear_scan`: matmuls inside chunks of 8 steps, log2(L / 8) passes across them; no Python loop over
+time), while a rollout step costs O(N) per actor whatever the trial's length, and its memory is not cut
+at a context length the way the Transformer's cache is.
 Like the GRU, a training window starts from a zero state, exactly as a freshly reset actor does; the
 time index is not used (the recurrence carries order). float32 only (complex arithmetic has no bfloat16).
 """
@@ -78,7 +79,7 @@ class LinearRecurrence(nn.Module):
     def __init__(
         self,
         d_model: int,
-        d_state: int,
+        state_size: int,
         r_min: float = 0.9,
         r_max: float = 0.999,
         max_phase: float = math.pi / 10,
@@ -86,19 +87,19 @@ class LinearRecurrence(nn.Module):
         super().__init__()
         if not 0.0 <= r_min < r_max < 1.0:
             raise ValueError(f"need 0 <= r_min < r_max < 1, got r_min={r_min}, r_max={r_max}")
-        radius = torch.sqrt(torch.rand(d_state) * (r_max**2 - r_min**2) + r_min**2)  # uniform on the ring
+        radius = torch.sqrt(torch.rand(state_size) * (r_max**2 - r_min**2) + r_min**2)  # uniform on the ring
         self.nu_log = nn.Parameter(torch.log(-torch.log(radius)))
-        self.theta_log = nn.Parameter(torch.log(max_phase * torch.rand(d_state).clamp_min(1e-4)))
+        self.theta_log = nn.Parameter(torch.log(max_phase * torch.rand(state_size).clamp_min(1e-4)))
         self.gamma_log = nn.Parameter(0.5 * torch.log1p(-(radius**2)))
-        scale_in, scale_out = 1.0 / math.sqrt(2 * d_model), 1.0 / math.sqrt(d_state)
-        self.b_re = nn.Parameter(torch.randn(d_state, d_model) * scale_in)
-        self.b_im = nn.Parameter(torch.randn(d_state, d_model) * scale_in)
-        self.c_re = nn.Parameter(torch.randn(d_model, d_state) * scale_out)
-        self.c_im = nn.Parameter(torch.randn(d_model, d_state) * scale_out)
+        scale_in, scale_out = 1.0 / math.sqrt(2 * d_model), 1.0 / math.sqrt(state_size)
+        self.b_re = nn.Parameter(torch.randn(state_size, d_model) * scale_in)
+        self.b_im = nn.Parameter(torch.randn(state_size, d_model) * scale_in)
+        self.c_re = nn.Parameter(torch.randn(d_model, state_size) * scale_out)
+        self.c_im = nn.Parameter(torch.randn(d_model, state_size) * scale_out)
         self.skip = nn.Parameter(torch.randn(d_model))
 
     def decay(self) -> Tensor:
-        """λ (N,) complex, |λ| = exp(-exp(ν)) < 1."""
+        """λ (N,) complex, |λ| = exp(-exp(ν))."""
         return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
 
     def drive(self, u: Tensor) -> Tensor:
@@ -119,10 +120,10 @@ class LinearRecurrence(nn.Module):
 
 
 class SSMBlock(nn.Module):
-    def __init__(self, d_model: int, d_state: int, d_ff: int, dropout: float):
+    def __init__(self, d_model: int, state_size: int, d_ff: int, dropout: float):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
-        self.recurrence = LinearRecurrence(d_model, d_state)
+        self.recurrence = LinearRecurrence(d_model, state_size)
         self.out = nn.Linear(d_model, 2 * d_model)
         self.drop = nn.Dropout(dropout)
         self.feed_forward = ResidualMLPBlock(d_model, d_ff, dropout)
