@@ -70,6 +70,7 @@ def summarize(run_dir: Path, threshold: float | None, metric: str) -> dict:
         hit = next((r for r in rows if r[metric] >= threshold), None)
         out["reached_at_s"] = hit["wall_time_s"] if hit else None
         out["reached_at_steps"] = hit["env_steps"] if hit else None
+        out["reached_at_updates"] = hit["updates"] if hit else None
     return out
 
 

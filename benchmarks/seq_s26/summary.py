@@ -1,41 +1,26 @@
-"""One JSON line per run's metrics.jsonl: solved (first eval return >= the threshold, 0.99 unless
-`--threshold` says otherwise) or not, and where.
+"""`benchmarks/learning.py`'s summary of run directories made elsewhere, one JSON line each, with the run's
+env, model kind and seed from its config.json (learning.py itself names its runs after them).
 
-    .venv/bin/python benchmarks/seq_s26/summary.py runs/seq-s26/*/metrics.jsonl
-    .venv/bin/python benchmarks/seq_s26/summary.py --threshold 0.9 RUN/metrics.jsonl
+    .venv/bin/python benchmarks/seq_s26/summary.py --threshold 0.99 RUN [RUN ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-
-def summarize(path: Path, threshold: float = 0.99) -> dict:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    config = json.loads((path.parent / "config.json").read_text())
-    evals = [row for row in rows if "eval/return" in row]
-    solved = next((row for row in evals if row["eval/return"] >= threshold), None)
-    end = solved or rows[-1]
-    return {
-        "run": path.parent.name,
-        "env": config["env"]["id"],
-        "threshold": threshold,
-        "kind": config["model"]["kind"],
-        "seed": config["seed"],
-        "solved": solved is not None,
-        "env_steps": end["env_steps"],
-        "updates": end["updates"],
-        "wall_time_s": end["wall_time_s"],
-        "last_eval_return": evals[-1]["eval/return"],
-    }
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from learning import summarize  # noqa: E402  (benchmarks/ is not a package)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("metrics", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--threshold", type=float, default=0.99)
     args = parser.parse_args()
-    for path in args.metrics:
-        print(json.dumps(summarize(path, args.threshold)))
+    for run in args.runs:
+        config = json.loads((run / "config.json").read_text())
+        about = {"env": config["env"]["id"], "kind": config["model"]["kind"], "seed": config["seed"]}
+        summary = summarize(run, args.threshold, "eval/return")
+        print(json.dumps({**about, "threshold": args.threshold, **summary}))

@@ -1,6 +1,6 @@
 """GPU checks: they run where CUDA is available (the lent GPU machine) and are skipped elsewhere.
 
-python -m pytest tests/gpu -q
+    python -m pytest tests/gpu -q
 """
 
 from __future__ import annotations
