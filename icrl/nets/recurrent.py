@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from icrl.nets.sequence import SequenceModel, as_done_mask
+from icrl.nets.sequence import SequenceModel, zero_done_actors
 
 RecurrentState = Tensor | tuple[Tensor, Tensor]  # GRU: h; LSTM: (h, c); each (layers, B, D)
 
@@ -40,11 +40,9 @@ class RecurrentModel(SequenceModel):
         return h if self.kind == "gru" else (h, torch.zeros_like(h))
 
     def reset_state(self, state: RecurrentState, done: Tensor) -> RecurrentState:
-        h = state if self.kind == "gru" else state[0]
-        done = as_done_mask(done, h.shape[1], h.device).view(1, -1, 1)  # (1, B, 1)
         if self.kind == "gru":
-            return state.masked_fill(done, 0.0)
-        return state[0].masked_fill(done, 0.0), state[1].masked_fill(done, 0.0)
+            return zero_done_actors(state, done)
+        return zero_done_actors(state[0], done), zero_done_actors(state[1], done)
 
     @torch.no_grad()
     def step(self, x: Tensor, time: Tensor, state: RecurrentState) -> tuple[Tensor, RecurrentState]:

@@ -60,6 +60,13 @@ def as_done_mask(done: Any, batch_size: int, device: torch.device) -> Tensor:
     return done
 
 
+def zero_done_actors(state: Tensor, done: Any) -> Tensor:
+    """`state` (layers, B, ...) with the actors where `done` (B,) set to zero (a new tensor): the reset of
+    every model whose memory is a hidden-state tensor (GRU, LSTM, state-space)."""
+    mask = as_done_mask(done, state.shape[1], state.device).view(1, -1, *([1] * (state.dim() - 2)))
+    return state.masked_fill(mask, 0.0)
+
+
 def make_sequence_model(
     kind: str,
     d_model: int = 128,

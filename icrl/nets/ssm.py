@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from icrl.nets.memoryless import ResidualMLPBlock
-from icrl.nets.sequence import SequenceModel, as_done_mask
+from icrl.nets.sequence import SequenceModel, zero_done_actors
 
 
 def doubling_scan(decay: Tensor, inputs: Tensor) -> Tensor:
@@ -174,8 +174,7 @@ class StateSpaceModel(SequenceModel):
         return torch.zeros(self.n_layers, batch_size, self.state_size, dtype=torch.complex64, device=device)
 
     def reset_state(self, state: Tensor, done: Tensor) -> Tensor:
-        done = as_done_mask(done, state.shape[1], state.device).view(1, -1, 1)  # (1, B, 1)
-        return state.masked_fill(done, 0.0)
+        return zero_done_actors(state, done)
 
     @torch.no_grad()
     def step(self, x: Tensor, time: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
