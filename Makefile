@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.icrl-installed
 
-.PHONY: setup train test test-slow lint bench clean
+.PHONY: setup train test test-slow faults lint bench clean
 
 $(STAMP): pyproject.toml Makefile  # a changed install line re-runs setup
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -m slow -q
+
+# the fault suite (tests/faults, slow probes included) as a table: probe, expected, observed
+faults: setup
+	$(PY) benchmarks/faults.py
 
 lint: setup
 	$(VENV)/bin/ruff check icrl tests benchmarks

@@ -14,12 +14,17 @@ icrl average RUN_DIR (--last N | --checkpoints U1 U2 ...) [--name avg]
            (the mean of those checkpoints' weights -> checkpoints/avg; then --checkpoint avg)
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 icrl bench [--preset NAME] [--device D] [...]   (options: icrl bench --help)
+
+resume, eval, select and average also take [--trust-env-module] [--import MODULE ...]: a run whose env id
+names a Python module (MODULE:EnvId) is refused without them (a run directory is data; icrl eval --help).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -51,6 +56,14 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive int, got {text}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed, an int >= 0 (what gymnasium and numpy accept)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text}")
     return value
 
 
@@ -168,10 +181,14 @@ def _exit_stopped(exc: TrainingStopped) -> NoReturn:
 def cmd_train(argv: list[str]) -> None:
     from icrl.train.distributed import shutdown
     from icrl.train.run_lock import RunInUseError
-    from icrl.train.trainer import Trainer, TrainingStopped
+    from icrl.train.stopping import RunWriteError
+    from icrl.train.trainer import NonFiniteError, Trainer, TrainingStopped
+    from icrl.train.writable import check_folder_writable
 
     cfg = build_train_config(argv)
     try:
+        # a run directory under a file, or on a read-only disk: one line before any work
+        check_folder_writable(cfg.run_dir or "runs", "run directory")
         trainer = Trainer(cfg)
     except (FileExistsError, RunInUseError, ValueError, ImportError) as exc:  # a run there, a bad setting,
         # env or missing extra (--wandb without wandb)
@@ -184,6 +201,12 @@ def cmd_train(argv: list[str]) -> None:
     except TrainingStopped as exc:
         shutdown()  # every rank stopped together
         _exit_stopped(exc)
+    except NonFiniteError as exc:  # NaN or inf data or updates, checkpointed: one line (every rank stops)
+        shutdown()
+        raise SystemExit(1 if quiet else f"icrl train: {exc}") from None
+    except RunWriteError as exc:  # a full disk, a read-only folder: one line, after a checkpoint if possible
+        shutdown()
+        raise SystemExit(1 if quiet else f"icrl train: {exc}") from None
     shutdown()
     if quiet:
         return
@@ -196,7 +219,8 @@ def cmd_train(argv: list[str]) -> None:
 def cmd_resume(argv: list[str]) -> None:
     from icrl.train.distributed import is_main_process, shutdown
     from icrl.train.run_lock import RunInUseError
-    from icrl.train.trainer import TrainingStopped, resume_run
+    from icrl.train.stopping import RunFinished, RunWriteError
+    from icrl.train.trainer import NonFiniteError, TrainingStopped, resume_run
 
     parser = argparse.ArgumentParser(prog="icrl resume", description="Continue an interrupted run.")
     parser.add_argument("run_dir")
@@ -209,6 +233,7 @@ def cmd_resume(argv: list[str]) -> None:
         help="Change a setting for the rest of the run, e.g. --set device=cuda --set model.context_len=32 "
         "(repeatable; the network's shape must stay the same, since the checkpoint is loaded into it).",
     )
+    add_trust_arguments(parser)
     args = parser.parse_args(argv)
     if not (Path(args.run_dir) / "config.json").is_file():
         raise SystemExit(f"icrl resume: {args.run_dir} holds no run (no config.json)")
@@ -216,12 +241,24 @@ def cmd_resume(argv: list[str]) -> None:
     if args.total_env_steps:
         overrides["total_env_steps"] = args.total_env_steps
     try:
-        result = resume_run(args.run_dir, overrides)
+        trust = {"trust_env_module": args.trust_env_module, "imports": args.imports}
+        result = resume_run(args.run_dir, overrides, **trust)
     except TrainingStopped as exc:
         shutdown()
         _exit_stopped(exc)
+    except NonFiniteError as exc:  # NaN or inf data or updates, checkpointed: one line (every rank stops)
+        shutdown()
+        raise SystemExit(f"icrl resume: {exc}" if is_main_process() else 1) from None
+    except RunWriteError as exc:  # a full disk, a read-only folder: one line, after a checkpoint if possible
+        shutdown()
+        raise SystemExit(f"icrl resume: {exc}" if is_main_process() else 1) from None
+    except RunFinished as exc:  # nothing to do, nothing touched: not an error
+        if is_main_process():
+            print(f"icrl resume: {exc}", file=sys.stderr, flush=True)
+        shutdown()
+        return
     except (RunInUseError, ValueError, ImportError) as exc:  # still training, a bad --set (key, value,
-        # shape) or a missing extra: one line
+        # shape), a missing extra, an env module without consent or one that is gone: one line
         raise SystemExit(f"icrl resume: {exc}") from None
     shutdown()
     if is_main_process():
@@ -240,6 +277,32 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--trust-env-module` and `--import MODULE` for the commands that load a run: a run directory is data,
+    and importing a module its config names runs that module's code (`icrl.envs.trust`)."""
+    group = parser.add_argument_group(
+        "env modules",
+        "A run directory is data: a Python module its config names is imported only with one of these. It "
+        "must be installed or on PYTHONPATH; the current directory and the run directory are not searched "
+        "(`python -m icrl` inside a downloaded run would otherwise run a .py file shipped in it).",
+    )
+    group.add_argument(
+        "--trust-env-module",
+        action="store_true",
+        help="Import the module that the run's env id names (a MODULE:EnvId id), which runs its code: only "
+        "for a run you trust. Without this or --import MODULE such a run is refused.",
+    )
+    group.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="Import MODULE before the run's env is made, e.g. the module that registers its env id "
+        "(repeatable; runs its code). Also consents to a MODULE:EnvId id with this module.",
+    )
+
+
 def set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch
@@ -250,6 +313,7 @@ def set_threads(threads: int | None) -> None:
 def cmd_eval(argv: list[str]) -> None:
     from icrl.train.evaluate import evaluate_run
     from icrl.train.factory import SetupError
+    from icrl.train.stopping import EvaluationStopped, GracefulStop
 
     parser = argparse.ArgumentParser(prog="icrl eval", description="Evaluate a run's latest checkpoint.")
     parser.add_argument("run_dir")
@@ -259,7 +323,7 @@ def cmd_eval(argv: list[str]) -> None:
     parser.add_argument("--sampled", action="store_true", help="Sample actions instead of greedy ones.")
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=12345,
         help="Seed of the evaluation environments. Actor i's env gets seed + i (gymnasium's convention), so "
         "seeds closer together than the run's num_actors share envs, and trials: space them by at least "
@@ -302,28 +366,45 @@ def cmd_eval(argv: list[str]) -> None:
         help="ema: act with the checkpoint's moving average of the weights (a run trained with "
         "--weights-ema; written to eval-ema.json) instead of the trained weights.",
     )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="Write the result file here instead of RUN_DIR/eval*.json (e.g. for a read-only run directory).",
+    )
     add_threads_argument(parser)
     parser.epilog = (
         "--env.KEY VALUE overrides an env keyword argument of the evaluation envs (over the run's env and "
         "eval-env kwargs), e.g. `icrl eval RUN --env.split test` for held-out tasks."
     )
+    add_trust_arguments(parser)
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "eval")
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    # Ctrl-C or SIGTERM stops the play within a step; nothing is written, and no traceback is shown.
+    signals = GracefulStop()
     try:
-        result = evaluate_run(
-            args.run_dir,
-            args.trials,
-            greedy=not args.sampled,
-            seed=args.seed,
-            env_overrides=env_overrides,
-            checkpoint=args.checkpoint,
-            acting_gamma=args.acting_gamma,
-            device=args.device,
-            first_steps=args.first_steps,
-            forget_episodes=args.forget_episodes,
-            weights=args.weights,
-        )
+        with signals:
+            result = evaluate_run(
+                args.run_dir,
+                args.trials,
+                greedy=not args.sampled,
+                seed=args.seed,
+                env_overrides=env_overrides,
+                checkpoint=args.checkpoint,
+                acting_gamma=args.acting_gamma,
+                device=args.device,
+                first_steps=args.first_steps,
+                forget_episodes=args.forget_episodes,
+                weights=args.weights,
+                out=args.out,
+                trust_env_module=args.trust_env_module,
+                imports=args.imports,
+                should_stop=lambda: signals.received is not None,
+            )
+    except (EvaluationStopped, KeyboardInterrupt):  # a second Ctrl-C interrupts at once: the same line
+        signum = signals.received or signal.SIGINT
+        print(f"icrl eval: stopped by {signal.Signals(signum).name}; nothing was written", file=sys.stderr)
+        raise SystemExit(128 + signum) from None
     # No run / checkpoint, a bad --env.KEY or device, a saved moving average of another model: one line.
     except (FileNotFoundError, SetupError, ValueError) as exc:
         raise SystemExit(f"icrl eval: {exc}") from None
@@ -372,7 +453,7 @@ def cmd_select(argv: list[str]) -> None:
     )
     parser.add_argument("run_dir")
     parser.add_argument("--trials", type=positive_int, default=64, help="Validation trials per checkpoint.")
-    parser.add_argument("--seed", type=int, default=2024, help="Seed of the validation environments.")
+    parser.add_argument("--seed", type=seed_int, default=2024, help="Seed of the validation environments.")
     parser.add_argument(
         "--metric", default="eval/return", help="What to maximise, e.g. eval/return or eval/success."
     )
@@ -390,6 +471,7 @@ def cmd_select(argv: list[str]) -> None:
     add_threads_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
     parser.epilog = "--env.KEY VALUE overrides a keyword argument of the validation envs."
+    add_trust_arguments(parser)
     env_overrides, argv = split_prefixed_kwargs(argv, "env.", "select")
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -404,6 +486,8 @@ def cmd_select(argv: list[str]) -> None:
             device=args.device,
             progress=not args.no_progress,
             weights=args.weights,
+            trust_env_module=args.trust_env_module,
+            imports=args.imports,
         )
     except (FileNotFoundError, SetupError, ValueError) as exc:  # no checkpoints, a bad --env.KEY/metric
         raise SystemExit(f"icrl select: {exc}") from None
@@ -411,7 +495,7 @@ def cmd_select(argv: list[str]) -> None:
 
 
 def cmd_average(argv: list[str]) -> None:
-    from icrl.train.checkpoint import average_checkpoints
+    from icrl.train.checkpoint import average_checkpoints, check_average_name
     from icrl.train.evaluate import load_run_agent, resolve_checkpoint
     from icrl.train.factory import SetupError
     from icrl.train.select import kept_checkpoints
@@ -428,7 +512,12 @@ def cmd_average(argv: list[str]) -> None:
     which.add_argument("--checkpoints", type=int, nargs="+", metavar="UPDATES",
                        help="Average these checkpoints (their update counts).")
     parser.add_argument("--name", default="avg", help="Name of the averaged checkpoint (default: avg).")
+    add_trust_arguments(parser)
     args = parser.parse_args(argv)
+    try:  # a bad --name fails before any checkpoint is read
+        check_average_name(Path(args.run_dir) / "checkpoints", args.name)
+    except ValueError as exc:
+        raise SystemExit(f"icrl average: {exc}") from None
     kept = kept_checkpoints(args.run_dir)
     if args.last is not None:
         if len(kept) < args.last:
@@ -439,7 +528,9 @@ def cmd_average(argv: list[str]) -> None:
     try:
         # every checkpoint checked before the agent is built: a missing one is a one-line error
         newest = [resolve_checkpoint(args.run_dir, name) for name in names][-1]
-        _, agent, _ = load_run_agent(args.run_dir, newest, device="cpu")
+        _, agent, _ = load_run_agent(
+            args.run_dir, newest, device="cpu", trust_env_module=args.trust_env_module, imports=args.imports
+        )
         out = average_checkpoints(Path(args.run_dir) / "checkpoints", names, agent, args.name)
     except (FileNotFoundError, SetupError, ValueError) as exc:
         raise SystemExit(f"icrl average: {exc}") from None
@@ -467,6 +558,9 @@ def cmd_bench(argv: list[str]) -> None:
     bench_main(argv)
 
 
+# Commands that build a new config from what the user typed (`icrl train MODULE:EnvId` with MODULE in the
+# current directory works as before); all the others read runs (see `main`).
+TYPED_CONFIG_COMMANDS = ("train", "bench")
 COMMANDS = {
     "train": cmd_train,
     "resume": cmd_resume,
@@ -487,7 +581,26 @@ def main(argv: list[str] | None = None) -> None:
     command = COMMANDS.get(argv[0])
     if command is None:
         raise SystemExit(f"icrl: unknown command {argv[0]!r}\n\n{USAGE.strip()}")
-    command(argv[1:])
+    if argv[0] in TYPED_CONFIG_COMMANDS:
+        command(argv[1:])
+        return
+    from icrl.envs.trust import import_path_without_cwd
+
+    # The other commands read what a run directory holds, often started inside it: nothing they import
+    # later (an env module, matplotlib, wandb, ...) is looked for in the current directory, which
+    # `python -m icrl` puts first on sys.path. Spawned processes (collectors) inherit this sys.path, and
+    # PYTHONSAFEPATH keeps the current directory off theirs from their first import (`python -c` would put
+    # it first while the child imports multiprocessing, before it receives that sys.path).
+    previous = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        with import_path_without_cwd():
+            command(argv[1:])
+    finally:  # `main` called in-process (a script, a test) leaves the environment as it found it
+        if previous is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = previous
 
 
 if __name__ == "__main__":

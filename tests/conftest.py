@@ -1,14 +1,17 @@
-"""Fixtures shared across the test folders."""
+"""Fixtures shared across the test folders: tiny configs that train in about a second on one thread."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from icrl.bench import attach_loader
-from icrl.presets import apply_overrides, preset_config
+from icrl.config import Config
+from icrl.presets import apply_overrides, build_config, preset_config
 from icrl.train.trainer import Trainer
 
 # A T-Maze of length 6 and a 32-wide Transformer: a few updates take well under a second.
@@ -52,3 +55,85 @@ TINY_CLI: list[str] = [
 @pytest.fixture
 def tiny_cli():
     return list(TINY_CLI)
+
+
+TINY: dict[str, Any] = {
+    "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 5}, "num_actors": 2},
+    "model": {
+        "kind": "transformer", "d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "context_len": 16,
+        "encoder_hidden": [32], "actor_hidden": [32], "critic_hidden": [32],
+    },
+    "agent": {"num_critics": 2, "extra_gammas": [0.9], "warmup_updates": 1, "lr": 1e-3},
+    "replay": {"batch_size": 4, "cache_gb": 0.01},
+    "total_env_steps": 200,
+    "collect_steps": 10,
+    "updates_per_collect": 2,
+    "learning_starts": 20,
+    "eval_every": 10,
+    "eval_trials": 4,
+    "checkpoint_every": 10,
+    "tensorboard": False,
+    "progress": False,
+    "threads": 1,
+}
+
+def make_tiny_config(run_dir: Any = None, **overrides: Any) -> Config:
+    """The tiny config with nested overrides (`env={"num_actors": 4}`, `seed=3`, ...)."""
+    return build_config(TINY, overrides, run_dir=run_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return make_tiny_config
+
+
+def eval_file_summary(path: Path) -> dict[str, Any]:
+    """An `icrl eval` result file without its per-trial list (checked present): what `icrl eval` prints."""
+    saved = json.loads(Path(path).read_text())
+    per_trial = saved.pop("trial_episode_returns")
+    assert len(per_trial) == saved["eval/trials"]
+    assert len(saved.pop("trial_episode_successes", per_trial)) == len(per_trial)  # envs that report success
+    return saved
+
+
+@pytest.fixture
+def eval_summary():
+    return eval_file_summary
+
+
+def sigterm_at_update(trainer: Any, n: int) -> None:
+    """Make `trainer` send itself SIGTERM during its `n`-th update (the update itself still runs)."""
+    import os
+    import signal
+
+    original, calls = trainer.update, 0
+
+    def update_then_signal() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original()
+
+    trainer.update = update_then_signal
+
+
+@pytest.fixture
+def sigterm_at():
+    return sigterm_at_update
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of group `pgid` is still running (a run started with start_new_session=True)."""
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def group_alive():
+    return process_group_alive

@@ -152,6 +152,17 @@ class Agent(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
+    def loss_side_state(self) -> list[Tensor]:
+        """The tensors `loss` changes in place, before any gradient exists: the floating-point buffers
+        (PopArt's statistics, σReparam's power-iteration vectors) and, with PopArt, the online and target
+        critics' output layers that it rescales. A trainer that drops an update (a non-finite loss or
+        gradient) copies them back, so a dropped update leaves the agent exactly as it was."""
+        tensors = [b for b in self.buffers() if b.is_floating_point()]
+        if self.popart is not None:
+            for layer in (self.critics.output_layer, self.target_critics.output_layer):
+                tensors += [layer.weight, layer.bias]
+        return tensors
+
     def encode(self, obs: dict[str, Tensor]) -> Tensor:
         """Sequence-model output at every timestep: obs (B, L+1, ...) -> (B, L+1, D)."""
         x = self.encoder(obs)  # (B, L+1, D)

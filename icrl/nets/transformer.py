@@ -64,7 +64,8 @@ class SigmaReparamLinear(nn.Module):
         self.register_buffer("u", F.normalize(torch.randn(out_features), dim=0))
         self.register_buffer("v", F.normalize(torch.randn(in_features), dim=0))
         self._cache: tuple[tuple, Tensor] | None = None
-        self.power_iteration(init_iters)
+        if not self.weight.is_meta:  # a shape-only build (the trainer's memory check) has no values
+            self.power_iteration(init_iters)
 
     @torch.no_grad()
     def power_iteration(self, iters: int = 1) -> tuple[Tensor, Tensor]:

@@ -115,7 +115,11 @@ class ReplayStore:
         """Write one trial (validated, atomically) and return its path; the owner then evicts."""
         length = validate_trial({k: np.asarray(v) for k, v in trial.items()})
         path = self.area_dir(protected) / trial_file_name(length, pid=self._pid)
-        save_trial(path, trial, fsync=self.fsync)
+        try:
+            save_trial(path, trial, fsync=self.fsync)
+        except OSError as exc:  # a full disk mid-write names no file: name the trial's, for the message
+            exc.filename = exc.filename or str(path)
+            raise
         if self.owner and not protected:
             self.evict()
         return path

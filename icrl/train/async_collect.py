@@ -49,11 +49,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from icrl.config import Config, config_from_dict
+from icrl.envs.trust import RunEnv, restore_run_env_state, run_env_state
 from icrl.envs.vector import make_vector_env
 from icrl.replay.store import ReplayStore
 from icrl.train.checkpoint import cpu_state
-from icrl.train.collector import Collector, TrialStats
+from icrl.train.collector import Collector, NonFiniteTrials, TrialStats
 from icrl.train.factory import build_agent, env_factory, probe_env
+from icrl.train.stopping import WRITE_ERRNOS
 
 POLICY_DIR = "policy"
 POLICY_FILE = "agent.safetensors"
@@ -183,16 +185,21 @@ def collector_main(
     counters: Any,
     stop: Any,
     results: Any,
+    run_envs: dict[str, RunEnv] | None = None,
 ) -> None:
     """Entry point of collector `index`: act in chunks of `collect_steps` per actor until stopped.
 
     `counters` come from `shared_counters`; `results` is a queue receiving ("trials", [TrialStats as
-    dicts]) and, on failure, ("error", index, traceback)."""
+    dicts]) and, on failure, ("error", index, traceback, an OSError's (errno, strerror, filename) or None).
+    `run_envs`: the learner's `run_env_state()`, so
+    that a resumed run's env is made here as in the learner (consented modules, not from the current or
+    run directory)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner decides when to stop (via `stop`)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     envs = None
     try:
         torch.set_num_threads(1)
+        restore_run_env_state(run_envs)
         cfg = dataclasses.replace(config_from_dict(cfg_json), device="cpu")  # collectors act on CPU
         actors = cfg.env.num_actors // cfg.collectors
         seed = collector_seed(cfg, index, rounds)
@@ -211,6 +218,9 @@ def collector_main(
             seed=seed,
             horizon=cfg.model.context_len,
             within_trial=probe_env(cfg).within_trial,
+            # Trials with NaN or inf are flagged and not stored here; the learner counts and warns once
+            # for all collectors (`Trainer._run_async`), not each collector for itself.
+            nonfinite=NonFiniteTrials(cfg.env.id, warn=False),
         )
         chunk = cfg.collect_steps * actors
         raw = counters.get_obj()
@@ -241,8 +251,10 @@ def collector_main(
             while not _add(counters, FINISHED, chunk):
                 if not wanted():
                     return
-    except BaseException:  # noqa: BLE001 - everything goes back to the learner, which raises it
-        results.put(("error", index, traceback.format_exc()))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the learner, which raises it
+        # A write that cannot succeed (a full disk): also its errno and file, for the learner's message.
+        failed = (exc.errno, exc.strerror, exc.filename) if isinstance(exc, OSError) else None
+        results.put(("error", index, traceback.format_exc(), failed))
         raise SystemExit(1) from None
     finally:
         if envs is not None:
@@ -262,9 +274,15 @@ def refuse_inside_a_collector() -> None:
 
 
 def _raise_if_failed(message: tuple) -> None:
-    """A collector's ("error", index, traceback) message as CollectorFailed; other messages pass."""
+    """A collector's ("error", index, traceback, write error) message as CollectorFailed, or as the OSError
+    of a write that cannot succeed (a full disk: the learner then stops as for its own writes, with a
+    checkpoint); other messages pass."""
     if message[0] == "error":
-        raise CollectorFailed(f"collector {message[1]} failed:\n{message[2]}")
+        failed = CollectorFailed(f"collector {message[1]} failed:\n{message[2]}")
+        write = message[3] if len(message) > 3 else None
+        if write is not None and write[0] in WRITE_ERRNOS:
+            raise OSError(*write) from failed
+        raise failed
 
 
 class CollectorPool:
@@ -280,6 +298,7 @@ class CollectorPool:
             ctx.Process(
                 target=collector_main,
                 args=(json.loads(cfg.to_json()), str(run_dir), i, rounds, os.getpid(), *shared),
+                kwargs={"run_envs": run_env_state()},
                 name=f"{COLLECTOR_NAME}-{i}",
                 daemon=False,  # it may start env processes of its own (`env.asynchronous`)
             )

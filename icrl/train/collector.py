@@ -8,10 +8,18 @@ actor's sequence-model state is cleared too, and its observation is made to look
 (previous action and reward zeroed, the time index counted from the episode start). Every episode is then
 played as if it were the trial's first, so its difference to a normal evaluation on the same tasks is what
 the agent's memory of earlier episodes adds.
+
+Non-finite data (NaN or inf in an observation, a reward or an action) is caught as it enters, step by step:
+the agent sees such values as 0 (its memory of the actor is not poisoned until the trial ends) and the env
+receives 0 for a non-finite action, the trial is flagged (`TrialStats.nonfinite`, the first kind seen) and,
+when it ends, it is not written to the replay store. `NonFiniteTrials` counts such trials per kind, warns
+once per kind and says when the env keeps producing them; `summarize_trials` leaves them out of the means
+(training and evaluation alike) and reports their counts as `<prefix>/nonfinite_trials_<kind>`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +30,17 @@ import torch
 
 from icrl.config import ExplorationConfig
 from icrl.replay.relabel import ACHIEVED_KEY
+from icrl.train.stopping import EvaluationStopped
 
 OBS_TIME = "time"
 OBS_FIRST = "first"
 PREV_INPUTS = ("prev_action", "prev_reward")  # what a trial's first observation zeroes (TrialWrapper)
+NONFINITE_KINDS = ("obs", "reward", "action")
+# A training run stops once this many finished trials in a row held non-finite data. A broken env produces
+# them in every trial; an env that glitches in a fraction p of its trials does so 20 times in a row only
+# with probability p**20 (one in a million at p = 1/2), so a run that can still learn is not stopped by a
+# run of bad luck, and a broken one stops after a few seconds of collection instead of at its budget.
+NONFINITE_TRIALS_IN_A_ROW = 20
 
 
 @dataclass
@@ -39,6 +54,51 @@ class TrialStats:
     actor: int = -1
     episode_start_returns: list[float] = field(default_factory=list)
     """Return of each episode's first `first_steps` transitions (filled only when asked for)."""
+    nonfinite: str | None = None
+    """The first kind of non-finite value (NaN or inf) the trial held ("obs", "reward" or "action"), None for
+    a clean trial. Such a trial is neither stored nor scored (`summarize_trials` only counts it)."""
+
+
+class NonFiniteTrials:
+    """Counts finished trials that held non-finite data, per kind; warns once per kind (naming the env);
+    with `stop_after`, `failure` says when that many trials in a row held some.
+
+    The warning's text depends only on the env id and the kind, and it is issued from one place, so under
+    Python's default warning filter (each text shown once per place) a process shows it once per kind:
+    the evaluations during a training run, each with a counter of its own, add no line."""
+
+    def __init__(self, env_id: str, stop_after: int | None = None, warn: bool = True) -> None:
+        self.env_id, self.stop_after, self.warn = env_id, stop_after, warn
+        self.counts = dict.fromkeys(NONFINITE_KINDS, 0)
+        self.in_a_row = 0
+        self.last_kind: str | None = None
+
+    def record(self, stats: TrialStats) -> None:
+        kind = stats.nonfinite
+        if kind is None:
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        self.last_kind = kind
+        self.counts[kind] += 1
+        if self.warn and self.counts[kind] == 1:
+            warnings.warn(
+                f"env {self.env_id!r} gave a trial with a non-finite {kind} (NaN or inf): it was dropped, "
+                f"neither stored nor scored, and such trials are counted as */nonfinite_trials_{kind} "
+                "(warned once per kind)",
+                RuntimeWarning,
+                stacklevel=1,  # this line, whoever counts: the same text is then shown once per process
+            )
+
+    @property
+    def failure(self) -> str | None:
+        """Why the run must stop (the env keeps producing non-finite data), or None."""
+        if self.stop_after is None or self.in_a_row < self.stop_after:
+            return None
+        return (
+            f"env {self.env_id!r} gave a non-finite {self.last_kind} (NaN or inf) in each of the last "
+            f"{self.in_a_row} trials"
+        )
 
 
 class EpsilonSchedule:
@@ -98,6 +158,13 @@ def explore_actions(
     raise NotImplementedError(f"no exploration for action space {space}")
 
 
+def _nonfinite_rows(values: np.ndarray) -> np.ndarray:
+    """(N,) bool: the rows of `values` (N, ...) that hold a NaN or inf (none for integer or bool data)."""
+    if not np.issubdtype(values.dtype, np.floating):
+        return np.zeros(len(values), dtype=bool)
+    return ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+
+
 def _index_info(info: dict[str, Any], key: str, i: int) -> Any:
     if key in info and info.get(f"_{key}", np.ones(len(info[key]), bool))[i]:
         return info[key][i]
@@ -120,7 +187,11 @@ class Collector:
         within_trial: Callable[[np.ndarray], np.ndarray] | None = None,
         first_steps: int | None = None,
         forget_episodes: bool = False,
+        env_id: str = "env",
+        nonfinite: NonFiniteTrials | None = None,
     ) -> None:
+        """`env_id` names the env in warnings; `nonfinite` counts the trials with non-finite data (default: a
+        counter of this collector's own that warns once per kind and never asks to stop)."""
         if forget_episodes and store is not None:
             raise ValueError("forget_episodes is an evaluation ablation: its trials are not stored")
         self.envs, self.agent, self.store, self.device = envs, agent, store, torch.device(device)
@@ -134,12 +205,15 @@ class Collector:
         self.seed = seed
         self.first_steps = first_steps
         self.forget_episodes = forget_episodes
+        self.nonfinite = nonfinite if nonfinite is not None else NonFiniteTrials(env_id)
         self.obs: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ state
     def start(self, env_steps: int = 0) -> None:
         """Start a fresh trial in every actor."""
         self.obs, _ = self.envs.reset(seed=self.seed)
+        self.bad: list[str | None] = [None] * self.num  # per actor: the trial's first non-finite kind
+        self._check_obs()
         self.state = self.agent.initial_state(self.num, self.device)
         self.episode_start_time = np.zeros(self.num, dtype=np.int64)  # used by forget_episodes only
         self.buffers: list[dict[str, list]] = [self._new_buffer() for _ in range(self.num)]
@@ -153,6 +227,29 @@ class Collector:
 
     def _append_obs(self, i: int) -> None:
         self.buffers[i]["obs"].append({k: v[i].copy() for k, v in self.obs.items()})
+
+    def _flag(self, rows: np.ndarray, kind: str) -> None:
+        """Mark the current trials of actors `rows` (N,) bool as holding non-finite `kind` data."""
+        for i in np.flatnonzero(rows):
+            if self.bad[i] is None:
+                self.bad[i] = kind
+
+    def _check_obs(self) -> None:
+        """Flag actors whose new observation holds a NaN or inf, and show the agent 0 there instead: their
+        trials are dropped anyway, and one NaN in a recurrent state or an attention cache would reach every
+        later step of the actor (and a sampled action would fail on NaN probabilities). `prev_action` and
+        `prev_reward` echo the action and reward, already flagged under their own kinds."""
+        clean = None
+        for key, value in self.obs.items():
+            rows = _nonfinite_rows(value)
+            if not rows.any():
+                continue
+            if key not in PREV_INPUTS:
+                self._flag(rows, "obs")
+            clean = clean if clean is not None else dict(self.obs)
+            clean[key] = np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
+        if clean is not None:
+            self.obs = clean
 
     # ------------------------------------------------------------------ acting
     def _policy(self, env_steps: int) -> np.ndarray:
@@ -174,17 +271,21 @@ class Collector:
             finished.extend(self._step(env_steps + step * self.num))
         return finished
 
-    def run_trials(self, num_trials: int) -> list[TrialStats]:
+    def run_trials(self, num_trials: int, should_stop: Callable[[], bool] | None = None) -> list[TrialStats]:
         """Evaluation: the first `ceil(num_trials / N)` trials of every actor (`num_trials` in all).
 
         Taking whichever trials finish first would over-represent short (often failed) trials; a fixed
-        number per actor keeps the estimate unbiased.
+        number per actor keeps the estimate unbiased. `should_stop` is asked before every step; when it
+        says yes, EvaluationStopped is raised and the trials played so far are dropped (a stop signal
+        during a long evaluation then takes one step, not the whole evaluation).
         """
         self.start()
         self.agent.eval()
         per_actor = -(-num_trials // self.num)
         finished: list[list[TrialStats]] = [[] for _ in range(self.num)]
         while min(len(f) for f in finished) < per_actor:
+            if should_stop is not None and should_stop():
+                raise EvaluationStopped(f"evaluation stopped after {sum(map(len, finished))} trials")
             for stats in self._step(0):
                 finished[stats.actor].append(stats)
         ordered = [f[k] for k in range(per_actor) for f in finished]
@@ -192,8 +293,14 @@ class Collector:
 
     def _step(self, env_steps: int) -> list[TrialStats]:
         actions = self._policy(env_steps)
+        bad_actions = _nonfinite_rows(actions)
+        if bad_actions.any():  # the env gets 0 instead (a NaN could crash it); the trial is dropped
+            self._flag(bad_actions, "action")
+            actions = np.nan_to_num(actions, nan=0.0, posinf=0.0, neginf=0.0)
         obs, reward, terminated, truncated, info = self.envs.step(actions)
+        self._flag(~np.isfinite(np.asarray(reward, dtype=np.float64)), "reward")
         self.obs = obs
+        self._check_obs()
         done = np.logical_or(terminated, truncated)
         starts = self._forget_earlier_episodes(done) if self.forget_episodes else None
         if starts is not None:
@@ -212,7 +319,10 @@ class Collector:
             if done[i]:
                 finished.append(self._finish(i, bool(terminated[i])))
         if done.any():
+            for i in np.flatnonzero(done):
+                self.bad[i] = None
             self.obs, _ = self.envs.reset(options={"reset_mask": done})
+            self._check_obs()  # the new trials' first observations (the others' are flagged already)
             done_t = torch.as_tensor(done, device=self.device)
             self.state = self.agent.reset_state(self.state, done_t)
             new_eps = self.schedule.draw(int(done.sum()), env_steps) if self.schedule else 0.0
@@ -260,13 +370,15 @@ class Collector:
         if any(goal is not None for goal in buf["achieved"]):  # (T + 1,) rows, aligned as observations
             achieved = [-1 if goal is None else goal for goal in buf["achieved"]]
             trial[ACHIEVED_KEY] = np.asarray([-1, *achieved], dtype=np.int64)
-        if self.store is not None:
+        kind = self.bad[i]
+        if self.store is not None and kind is None:  # a trial with NaN or inf is never written
             self.store.add(trial)
         self.horizon = max(self.horizon, float(length))
         # Successes count only for envs that report them; then a trial without one scores 0, not nothing.
         success = np.asarray(buf["success"], dtype=np.float32) if any(buf["reported"]) else None
         stats = trial_stats(trial, success, self.first_steps)
-        stats.actor = i
+        stats.actor, stats.nonfinite = i, kind
+        self.nonfinite.record(stats)
         return stats
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,10 +18,20 @@ import numpy as np
 import torch
 
 from icrl.agent.agent import Agent, acting_head
-from icrl.config import Config, load_config
+from icrl.config import Config
+from icrl.envs.trust import load_run_config
 from icrl.envs.vector import make_vector_env
 from icrl.train.collector import Collector, TrialStats
-from icrl.train.factory import SetupError, build_agent, check_device, check_env_config, env_factory
+from icrl.train.factory import (
+    SetupError,
+    build_agent,
+    check_device,
+    check_env_config,
+    env_factory,
+    make_checked_env,
+)
+from icrl.train.stopping import EvaluationStopped
+from icrl.train.writable import NotWritableError, check_file_writable
 
 
 def standard_error(values: list[float]) -> float:
@@ -36,11 +47,18 @@ def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
     `episode_gain` is the in-context improvement: the last episode's return minus the first's, paired
     within each trial that reached the last episode (pairing removes the task-to-task spread). Trials
     played with `first_steps` add `start_return_episode_i` and `start_gain`: the same over each episode's
-    first steps only, which can show adaptation that whole-episode returns drown in noise."""
+    first steps only, which can show adaptation that whole-episode returns drown in noise.
+
+    Trials that held non-finite data (`TrialStats.nonfinite`) have no meaningful return: they are left out
+    of every mean and of `trials`, and counted as `nonfinite_trials_<kind>` (obs, reward, action); when
+    every trial held some, only those counts are returned (no `return`)."""
+    dropped = Counter(t.nonfinite for t in trials if t.nonfinite)
+    counts = {f"{prefix}/nonfinite_trials_{kind}": n for kind, n in sorted(dropped.items())}
+    trials = [t for t in trials if not t.nonfinite]
     if not trials:
-        return {}
+        return dict(counts)
     totals = [t.total_return for t in trials]
-    out = {f"{prefix}/return": float(np.mean(totals)), f"{prefix}/trials": len(trials)}
+    out = {f"{prefix}/return": float(np.mean(totals)), f"{prefix}/trials": len(trials), **counts}
     if len(trials) > 1:
         out[f"{prefix}/return_se"] = standard_error(totals)
     max_eps = max(len(t.episode_returns) for t in trials)
@@ -99,11 +117,15 @@ def play_trials(
     env_fn: Callable[[], gym.Env] | None = None,
     first_steps: int | None = None,
     forget_episodes: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[TrialStats]:
     """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
     `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`, or come from `env_fn` (trial-wrapped envs, e.g.
     with a recorder inside). `first_steps=K` also records each episode's return over its first K steps.
-    `forget_episodes` plays every episode as if it were the trial's first (`Collector`: memory ablation)."""
+    `forget_episodes` plays every episode as if it were the trial's first (`Collector`: memory ablation).
+    A trial whose env gave a NaN or inf comes back flagged (`TrialStats.nonfinite`, warned once per kind)
+    instead of failing the evaluation; `summarize_trials` counts it and scores the others.
+    `should_stop` (e.g. "a stop signal came") is asked at every step: EvaluationStopped when it says yes."""
     num_envs = max(1, min(cfg.env.num_actors, num_trials))
     env_fn = env_fn or env_factory(eval_env_config(cfg))
     envs = make_vector_env(env_fn, num_envs, asynchronous=False, seed=seed)
@@ -118,21 +140,32 @@ def play_trials(
             greedy=greedy,
             first_steps=first_steps,
             forget_episodes=forget_episodes,
+            env_id=cfg.env.id,
         )
-        return collector.run_trials(num_trials)
+        return collector.run_trials(num_trials, should_stop=should_stop)
     finally:
         envs.close()
 
 
-def evaluate(agent: Agent, cfg: Config, num_trials: int, seed: int, greedy: bool = True) -> dict[str, float]:
-    """`play_trials`, summarised as `eval/...` metrics."""
-    return summarize_trials(play_trials(agent, cfg, num_trials, seed, greedy), "eval")
+def evaluate(
+    agent: Agent,
+    cfg: Config,
+    num_trials: int,
+    seed: int,
+    greedy: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, float]:
+    """`play_trials`, summarised as `eval/...` metrics (EvaluationStopped when `should_stop` says so)."""
+    played = play_trials(agent, cfg, num_trials, seed, greedy, should_stop=should_stop)
+    return summarize_trials(played, "eval")
 
 
 def resolve_checkpoint(run_dir: str | Path, checkpoint: str | int | None = None) -> Path:
     """A run's checkpoint directory: the latest, or `checkpoint` (a name such as `ckpt_000007000`, or its
-    update count), which must be complete."""
-    from icrl.train.checkpoint import latest_checkpoint
+    update count), which must be complete, intact and inside the run. The latest falls back to the newest
+    intact one with a warning when it is damaged (`latest_checkpoint`); a named one that is damaged is a
+    CheckpointError naming the bad file (asked for by name, it is not silently replaced by another)."""
+    from icrl.train.checkpoint import CheckpointError, checkpoint_in_run, latest_checkpoint, verify_checkpoint
 
     root = Path(run_dir) / "checkpoints"
     if checkpoint is None:
@@ -141,10 +174,14 @@ def resolve_checkpoint(run_dir: str | Path, checkpoint: str | int | None = None)
             raise FileNotFoundError(f"no checkpoint in {root}")
         return ckpt
     name = f"ckpt_{int(checkpoint):09d}" if str(checkpoint).isdigit() else str(checkpoint)
-    ckpt = root / name
+    ckpt = checkpoint_in_run(root, name)
     if not (ckpt / "state.json").is_file():
         found = sorted(p.name for p in root.glob("ckpt_*") if (p / "state.json").is_file())
         raise FileNotFoundError(f"no complete checkpoint {name} in {root}; found: {found}")
+    try:
+        verify_checkpoint(ckpt)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; choose another checkpoint, or none for the newest intact") from None
     return ckpt
 
 
@@ -154,17 +191,21 @@ def load_run_agent(
     acting_gamma: float | None = None,
     device: str | None = None,
     weights: Literal["live", "ema"] = "live",
+    trust_env_module: bool = False,
+    imports: Sequence[str] = (),
 ) -> tuple[Config, Agent, dict[str, Any]]:
     """A run's config and its agent with checkpoint `ckpt` loaded, on the run's device (or `device`, e.g.
     "cpu" for a run trained on a GPU); also the checkpoint's extra state (`env_steps`, `updates`).
     `acting_gamma` acts with another trained discount's actor head than the run's. `weights="ema"` loads
-    the checkpoint's moving average of the weights (a run trained with `--weights-ema`) instead."""
+    the checkpoint's moving average of the weights (a run trained with `--weights-ema`) instead.
+    A `MODULE:EnvId` env id is imported only with `trust_env_module` or MODULE in `imports` (modules imported
+    first), never from the current or run directory (`icrl.envs.trust`); else UntrustedEnvModule."""
     from icrl.train.checkpoint import load_checkpoint
 
     if weights not in ("live", "ema"):
         raise SetupError(f"weights must be 'live' or 'ema', got {weights!r}")
 
-    cfg = load_config(Path(run_dir) / "config.json")
+    cfg = load_run_config(run_dir, trust_env_module, imports)
     if acting_gamma is not None:
         cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, acting_gamma=acting_gamma))
     if device is not None:
@@ -174,7 +215,7 @@ def load_run_agent(
         acting_head(cfg.gammas, cfg.agent.acting_gamma)
     except ValueError as exc:
         raise SetupError(str(exc)) from None
-    probe = env_factory(cfg)()
+    probe = make_checked_env(cfg)  # an env that can no longer be made: one SetupError that says why
     agent = build_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()
     extra = load_checkpoint(ckpt, agent, restore_rng=False, weights=weights)
@@ -193,6 +234,10 @@ def evaluate_run(
     first_steps: int | None = None,
     forget_episodes: bool = False,
     weights: Literal["live", "ema"] = "live",
+    out: str | Path | None = None,
+    trust_env_module: bool = False,
+    imports: Sequence[str] = (),
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Evaluate a run's latest checkpoint (or `checkpoint`: a name such as `ckpt_000007000`, or its update
     count); the result is also written to `<run_dir>/eval.json` (`eval-<name>.json` for a named one,
@@ -206,7 +251,12 @@ def evaluate_run(
     of each episode's first K steps and their gain (`summarize_trials`), per trial in the file too.
     `forget_episodes` is the memory ablation: the agent's memory is cleared at every episode start inside a
     trial (`Collector`), so `paired_difference` against a normal evaluation with the same seed gives what
-    memory of earlier episodes adds (its first episodes are the same play, so their difference is zero)."""
+    memory of earlier episodes adds (its first episodes are the same play, so their difference is zero).
+    `out` writes the result file there instead (e.g. for a run directory that is read-only); whether it can
+    be written is checked before anything is played (`NotWritableError`). `trust_env_module` / `imports`:
+    consent to importing the module the run's env id names / modules to import first (`load_run_agent`).
+    `should_stop` is asked at every step of play and before the file is written: EvaluationStopped when it
+    says yes, and nothing is written (`icrl eval` stopped by Ctrl-C)."""
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     suffix = (
@@ -215,8 +265,14 @@ def evaluate_run(
         + ("-forget" if forget_episodes else "")
         + ("-ema" if weights == "ema" else "")
     )
-    out_name = f"eval{suffix}.json"
-    cfg, agent, extra = load_run_agent(run_dir, ckpt, acting_gamma, device, weights)
+    out_path = Path(out) if out is not None else run_dir / f"eval{suffix}.json"
+    try:  # before minutes of play, not after
+        check_file_writable(out_path, "evaluation file")
+    except NotWritableError as exc:
+        raise NotWritableError(f"{exc}; nothing was evaluated (write elsewhere with --out FILE)") from None
+    cfg, agent, extra = load_run_agent(
+        run_dir, ckpt, acting_gamma, device, weights, trust_env_module=trust_env_module, imports=imports
+    )
     eval_cfg = eval_env_config(cfg, env_overrides)
     check_env_config(eval_cfg, "evaluation env")  # a bad --env.KEY: one SetupError, not a traceback
     played = play_trials(
@@ -227,6 +283,7 @@ def evaluate_run(
         greedy=greedy,
         first_steps=first_steps,
         forget_episodes=forget_episodes,
+        should_stop=should_stop,
     )
     result = {
         "checkpoint": ckpt.name,
@@ -245,13 +302,20 @@ def evaluate_run(
     }
     # The file also keeps every trial's episode returns, in play order (trial k of every actor, then
     # k + 1): two runs evaluated with the same seed and env kwargs meet the same tasks in the same order,
-    # so `paired_difference` can compare them trial by trial.
+    # so `paired_difference` can compare them trial by trial. Only scored trials (no NaN or inf data, as
+    # `eval/trials` counts them): a pairing check on `eval/trials` then sees when one file lost some.
+    played = [t for t in played if not t.nonfinite]
     per_trial = {"trial_episode_returns": [t.episode_returns for t in played]}
     if any(t.episode_successes for t in played):
         per_trial["trial_episode_successes"] = [t.episode_successes for t in played]
     if first_steps is not None:
         per_trial["trial_episode_start_returns"] = [t.episode_start_returns for t in played]
-    (run_dir / out_name).write_text(json.dumps({**result, **per_trial}))
+    if should_stop is not None and should_stop():  # a stop that came as play ended: still write nothing
+        raise EvaluationStopped("evaluation stopped before its result was written")
+    out_path.parent.mkdir(parents=True, exist_ok=True)  # an --out folder that does not exist yet
+    from icrl.train.checkpoint import write_text_atomic
+
+    write_text_atomic(out_path, json.dumps({**result, **per_trial}))  # a rerun never leaves half a file
     return result
 
 

@@ -14,13 +14,18 @@ import torch
 from icrl.agent.agent import Agent, resolve_precision
 from icrl.config import Config
 from icrl.envs.trial import make_trial_env
+from icrl.envs.trust import describe_env_failure, make_run_env, run_env_of
 from icrl.replay.relabel import RelabelSpec
 
 
 def env_factory(cfg: Config):
-    """A picklable zero-argument env constructor (AsyncVectorEnv sends it to subprocesses)."""
+    """A picklable zero-argument env constructor (AsyncVectorEnv sends it to subprocesses). The env of a run
+    loaded from its directory (`icrl.envs.trust.load_run_config`) is made, in whatever process, with its
+    consented modules imported first and without the current or run directory on `sys.path`."""
+    run_env = run_env_of(cfg.env.id)
+    make = make_trial_env if run_env is None else functools.partial(make_run_env, run_env)
     return functools.partial(
-        make_trial_env,
+        make,
         cfg.env.id,
         episodes=cfg.env.trial_episodes,
         steps=cfg.env.trial_steps,
@@ -62,9 +67,8 @@ def make_checked_env(cfg: Config, what: str = "env") -> gym.Env:
     """One env of `cfg`; a wrong id or keyword argument raises SetupError with the env's own message."""
     try:
         return env_factory(cfg)()
-    except (ValueError, TypeError, ImportError, gym.error.Error) as exc:
-        made = f"{what} {cfg.env.id!r} with kwargs {cfg.env.kwargs}"
-        raise SetupError(f"{made} cannot be made: {exc}") from exc
+    except (ValueError, TypeError, ImportError, gym.error.Error) as exc:  # also: a module or an extra missing
+        raise SetupError(describe_env_failure(what, cfg, exc)) from exc
 
 
 def check_env_config(cfg: Config, what: str = "env") -> None:
@@ -103,6 +107,9 @@ class EnvProbe:
     """Its hindsight relabelling spec, if it is goal-conditioned."""
     one_episode: bool
     """Whether its trials hold exactly one episode."""
+    observation_space: Any = None
+    action_space: Any = None
+    """Its spaces (the trainer checks the agent they give before the run directory exists)."""
 
 
 def probe_env(cfg: Config) -> EnvProbe:
@@ -114,6 +121,8 @@ def probe_env(cfg: Config) -> EnvProbe:
             within_trial=getattr(probe.unwrapped, "exploration_multiplier", None),
             relabel_spec=getattr(probe.unwrapped, "relabel_spec", None),
             one_episode=getattr(probe, "episodes", None) == 1 and getattr(probe, "steps", None) is None,
+            observation_space=probe.observation_space,
+            action_space=probe.action_space,
         )
     finally:
         probe.close()

@@ -6,57 +6,101 @@ import json
 import math
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from icrl.envs.optional import import_optional
-from icrl.train.checkpoint import write_text_atomic
+from icrl.train.checkpoint import write_bytes_atomic, write_text_atomic
 
 METRICS = "metrics.jsonl"
 WANDB_ID = "wandb_id.txt"
 WANDB_HINT = "--wandb needs Weights & Biases: pip install 'icrl[wandb]'"
 
 
+def _row(line: bytes) -> dict[str, Any] | None:
+    """The metrics row a line holds, or None when it is not a JSON object (damaged: not UTF-8, not JSON,
+    or JSON of another kind such as `[1, 2]`)."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def _number(value: Any) -> float:
+    """A row's counter or time as a number; 0 for a value that is not one (a hand-edited or damaged row
+    must not stop a resume)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else 0.0
+
+
+def _bad_lines(path: Path, numbers: list[int]) -> str:
+    more = f" and {len(numbers) - 10} more" if len(numbers) > 10 else ""
+    shown = ", ".join(map(str, numbers[:10])) + more
+    which = (f"lines {shown} are not JSON objects" if len(numbers) > 1
+             else f"line {shown} is not a JSON object")
+    return (f"{path}: {which} (damaged?); skipped when reading, and left in the file to be mended or "
+            "removed by hand")
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All complete lines of a run's metrics.jsonl (a torn last line from a crash is ignored)."""
+    """All rows of a run's metrics.jsonl. Damaged lines (not JSON objects) are skipped with a warning that
+    numbers them; a torn last line (a crash mid-write, or a row being written right now) quietly."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+    lines = path.read_bytes().split(b"\n")
+    rows, bad = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
             continue
+        row = _row(line)
+        if row is not None:
+            rows.append(row)
+        elif number < len(lines):  # the last piece has no newline: torn, or being written right now
+            bad.append(number)
+    if bad:
+        warnings.warn(_bad_lines(path, bad), stacklevel=2)
     return rows
 
 
 def _repair(path: Path, resume_at: tuple[int, int] | None = None) -> float:
     """Drop a torn last line (the run was killed mid-write) and, when resuming from a checkpoint taken at
     `resume_at = (env_steps, updates)`, the rows logged after it (that work is redone, and keeping them
-    would make the counters in metrics.jsonl jump backwards); return the last wall time logged."""
+    would make the counters in metrics.jsonl jump backwards); return the last wall time logged. Damaged
+    lines elsewhere are kept as they are, with a warning: they may hold the only record of something. The
+    file is rewritten atomically (a crash during the repair leaves the old file whole)."""
     if not path.exists():
         return 0.0
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
-    good = []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # what follows the last newline: empty unless a write was cut short
+    good, bad = [], []
     wall_time = 0.0
     for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+        if not line.strip():
+            continue  # a blank line holds nothing
+        row = _row(line)
+        if row is None:
+            good.append(line)
+            bad.append(len(good))  # its number in the repaired file, where the user will look
             continue
-        if not line.endswith("\n"):
-            continue
-        wall_time = max(wall_time, float(row.get("wall_time_s", 0.0)))
+        wall_time = max(wall_time, _number(row.get("wall_time_s")))
         if resume_at is not None and (
-            row.get("env_steps", 0) > resume_at[0] or row.get("updates", 0) > resume_at[1]
+            _number(row.get("env_steps")) > resume_at[0] or _number(row.get("updates")) > resume_at[1]
         ):
             continue
         good.append(line)
-    if len(good) != len(lines):
-        path.write_text("".join(good))
+    if torn.strip():
+        warnings.warn(f"{path}: dropped line {len(lines) + 1}, cut short by a crash: {torn[:60]!r}",
+                      stacklevel=3)
+    if bad:
+        warnings.warn(_bad_lines(path, bad), stacklevel=3)
+    repaired = b"".join(line + b"\n" for line in good)
+    if repaired != data:
+        write_bytes_atomic(path, repaired)
     return wall_time  # the time spent on dropped rows was spent all the same
 
 
@@ -160,8 +204,12 @@ class RunLogger:
             if isinstance(value, float) and not math.isfinite(value):
                 value = None
             row[key] = value
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+        except OSError as exc:  # a full disk names no file: name this one, for the trainer's message
+            exc.filename = exc.filename or str(self.path)
+            raise
         if self.writer is not None:
             for key, value in row.items():
                 if isinstance(value, (int, float)) and key not in ("env_steps", "updates"):

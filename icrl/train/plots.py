@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from icrl.train.logger import read_metrics
+from icrl.train.writable import check_folder_writable
 
 _EPISODE_KEY = re.compile(r"^eval/return_episode_(\d+)$")
 
@@ -31,6 +32,7 @@ def plot_runs(run_dirs: list[Path], out_dir: str | Path | None = None) -> list[P
             raise ValueError(f"{run} has no evaluation rows in metrics.jsonl")
         evals[run] = rows
     out = Path(out_dir) if out_dir else run_dirs[0]
+    check_folder_writable(out, "plot folder (--out)")  # e.g. --out naming an existing file
     out.mkdir(parents=True, exist_ok=True)
 
     written = []

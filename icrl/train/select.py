@@ -22,13 +22,22 @@ import hashlib
 import json
 import shutil
 import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from tqdm import tqdm
 
-from icrl.config import load_config
-from icrl.train.checkpoint import checkpoint_updates, load_checkpoint, write_text_atomic
+from icrl.envs.trust import load_run_config
+from icrl.train.checkpoint import (
+    CheckpointError,
+    checkpoint_in_run,
+    checkpoint_updates,
+    load_checkpoint,
+    verify_checkpoint,
+    write_text_atomic,
+)
 from icrl.train.ema import EMA_FILE
 from icrl.train.evaluate import eval_env_config, load_run_agent, play_trials, summarize_trials
 from icrl.train.factory import check_env_config
@@ -79,13 +88,16 @@ def select_checkpoint(
     device: str | None = None,
     progress: bool = True,
     weights: Literal["live", "ema"] = "live",
+    trust_env_module: bool = False,
+    imports: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Play every kept checkpoint of `run_dir` (from `min_updates` on) for `trials` greedy trials on the
     validation envs (the run's training env kwargs updated by `env_overrides`), pick the one with the
     highest `metric` (an `eval/...` key such as `eval/return` or `eval/success`), copy it to
     `checkpoints/best` and write `select.json` (every candidate's summary, the choice, how it was made).
     `weights="ema"` plays each checkpoint's moving average of the weights (only checkpoints that have one).
-    Returns what is written."""
+    `trust_env_module` / `imports`: consent to importing the module the run's env id names / modules to
+    import first (`icrl.envs.trust`). Returns what is written."""
     run_dir = Path(run_dir)
     candidates = kept_checkpoints(run_dir, min_updates)
     if not candidates:
@@ -97,7 +109,7 @@ def select_checkpoint(
             raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'} has a moving average of the "
                                     "weights: the run was trained without --weights-ema")
     weights_file = EMA_FILE if weights == "ema" else "agent.safetensors"
-    cfg = load_config(run_dir / "config.json")
+    cfg = load_run_config(run_dir, trust_env_module, imports)  # consent, before any env is made
     # Validation envs: the training kwargs (not eval_kwargs, the test tasks) with the overrides.
     val_cfg = eval_env_config(cfg, env_overrides, use_eval_kwargs=False)
     check_env_config(val_cfg, "validation env")  # a bad --env.KEY: one SetupError, before any play
@@ -106,16 +118,20 @@ def select_checkpoint(
                "weights": weights}
     earlier = _earlier_rows(run_dir / SELECT_FILE, json.loads(json.dumps(setting)))
     rows: list[dict[str, Any]] = []
+    damaged: list[str] = []
     agent = None  # built once, from the first checkpoint played; the others are loaded into it
     bar = tqdm(candidates, desc="select", unit="ckpt", disable=not progress, file=sys.stderr)
     for ckpt in bar:
         try:
+            checkpoint_in_run(ckpt.parent, ckpt.name)  # not a symlink to another run's folder
+            verify_checkpoint(ckpt)
             digest = weights_digest(ckpt, weights_file)
             if (ckpt.name, digest) in earlier:
                 row = earlier[ckpt.name, digest]
             else:
                 if agent is None:
-                    _, agent, extra = load_run_agent(run_dir, ckpt, device=device, weights=weights)
+                    _, agent, extra = load_run_agent(run_dir, ckpt, device=device, weights=weights,
+                                                     trust_env_module=trust_env_module, imports=imports)
                 else:
                     extra = load_checkpoint(ckpt, agent, restore_rng=False, weights=weights)
                 summary = summarize_trials(play_trials(agent, val_cfg, trials, seed=seed), "eval")
@@ -123,11 +139,18 @@ def select_checkpoint(
                        "env_steps": extra.get("env_steps"), "weights_sha256": digest, **summary}
         except FileNotFoundError:  # pruned by a trainer still running: not a candidate any more
             continue
+        except CheckpointError as exc:  # a damaged checkpoint is no candidate; the others still are
+            warnings.warn(f"{exc}; {ckpt.name} is left out of the selection", stacklevel=2)
+            damaged.append(ckpt.name)
+            continue
         if metric not in row:
             known = sorted(k for k in row if k.startswith("eval/"))
             raise ValueError(f"metric {metric!r} is not in the evaluation; it has {known}")
         rows.append(row)
         bar.set_postfix_str(f"{ckpt.name} {metric}={row[metric]:.3f}")
+    if not rows and damaged:
+        raise CheckpointError(f"no intact checkpoint in {run_dir / 'checkpoints'} (damaged: {damaged}); "
+                              "restore their files from a copy")
     if not rows:
         raise FileNotFoundError(f"every checkpoint in {run_dir / 'checkpoints'} vanished while being read")
     best_dir = run_dir / "checkpoints" / BEST

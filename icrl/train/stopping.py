@@ -3,6 +3,7 @@ updates (`GracefulStop`), and `Trainer.run` then raises `TrainingStopped` after 
 
 from __future__ import annotations
 
+import errno
 import signal
 import threading
 from collections.abc import Iterable
@@ -19,6 +20,42 @@ class TrainingStopped(Exception):
             f"stopped by {signal.Signals(signum).name} at env_steps={env_steps} updates={updates}; "
             f"checkpoint written, continue with `icrl resume {run_dir}`"
         )
+
+
+class NonFiniteError(RuntimeError):
+    """`Trainer.run` stopped because its env keeps producing NaN or inf data, or its updates keep being
+    non-finite (and are skipped), after checkpointing the last good weights (`checkpoint`, None when none
+    could be written). The message is one line: what went wrong, where the weights are, what to do."""
+
+    def __init__(self, problem: str, advice: str, checkpoint: Path | None = None, updates: int = 0) -> None:
+        self.problem, self.advice, self.checkpoint = problem, advice, checkpoint
+        saved = (
+            f"the last good weights (updates={updates}) are in {checkpoint}"
+            if checkpoint is not None
+            else "no checkpoint was written"
+        )
+        super().__init__(f"{problem}; stopped, {saved}; {advice}")
+
+
+class EvaluationStopped(Exception):
+    """An evaluation was cut short by a stop request (`should_stop` of `play_trials`); its partial result
+    is dropped."""
+
+
+class RunFinished(Exception):
+    """`icrl resume` of a run that already finished (its budget spent, or its target return reached): nothing
+    to do, and nothing was touched. The message is one line and says how to train on."""
+
+
+# The errors of a write that cannot succeed as things are: a full disk or quota, a read-only file system,
+# a folder the run may not write, a file too large. Training stops with a checkpoint and a one-line message.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+
+
+class RunWriteError(RuntimeError):
+    """Training stopped because a file of the run could not be written (a full disk, a read-only or
+    forbidden folder), after trying to checkpoint. The message is one line: the file, the cause, whether
+    the checkpoint was written, what to do."""
 
 
 class GracefulStop:

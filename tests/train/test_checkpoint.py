@@ -85,7 +85,7 @@ def test_round_trip_weights_optimizer_counters_and_actions(tmp_path, tiny_config
 
     assert extra.pop("loss_rng")  # the critic-subset generator's state (hex)
     assert extra == {"env_steps": trainer.env_steps, "updates": trainer.updates, "rounds": trainer.rounds,
-                     "world": 1}
+                     "world": 1, "finished": "budget"}
     assert extra["env_steps"] == 100 and extra["rounds"] == 5
     fresh_sd = fresh.state_dict()
     assert fresh_sd.keys() == trained_sd.keys()

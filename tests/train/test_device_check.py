@@ -53,6 +53,6 @@ def test_train_eval_and_resume_name_the_missing_device(tmp_path, tiny_cli, monke
     with pytest.raises(SystemExit, match="icrl eval: device 'cuda'"):
         main(["eval", str(run), "--trials", "2"])
     with pytest.raises(SystemExit, match="icrl resume: device 'cuda'"):
-        main(["resume", str(run), "--total-env-steps", "40"])
+        main(["resume", str(run), "--total-env-steps", "60"])  # more than the 40 steps made: not finished
     main(["eval", str(run), "--trials", "2", "--device", "cpu"])
     assert json.loads(capsys.readouterr().out)["device"] == "cpu"

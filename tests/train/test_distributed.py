@@ -41,7 +41,7 @@ def _join_group(rank: int, world: int, port: int) -> None:
 def _train_worker(rank: int, world: int, port: int, out: str, runs: list[dict]) -> None:
     """Each rank: train (and resume) the tiny config from the test, then save its final weights."""
     _join_group(rank, world, port)
-    sys.path.insert(0, str(ROOT / "tests" / "train"))
+    sys.path.insert(0, str(ROOT / "tests"))
     from conftest import make_tiny_config
 
     from icrl.train.trainer import Trainer, resume_run
@@ -209,7 +209,7 @@ def _signal_worker(rank: int, world: int, port: int, out: str) -> None:
     import threading
 
     _join_group(rank, world, port)
-    sys.path.insert(0, str(ROOT / "tests" / "train"))
+    sys.path.insert(0, str(ROOT / "tests"))
     from conftest import make_tiny_config
 
     from icrl.train.trainer import Trainer, TrainingStopped

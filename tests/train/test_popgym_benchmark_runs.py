@@ -9,6 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+
+from icrl.train.checkpoint import save_checkpoint
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "popgym_cpu.py"
 
@@ -34,10 +37,8 @@ def _run_dir(root: Path, last_eval_steps: int | None, checkpoint: bool) -> Path:
     if last_eval_steps is not None:
         row = {"env_steps": last_eval_steps, "updates": 5, "wall_time_s": 1.0, "eval/return": 0.5}
         (run_dir / "metrics.jsonl").write_text(json.dumps(row) + "\n")
-    if checkpoint:
-        ckpt = run_dir / "checkpoints" / "ckpt_000000005"
-        ckpt.mkdir(parents=True)
-        (ckpt / "state.json").write_text("{}")
+    if checkpoint:  # a whole checkpoint (a damaged one is not taken for one)
+        save_checkpoint(run_dir / "checkpoints", "000000005", torch.nn.Linear(2, 1), extra={"updates": 5})
     return run_dir
 
 

@@ -17,6 +17,7 @@ from icrl.config import load_config
 from icrl.replay import load_trial
 from icrl.train.checkpoint import latest_checkpoint
 from icrl.train.logger import RunLogger, read_metrics
+from icrl.train.stopping import RunFinished
 from icrl.train.trainer import Trainer, resume_run
 
 
@@ -98,8 +99,10 @@ def test_resume_after_sigkill(tmp_path, tiny_cli, capsys):
         trial = load_trial(path)  # raises on a corrupt or malformed file
         assert trial["reward"].shape == (6,)
 
-    # Resuming a finished run only re-evaluates; nothing is trained twice.
-    resume_run(run)
+    # Resuming a finished run changes nothing (tests/faults/test_lifecycle.py compares every file).
+    assert extra["finished"] == "budget"
+    with pytest.raises(RunFinished, match="has finished"):
+        resume_run(run)
     assert json.loads((latest_checkpoint(run / "checkpoints") / "state.json").read_text())["extra"] == extra
     assert _rows(run)[-1]["updates"] == extra["updates"]
 

@@ -111,9 +111,13 @@ def test_select_again_plays_only_new_or_rewritten_checkpoints(kept_run, monkeypa
     # A checkpoint rewritten since (other weights under the same name) is played again; so is everything
     # under another setting (here another seed).
     names = [r["checkpoint"] for r in first["candidates"]]
-    (run / "checkpoints" / names[0] / "agent.safetensors").write_bytes(
-        (run / "checkpoints" / names[-1] / "agent.safetensors").read_bytes()
-    )
+    src, dst = run / "checkpoints" / names[-1], run / "checkpoints" / names[0]
+    (dst / "agent.safetensors").write_bytes((src / "agent.safetensors").read_bytes())
+    # ... with its record in state.json, as a checkpoint written again whole has (else it reads as damaged)
+    state = json.loads((dst / "state.json").read_text())
+    record = json.loads((src / "state.json").read_text())["files"]
+    state["files"]["agent.safetensors"] = record["agent.safetensors"]
+    (dst / "state.json").write_text(json.dumps(state))
     again = select_checkpoint(run, trials=3, seed=1, progress=False)
     rows = again["candidates"]
     assert len(played) == 1 and rows[0]["eval/return"] == rows[-1]["eval/return"]

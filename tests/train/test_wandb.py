@@ -105,8 +105,9 @@ def test_a_failing_wandb_init_leaves_the_run_directory_unlocked(tiny_config, tmp
     cfg = tiny_config(tmp_path / "run", wandb=True, wandb_mode="online")
     with pytest.raises(RuntimeError, match="no api key"):
         Trainer(cfg)
+    assert not (tmp_path / "run").exists()  # a failed start leaves nothing behind (nor holds the lock)
     fake_wandb.init = lambda **kwargs: RecordingRun(fake_wandb.calls)
-    resume_run(tmp_path / "run")  # the lock was released: the run can go on
+    Trainer(cfg).run()  # the same start goes ahead there
 
 
 def test_empty_project_is_refused(tiny_config, tmp_path, fake_wandb):

@@ -139,7 +139,11 @@ def test_eval_with_the_average(ema_run, tmp_path, tiny_config, capsys):
     plain.close()
     with pytest.raises(SystemExit, match="icrl eval: .* no moving average .* --weights-ema"):
         main(["eval", str(plain.run_dir), "--trials", "2", "--weights", "ema"])
-    # A saved average that does not fit the model (missing tensors, or another shape): one line too.
+    # A saved average that does not fit the model (missing tensors, or another shape): one line too. (In a
+    # checkpoint without the record of its files' hashes, which would call the replaced file damaged.)
+    state = json.loads((ckpt / "state.json").read_text())
+    del state["files"]
+    (ckpt / "state.json").write_text(json.dumps(state))
     full = dict(saved)
     name = next(iter(full))
     save_file({k: v for k, v in full.items() if k != name}, str(ckpt / EMA_FILE))
@@ -176,9 +180,9 @@ def test_evaluating_the_average_during_training(tmp_path, tiny_config, monkeypat
     seen = []  # (seed, the evaluated agent's parameters) at each evaluation
     evaluate = trainer_module.evaluate
 
-    def recording_evaluate(agent, cfg, trials, seed, greedy=True):
+    def recording_evaluate(agent, cfg, trials, seed, greedy=True, **kwargs):  # kwargs: should_stop
         seen.append((seed, [p.detach().clone() for p in agent.parameters()]))
-        return evaluate(agent, cfg, trials, seed, greedy)
+        return evaluate(agent, cfg, trials, seed, greedy, **kwargs)
 
     monkeypatch.setattr(trainer_module, "evaluate", recording_evaluate)
     runs = {}
