@@ -1,5 +1,5 @@
 #!/bin/bash
-# For a session lent a GPU machine: synchronous vs asynchronous collection with the learner on the GPU (the
+# On a lent GPU machine: synchronous vs asynchronous collection with the learner on the GPU (the
 # case `--collectors` is for; on 2 CPU cores it is not faster, RESULTS "Asynchronous collection").
 #   run: bash benchmarks/gpu_async.sh      (carry .whl from benchmarks/gpu_wheels.sh; about 6 min of command time)
 # Local dry run of the flow on CPU: DEVICE=cpu SKIP_WHEELS=1 HCV_STEPS=6000 bash benchmarks/gpu_async.sh

@@ -19,7 +19,7 @@ HCV="--set model.context_len=16 --set replay.batch_size=16 --set model.critic_hi
   timeout 90 python3 -m icrl bench --preset half-cheetah-vel --device cuda --updates 100 --rollout-steps 100 $HCV --set model.precision=$precision 2>&1 | tee -a "$OUT/bench-hcv.jsonl"
 done
 
-# Session 8's HalfCheetahVel command (RESULTS.md), on the GPU.
+# HalfCheetahVel with a 16-step window and SAC-sized heads (RESULTS.md, GPU section), on the GPU.
 ARGS="--preset half-cheetah-vel --model.context-len 16 --replay.batch-size 16 --model.critic-hidden 256 256 --model.actor-hidden 256 256 --model.encoder-hidden 256 --model.d-model 128 --updates-per-collect 400 --total-env-steps 150000 --eval-every 2000 --no-progress --agent.bc-weight 0 --agent.n-step 3"
 rm -rf /tmp/hcv-gpu
 timeout ${TRAIN_SECONDS:-150} python3 -m icrl train $ARGS --device cuda --threads 4 --seed 0 --run-dir /tmp/hcv-gpu 2>&1 | tail -20 | tee "$OUT/train-hcv.log"

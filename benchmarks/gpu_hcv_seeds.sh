@@ -1,9 +1,9 @@
 #!/bin/bash
-# HalfCheetahVel seeds on a lent GPU machine: trains the recipe in benchmarks/hcv_recipe.args (sessions 9-11:
-# window 8, BC off, 3-step targets, SAC-sized heads) from scratch, the Transformer and the memory-free
-# control of each seed as parallel processes sharing the one GPU, for TRAIN_SECONDS; SIGTERM at the limit
-# makes each checkpoint where it is. Each run comes back as a tar (config, metrics, buffer, latest
-# checkpoint) that `icrl resume RUN --set device=cpu --set threads=1` continues on a CPU.
+# HalfCheetahVel seeds on a lent GPU machine: trains the recipe in benchmarks/hcv_recipe.args (window 8,
+# BC off, 3-step targets, SAC-sized heads) from scratch, the Transformer and the memory-free control of
+# each seed as parallel processes sharing the one GPU, for TRAIN_SECONDS; SIGTERM at the limit makes each
+# checkpoint where it is. Each run comes back as a tar (config, metrics, buffer, latest checkpoint) that
+# `icrl resume RUN --set device=cpu --set threads=1` continues on a CPU.
 # Needs .whl/ as gpu_check.sh does; carry .whl.
 # Usage: SEEDS="2" TRAIN_SECONDS=450 benchmarks/gpu_hcv_seeds.sh
 set -u

@@ -1,8 +1,8 @@
-# Sourced by the GPU scripts (gpu_check.sh, gpu_async.sh, gpu_async_profile.sh, gpu_hcv_seeds.sh,
-# gpu_hcv_window.sh, gpu_ab_sync.sh) after they set OUT: installs the carried wheels in .whl/ (fetched here
-# by benchmarks/gpu_wheels.sh) into /tmp/site (SKIP_WHEELS=1 skips it: a local try), puts them and the
-# checkout on PYTHONPATH, stops at once if a module the runs need cannot be imported (rather than in the
-# middle of the device time), and records the GPU in $OUT/machine.txt.
+# Sourced by the GPU scripts (gpu_check.sh, gpu_async.sh, gpu_hcv_seeds.sh) after they set OUT: installs
+# the carried wheels in .whl/ (fetched here by benchmarks/gpu_wheels.sh) into /tmp/site (SKIP_WHEELS=1
+# skips it: a local try), puts them and the checkout on PYTHONPATH, stops at once if a module the runs
+# need cannot be imported (rather than in the middle of the device time), and records the GPU in
+# $OUT/machine.txt.
 mkdir -p "$OUT"
 if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

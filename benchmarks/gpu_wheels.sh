@@ -2,8 +2,8 @@
 # Fetch, on this machine, the wheels a lent GPU machine lacks (its image has torch, numpy, rich, tqdm,
 # safetensors, tensorboard, pytest, absl-py, etils, imageio ...; it cannot reach a registry) into .whl/,
 # which is git-ignored and travels with `carry: [".whl"]`; benchmarks/gpu_setup.sh installs them there.
-# Python 3.12 manylinux builds, no dependencies resolved: this list is the closure that was needed (session
-# 25's first call stopped at mujoco's `import glfw` when glfw and PyOpenGL were missing).
+# Python 3.12 manylinux builds, no dependencies resolved: this list is the closure that is needed (mujoco
+# imports glfw and PyOpenGL: without them a run stops at that import).
 set -eu
 cd "$(dirname "$0")/.."
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -21,14 +21,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from icrl.analysis.stats import mean_se
 from icrl.envs.trial import make_trial_env
-from icrl.train.evaluate import (
-    eval_env_config,
-    load_run_agent,
-    play_trials,
-    resolve_checkpoint,
-    standard_error,
-)
+from icrl.train.evaluate import eval_env_config, load_run_agent, play_trials, resolve_checkpoint
 
 FIRST_STEPS = (10, 25, 50)
 CLOSE = 0.25  # |velocity - target| that counts as "at the target"
@@ -89,9 +84,9 @@ def main() -> None:
                               "split": args.split, "seed": args.seed, "trials": len(trials)}
     for key in keys:
         result[key] = [round(float(np.mean([m[i][key] for m in measures])), 2) for i in range(episodes)]
-        gains = [m[-1][key] - m[0][key] for m in measures]
-        result[f"{key}_last_minus_first"] = round(float(np.mean(gains)), 2)
-        result[f"{key}_last_minus_first_se"] = round(standard_error(gains), 2)
+        gain = mean_se(m[-1][key] - m[0][key] for m in measures)  # paired within each trial
+        result[f"{key}_last_minus_first"] = round(gain.mean, 2)
+        result[f"{key}_last_minus_first_se"] = round(gain.se, 2)
     print(json.dumps(result))
 
 

@@ -1,11 +1,17 @@
 """Learning benchmarks: a preset, several seeds, the Transformer agent and the memory-free control.
 
 Runs `icrl train --preset P --seed S [--model.kind K]` for every (seed, kind), `--jobs` at a time with
-`--threads` torch threads each, then reads every run's metrics.jsonl and prints a markdown table:
-final evaluation return (and success), the best evaluation, and the first wall-clock time / env steps at
-which the evaluation return reached `--threshold`.
+`--threads` torch threads each (a run directory that already has a config.json is not run again), then
+reads every run's metrics.jsonl and prints a markdown table: the final evaluation return (and success), the
+best evaluation, the mean of all evaluations (the area under the learning curve over its length), and the
+first wall-clock time / env steps at which the evaluation return reached `--threshold`. Options it does
+not know go to `icrl train` (e.g. `--model.precision bfloat16`).
 
     .venv/bin/python benchmarks/learning.py --preset tmaze-50 --seeds 0 1 2 --threshold 0.95
+    .venv/bin/python benchmarks/learning.py --runs runs/a runs/b --threshold 0.99  # summarize, train nothing
+
+With `--runs` it trains nothing and prints one JSON line per run directory (made by any `icrl train`
+command), with the run's env, model kind and seed from its config.json.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from icrl.analysis.stats import first_reaching
 from icrl.train.logger import read_metrics
 
 
@@ -60,6 +67,8 @@ def summarize(run_dir: Path, threshold: float | None, metric: str) -> dict:
         "run": run_dir.name,
         "final": final[metric],
         "best": max(r[metric] for r in rows),
+        "curve_mean": sum(r[metric] for r in rows) / len(rows),
+        "evaluations": len(rows),
         "env_steps": final["env_steps"],
         "wall_s": final["wall_time_s"],
     }
@@ -67,18 +76,26 @@ def summarize(run_dir: Path, threshold: float | None, metric: str) -> dict:
         if key.startswith("eval/") and key != metric and key != "eval/trials":
             out[key] = final[key]
     if threshold is not None:
-        hit = next((r for r in rows if r[metric] >= threshold), None)
+        hit = first_reaching(rows, metric, threshold)
         out["reached_at_s"] = hit["wall_time_s"] if hit else None
         out["reached_at_steps"] = hit["env_steps"] if hit else None
         out["reached_at_updates"] = hit["updates"] if hit else None
     return out
 
 
+def describe(run_dir: Path, threshold: float | None, metric: str) -> dict:
+    """`summarize` of any run directory, with its env, model kind and seed from its config.json."""
+    config = json.loads((run_dir / "config.json").read_text())
+    about = {"env": config["env"]["id"], "kind": config["model"]["kind"], "seed": config["seed"]}
+    return {**about, "threshold": threshold, **summarize(run_dir, threshold, metric)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--preset", required=True)
+    parser.add_argument("--preset", help="Train this preset (required unless --runs is given).")
+    parser.add_argument("--runs", nargs="+", type=Path, help="Summarize these run directories instead.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--kinds", nargs="+", default=["transformer", "mlp"])
     parser.add_argument("--threshold", type=float, default=None, help="Report when eval reaches this.")
@@ -88,6 +105,12 @@ def main() -> None:
     parser.add_argument("--root", default="runs/benchmarks")
     parser.add_argument("--out", default=None, help="Also write the JSON results here.")
     args, extra = parser.parse_known_args()
+    if args.runs:
+        for run in args.runs:
+            print(json.dumps(describe(run, args.threshold, args.metric)))
+        return
+    if not args.preset:
+        parser.error("--preset (or --runs) is required")
     root = Path(args.root)
     start = time.time()
     jobs = [(seed, kind) for kind in args.kinds for seed in args.seeds]
@@ -97,15 +120,17 @@ def main() -> None:
         )
     results = [summarize(run, args.threshold, args.metric) for run in runs]
     print(
-        f"| run | final {args.metric} | best | env steps | wall s | reached {args.threshold} at (s / steps) |"
+        f"| run | final {args.metric} | best | curve mean | env steps | wall s "
+        f"| reached {args.threshold} at (s / steps) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         reached = (
             f"{r.get('reached_at_s')} / {r.get('reached_at_steps')}" if args.threshold is not None else "-"
         )
+        curve = f"{r['curve_mean']:.3f}" if r.get("curve_mean") is not None else "-"
         print(
-            f"| {r['run']} | {r['final']} | {r.get('best')} | {r.get('env_steps')} "
+            f"| {r['run']} | {r['final']} | {r.get('best')} | {curve} | {r.get('env_steps')} "
             f"| {r.get('wall_s')} | {reached} |"
         )
     print(f"total wall time {time.time() - start:.0f}s, extra args: {' '.join(extra) or '-'}")

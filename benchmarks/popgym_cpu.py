@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from icrl.analysis.stats import mean_sd
+
 DEFAULT_ENVS = [
     "RepeatPreviousEasy",
     "RepeatFirstEasy",
@@ -301,9 +303,11 @@ def final_of(method: str, env: str, seed: int, root: Path, episodes: int) -> flo
 
 
 def mean_std(values: list[float]) -> str:
+    """Final returns over seeds as printed in the table: mean ± population standard deviation."""
     if not values:
         return "-"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+    mean, sd = mean_sd(values, ddof=0)
+    return f"{mean:.3f} ± {sd:.3f}"
 
 
 def plot_env(env: str, curves: dict[str, list[list[dict[str, float]]]], path: Path) -> None:

@@ -128,7 +128,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # GoalGrid 8x8, 6 landmarks, instructions of 4, 60-step episodes, with hindsight relabelling of half the
     # sampled episodes: 23-43% of instructions completed after 120k env steps on 3 seeds, against 0.4-1.2%
-    # without relabelling (RESULTS, session 23; benchmarks/relabel_s23/args plus --replay.relabel 0.5).
+    # without relabelling (RESULTS, session 23; benchmarks/goal_grid_8x8.args plus --replay.relabel 0.5).
     "goal-grid-relabel": _merge(
         GRID_META,
         {
@@ -309,7 +309,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # Meta-World ML1 reach with HalfCheetahVel's learner settings (filtered BC off, 3-step targets, 256-256 heads,
 # d_model 128, batch 32), a sliding 16-step window instead of the whole 150-step trial and 5x the updates
-# (38,200 in 80k env steps, ~70 min on one CPU core): the recipe of benchmarks/hcv_s21/reach_pilot.args. It
+# (38,200 in 80k env steps, ~70 min on one CPU core): the recipe of benchmarks/reach_w16_recipe.args. It
 # reached 59-67% success on held-out goals on 3 seeds, +42 points above its memory-free control, with the
 # rise from episode 1 to 3 owed to memory (RESULTS, sessions 21-22); the plain preset above is unstable.
 PRESETS["metaworld-reach-w16"] = _merge(

@@ -100,7 +100,7 @@ def test_the_reach_w16_preset_is_the_recorded_pilot_recipe():
 
     from icrl.cli import build_train_config
 
-    args = (Path(__file__).parents[2] / "benchmarks/hcv_s21/reach_pilot.args").read_text().split()
+    args = (Path(__file__).parents[2] / "benchmarks/reach_w16_recipe.args").read_text().split()
     recipe = build_train_config(args)
     preset = build_train_config(["--preset", "metaworld-reach-w16", "--no-progress"])
     assert preset.exp_name == "metaworld-reach-w16" and recipe.exp_name == "metaworld-reach"
@@ -108,13 +108,13 @@ def test_the_reach_w16_preset_is_the_recorded_pilot_recipe():
 
 
 def test_the_goal_grid_relabel_preset_is_the_judged_recipe():
-    # RESULTS' relabelling comparison (session 23) ran `icrl train $(cat benchmarks/relabel_s23/args)
+    # RESULTS' relabelling comparison (session 23) ran `icrl train $(cat benchmarks/goal_grid_8x8.args)
     # --replay.relabel 0.5`; the preset must resolve to the same config, its name and run-only flags aside.
     from pathlib import Path
 
     from icrl.cli import build_train_config
 
-    args = (Path(__file__).parents[2] / "benchmarks/relabel_s23/args").read_text().split()
+    args = (Path(__file__).parents[2] / "benchmarks/goal_grid_8x8.args").read_text().split()
     recipe = build_train_config([*args, "--replay.relabel", "0.5"])
     preset = build_train_config(["--preset", "goal-grid-relabel", "--threads", "1", "--no-progress",
                                  "--no-tensorboard"])
