@@ -1,40 +1,52 @@
 # Two commands on a fresh machine: `make train` and `make test`. Both create .venv themselves.
+# `make train` installs only what the default job needs; `make test` adds the test and optional extras.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.icrl-installed
+# torch + icrl and its required dependencies; then the extras the test suite and the examples use
+BASE_STAMP := $(VENV)/.icrl-base
+TEST_STAMP := $(VENV)/.icrl-test
+TEST_EXTRAS := dev,popgym,mujoco,metaworld,wandb,minigrid,yaml
 
-.PHONY: setup train test test-slow faults lint bench clean
+.PHONY: setup setup-test train test test-slow faults lint bench clean
 
-$(STAMP): pyproject.toml Makefile  # a changed install line re-runs setup
+# A changed pyproject.toml or Makefile re-runs the install lines (both stamps depend on them).
+$(BASE_STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# torch first, pinned: this version resolves to the local CPU wheel (others pull CUDA packages)
 	$(PY) -m pip install torch==2.13.0
-	# popgym (the POPGym suite, tests/envs/test_popgym.py) needs only numpy and gymnasium; mujoco (a
-	# ~10 MB wheel, tests/envs/test_half_cheetah_vel.py) runs icrl/HalfCheetahVel-v0; metaworld (adds only
-	# scipy; same mujoco pin) lets tests/envs/test_metaworld_ml1.py run instead of skipping; wandb lets
-	# tests/train/test_wandb.py drive the real library (offline: nothing is sent)
-	$(PY) -m pip install -e ".[dev,popgym,mujoco,metaworld,wandb]"
-	touch $(STAMP)
+	$(PY) -m pip install -e .
+	touch $(BASE_STAMP)
 
-setup: $(STAMP)
+# popgym (the POPGym suite, tests/envs/test_popgym.py) needs only numpy and gymnasium; mujoco (a ~10 MB
+# wheel, tests/envs/test_half_cheetah_vel.py) runs icrl/HalfCheetahVel-v0; metaworld (adds only scipy;
+# same mujoco pin) lets tests/envs/test_metaworld_ml1.py run instead of skipping; wandb lets
+# tests/train/test_wandb.py drive the real library (offline: nothing is sent); minigrid runs
+# examples/minigrid_images.py in tests/test_examples.py; yaml reads `icrl train --config FILE.yaml`
+$(TEST_STAMP): $(BASE_STAMP)
+	$(PY) -m pip install -e ".[$(TEST_EXTRAS)]"
+	touch $(TEST_STAMP)
+
+setup: $(BASE_STAMP)
+
+setup-test: $(TEST_STAMP)
 
 train: setup
 	$(VENV)/bin/icrl train --preset tmaze-quick
 
-test: setup
+test: setup-test
 	$(PY) -m pytest -m "not slow" -q
 
-test-slow: setup
+test-slow: setup-test
 	$(PY) -m pytest -m slow -q
 
 # the fault suite (tests/faults, slow probes included) as a table: probe, expected, observed
-faults: setup
+faults: setup-test
 	$(PY) benchmarks/faults.py
 
-lint: setup
-	$(VENV)/bin/ruff check icrl tests benchmarks
+lint: setup-test
+	$(VENV)/bin/ruff check icrl tests benchmarks examples
 
 bench: setup
 	$(VENV)/bin/icrl bench --preset bench-s

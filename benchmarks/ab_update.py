@@ -53,14 +53,14 @@ def _switches(trainer: Trainer, variant: str) -> tuple[Callable[[], None], Calla
         return use(eager), use(compiled)
     if variant in ("fused", "foreach"):  # each optimiser keeps its own moments; timing only
         params = list(agent.trainable_parameters())
-        group = trainer.optimizer.defaults
+        group = trainer.learner.optimizer.defaults
         plain = torch.optim.AdamW(params, lr=group["lr"], weight_decay=group["weight_decay"], foreach=False)
         other = torch.optim.AdamW(
             params, lr=group["lr"], weight_decay=group["weight_decay"], **{variant: True}
         )
 
         def optimizer(opt: torch.optim.Optimizer) -> Callable[[], None]:
-            return lambda: setattr(trainer, "optimizer", opt)
+            return lambda: setattr(trainer.learner, "optimizer", opt)
 
         return optimizer(plain), optimizer(other)
     raise SystemExit(f"unknown variant {variant!r}")

@@ -10,7 +10,7 @@ episodes (HalfCheetahVel, MetaFrozenLake, Meta-World); where the episode count d
 Prints one JSON line: the mean differences of the trial return, of each episode's return and of the
 episode gain (last minus first episode), with standard errors; where both were run with the same
 `--first-steps K`, also the same over each episode's first K steps (`start_...` keys); see
-`icrl.train.evaluate.paired_difference`.
+`icrl.analysis.compare.paired_difference`.
 
 The memory ablation pairs a run with itself: `icrl eval RUN --seed S` and `icrl eval RUN --seed S
 --forget-episodes`, then `paired_eval.py RUN/eval.json RUN/eval-forget.json`: episode 1 differs by exactly
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sys
 
-from icrl.train.evaluate import compare_eval_files
+from icrl.analysis.compare import compare_eval_files
 
 
 def main(path_a: str, path_b: str) -> dict:

@@ -18,7 +18,7 @@ A group's files hold JSON objects or JSON lines: evaluation files of `icrl eval`
 `success_episode_2`; its summary line over the pairs is skipped). Every row that reports KEY and KEY_se is one
 measurement: a group of one row gives that value with its trial-level SE; a group of several (a seed's late
 checkpoints, or several evaluation seeds) gives their mean with the SE of the spread between them
-(`icrl.train.evaluate.summarize_across`) and its own verdict. Then the verdict across the groups' means.
+(`icrl.analysis.compare.summarize_across`) and its own verdict. Then the verdict across the groups' means.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from icrl.analysis.compare import summarize_across
 from icrl.analysis.stats import (
     paired_differences,
     paired_t_test,
@@ -36,7 +37,6 @@ from icrl.analysis.stats import (
     verdict,
     welch_t_test,
 )
-from icrl.train.evaluate import summarize_across
 
 
 def read_rows(path: Path, key: str) -> list[dict[str, float]]:

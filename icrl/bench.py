@@ -11,18 +11,19 @@ measures itself on the same threads.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import resource
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from icrl.presets import apply_overrides, preset_config
+
+if TYPE_CHECKING:  # the trainer is imported when a benchmark runs: keep `icrl bench --help` fast
+    from icrl.train.trainer import Trainer
 
 
 def _sync(device: torch.device) -> None:
@@ -59,9 +60,10 @@ def matmul_peak_flops(
     return best
 
 
-def attach_loader(trainer) -> None:
+def attach_loader(trainer: Trainer) -> None:
     """Collect whole trials until a batch can be sampled, then give the trainer its batch loader
-    (what `Trainer.run` does after `learning_starts`; for benchmark and profiling scripts)."""
+    (what `Trainer.run` does after `learning_starts`; for benchmark and profiling scripts, which then time
+    `trainer.update()`)."""
     from icrl.replay.loader import BatchLoader
     from icrl.replay.sampler import TrialSampler
 
@@ -72,16 +74,17 @@ def attach_loader(trainer) -> None:
     trainer.loader = BatchLoader(sampler, pin_memory=trainer.device.type == "cuda")  # as Trainer.run
 
 
-def count_update_flops(trainer) -> float:
+def count_update_flops(trainer: Trainer) -> float:
     """FLOPs of one forward + backward of the agent's loss on one batch."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    learner = trainer.learner
     batch = {k: v.to(trainer.device) for k, v in trainer.loader.next_batch().items()}
-    trainer.agent.train()
+    learner.agent.train()
     with FlopCounterMode(display=False) as counter:
-        out = trainer.agent.loss(batch, generator=trainer.loss_gen)
+        out = learner.agent.loss(batch, generator=learner.loss_gen)
         out.loss.backward()
-    trainer.optimizer.zero_grad(set_to_none=True)
+    learner.optimizer.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 
 
@@ -166,37 +169,3 @@ def run_bench(
         "machine": platform.processor() or platform.machine(),
         **gpu,
     }
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="icrl bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--preset", default="bench-s", help="Named configuration (see icrl.presets).")
-    parser.add_argument("--updates", type=int, default=20, help="Timed updates (after 3 warm-up ones).")
-    parser.add_argument(
-        "--rollout-steps",
-        type=int,
-        default=None,
-        help="Timed env steps per actor (default: the context length).",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="Torch threads (default: torch's).")
-    parser.add_argument("--device", default=None, help="Torch device (default: the preset's, i.e. cpu).")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Config override, e.g. --set model.precision=bfloat16 --set replay.batch_size=12 (repeatable).",
-    )
-    args = parser.parse_args(argv)
-    from icrl.cli import parse_overrides
-
-    overrides = parse_overrides(args.set)
-    if args.device:
-        overrides["device"] = args.device
-    try:
-        result = run_bench(args.preset, args.updates, args.rollout_steps, args.threads, overrides)
-    except ValueError as exc:  # unknown preset, bad setting, missing device: one line, not a traceback
-        raise SystemExit(f"icrl bench: {exc}") from None
-    print(json.dumps(result), flush=True)

@@ -1,7 +1,9 @@
 """Typed configuration: the single source of defaults.
 
-Every field carries a one-line doc that `icrl train --help` shows. Presets (`PRESETS`) are named
-overrides of these defaults; the resolved config is saved as `config.json` in every run directory.
+Every field carries a one-line doc that `icrl train --help` shows, and a numeric field its allowed range
+in its type (`Annotated[int, POSITIVE]`), which `check_config` enforces and the help shows too. Presets
+(`icrl.presets`) are named configs built from these defaults; the resolved config is saved as `config.json`
+in every run directory.
 """
 
 from __future__ import annotations
@@ -10,13 +12,73 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import tyro
 
 
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric field, declared in its type: `Annotated[int, Range(1, MAX_ACTORS)]`.
+    A bound of None is unbounded; an open end excludes its bound. `check_config` skips an optional field
+    left at None and checks a tuple field element by element."""
+
+    low: float | None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:  # as in the error messages: ">= 1", "in (0.0, 1.0]"
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(1)  # counts and sizes
+NON_NEGATIVE = Range(0)  # 0 often means "off"
+POSITIVE_REAL = Range(0.0, low_open=True)
+UNIT = Range(0.0, 1.0)  # probabilities and fractions: [0, 1]
+RATE = Range(0.0, 1.0, low_open=True)  # discounts and moving-average rates: (0, 1]
+BELOW_ONE = Range(0.0, 1.0, high_open=True)  # [0, 1): dropout, decays
+# The most actors a run may have. Each is a Python env stepped in turn, with per-actor bookkeeping in the
+# collector: making 10,000 T-Mazes took 5 s and one step of them all 0.5 s on one core, so 100,000 stall a
+# run for minutes before its first update. The presets use 8 to 24. Actor processes (env.asynchronous)
+# are further limited by open files and processes (`icrl.train.budget.check_actors`).
+MAX_ACTORS = 4096
+
+T = TypeVar("T")
+
+
+def range_of(hint: Any) -> Range | None:
+    """The `Range` in a field's type hint (read with `include_extras=True`), or None."""
+    return next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Range)), None)
+
+
+def _default_and_range(bounds: Range) -> Callable[[str], str]:
+    return lambda default: f"(default: {default}; {bounds})"
+
+
+def show_ranges_in_help(cls: type[T]) -> type[T]:
+    """Class decorator: `--help` shows each ranged field's range after its default, e.g.
+    `(default: 8; in [1, 4096])`. It adds tyro's hint to the field's type; the range itself stays where it
+    is declared, the field's `Annotated` type."""
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        bounds = range_of(hint)
+        if bounds is not None:
+            hint_text = _default_and_range(bounds)
+            cls.__annotations__[name] = Annotated[hint, tyro.conf.arg(help_behavior_hint=hint_text)]
+    return cls
+
+
+@show_ranges_in_help
 @dataclass
 class EnvConfig:
     """Which environment, how its trials are cut, and how many actors run it."""
@@ -27,33 +89,34 @@ class EnvConfig:
     """Keyword arguments for `gymnasium.make` (set with `--env.KEY VALUE`)."""
     eval_kwargs: tyro.conf.Suppress[dict[str, Any]] = field(default_factory=dict)
     """Evaluation envs only: merged over `kwargs`, e.g. held-out tasks (set with `--eval-env.KEY VALUE`)."""
-    trial_episodes: int | None = None
+    trial_episodes: Annotated[int | None, POSITIVE] = None
     """Episodes per trial (None: the env's own default, else 1)."""
-    trial_steps: int | None = None
+    trial_steps: Annotated[int | None, POSITIVE] = None
     """Steps per trial instead of a number of episodes (None: use episodes)."""
     trial_end: Literal["truncated", "terminated"] = "truncated"
     """A trial ended by its budget: truncated (bootstrapped) or terminated (no return after it)."""
-    num_actors: int = 8
+    num_actors: Annotated[int, Range(1, MAX_ACTORS)] = 8
     """Parallel actors collecting experience."""
     asynchronous: bool = False
     """Run actors in subprocesses (gymnasium AsyncVectorEnv) instead of in-process."""
 
 
+@show_ranges_in_help
 @dataclass
 class ModelConfig:
     """Timestep encoder, sequence model and heads."""
 
     kind: Literal["transformer", "gru", "lstm", "ssm", "mlp"] = "transformer"
     """Sequence model; `ssm`: diagonal linear recurrences (LRU); `mlp` is the memory-free control."""
-    d_model: int = 128
+    d_model: Annotated[int, POSITIVE] = 128
     """Width of the sequence model."""
-    n_layers: int = 2
+    n_layers: Annotated[int, POSITIVE] = 2
     """Sequence model layers."""
-    n_heads: int = 8
+    n_heads: Annotated[int, POSITIVE] = 8
     """Attention heads (transformer)."""
-    d_ff: int | None = None
+    d_ff: Annotated[int | None, POSITIVE] = None
     """Feed-forward width (transformer; None: 4 * d_model)."""
-    dropout: float = 0.0
+    dropout: Annotated[float, BELOW_ONE] = 0.0
     """Dropout inside the sequence model."""
     pos_emb: Literal["learned", "rope", "none"] = "learned"
     """Position embedding over the time index inside the trial (transformer)."""
@@ -61,22 +124,22 @@ class ModelConfig:
     """σReparam spectral reparameterisation of the transformer's linear layers."""
     normformer: bool = True
     """Normformer's extra LayerNorms (after attention and inside the feed-forward)."""
-    state_size: int | None = None
+    state_size: Annotated[int | None, POSITIVE] = None
     """Complex state channels per layer (ssm; None: d_model)."""
-    context_len: int = 256
+    context_len: Annotated[int, POSITIVE] = 256
     """Context length L: training windows hold L transitions; rollouts attend to the last L steps."""
-    max_time: int | None = None
+    max_time: Annotated[int | None, POSITIVE] = None
     """Learned positions: size of the table over the trial's time index (None: context_len + 1; later
     times share the last embedding). Set it to the longest trial when trials are longer than the context."""
-    encoder_hidden: tuple[int, ...] = (128,)
+    encoder_hidden: Annotated[tuple[int, ...], POSITIVE] = (128,)
     """Hidden widths of the timestep encoder MLP."""
-    actor_hidden: tuple[int, ...] = (128,)
+    actor_hidden: Annotated[tuple[int, ...], POSITIVE] = (128,)
     """Hidden widths of the actor head."""
-    critic_hidden: tuple[int, ...] = (128, 128)
+    critic_hidden: Annotated[tuple[int, ...], POSITIVE] = (128, 128)
     """Hidden widths of each critic."""
     box_policy: Literal["tanh_gaussian", "tanh_mixture", "beta"] = "tanh_gaussian"
     """Box actions: the policy family per discount (tanh-squashed Gaussian, mixture of those, or Beta)."""
-    mixture_components: int = 4
+    mixture_components: Annotated[int, POSITIVE] = 4
     """Components of the `tanh_mixture` policy."""
     precision: Literal["float32", "bfloat16", "auto"] = "float32"
     """Compute dtype of the sequence model and critic hidden layers (bfloat16 autocast; Q values, losses,
@@ -84,95 +147,99 @@ class ModelConfig:
     where the device has it in hardware, else float32."""
 
 
+@show_ranges_in_help
 @dataclass
 class AgentConfig:
-    """The learning update (DESIGN §6)."""
+    """The learning update: critics, actor losses, optimiser."""
 
-    gamma: float = 0.999
+    gamma: Annotated[float, RATE] = 0.999
     """Main discount: the one the rollout policy uses unless `acting_gamma` names another."""
-    extra_gammas: tuple[float, ...] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995)
+    extra_gammas: Annotated[tuple[float, ...], RATE] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995)
     """Additional discounts trained in parallel (multi-gamma)."""
     acting_gamma: float | None = None
     """Discount whose actor head acts in rollouts and evaluation, one of the trained ones (None: `gamma`)."""
-    num_critics: int = 4
+    num_critics: Annotated[int, POSITIVE] = 4
     """Critics in the ensemble."""
-    critic_subset: int = 2
+    critic_subset: Annotated[int, POSITIVE] = 2
     """Targets take the minimum over a random subset of this many critics."""
-    tau: float = 0.003
+    tau: Annotated[float, RATE] = 0.003
     """EMA rate of the target networks, per update."""
-    pg_weight: float = 1.0
+    pg_weight: Annotated[float, NON_NEGATIVE] = 1.0
     """Weight of the -Q policy-gradient actor term (0 disables it)."""
-    bc_weight: float = 0.1
+    bc_weight: Annotated[float, NON_NEGATIVE] = 0.1
     """Weight of the filtered behaviour-cloning actor term."""
-    critic_weight: float = 10.0
+    critic_weight: Annotated[float, NON_NEGATIVE] = 10.0
     """Weight of the critic loss in the total loss."""
     filter: Literal["binary", "exp", "leaky"] = "binary"
     """Advantage filter of the behaviour-cloning term."""
-    exp_filter_beta: float = 1.0
+    exp_filter_beta: Annotated[float, POSITIVE_REAL] = 1.0
     """Temperature of the exponential filter."""
     reward_multiplier: float = 1.0
     """Rewards are multiplied by this inside the critic target."""
-    n_step: int = 1
+    n_step: Annotated[int, POSITIVE] = 1
     """n of the n-step critic targets (1: one-step TD)."""
     popart: bool = True
     """PopArt normalisation of value targets."""
-    popart_beta: float = 5e-4
+    popart_beta: Annotated[float, RATE] = 5e-4
     """EMA rate of PopArt's statistics."""
-    num_action_samples: int = 4
+    num_action_samples: Annotated[int, POSITIVE] = 4
     """Box/MultiBinary actions: actions sampled per discount for the critic target's value, -Q and filter."""
-    action_bound_eps: float = 1e-3
+    action_bound_eps: Annotated[float, BELOW_ONE] = 1e-3
     """Box actions: stored actions are clipped to ±(1 - this) before the BC log-likelihood (finite atanh)."""
-    lr: float = 1e-4
+    lr: Annotated[float, POSITIVE_REAL] = 1e-4
     """AdamW learning rate."""
-    warmup_updates: int = 200
+    warmup_updates: Annotated[int, NON_NEGATIVE] = 200
     """Linear learning-rate warm-up length, in updates."""
     lr_decay_to: float = 1.0
     """After warm-up the learning rate falls linearly to lr x this at total_env_steps (1.0: constant)."""
-    weight_decay: float = 1e-4
+    weight_decay: Annotated[float, NON_NEGATIVE] = 1e-4
     """AdamW weight decay."""
-    grad_clip: float = 1.0
+    grad_clip: Annotated[float, POSITIVE_REAL] = 1.0
     """Gradient-norm clip."""
 
 
+@show_ranges_in_help
 @dataclass
 class ExplorationConfig:
     """Exploration: epsilon-greedy for Discrete actions; for Box actions epsilon is the std of Gaussian noise
     added to the [-1, 1] action (then clipped); for MultiBinary each bit flips with probability epsilon."""
 
-    eps_start: float = 1.0
+    eps_start: Annotated[float, UNIT] = 1.0
     """Largest per-actor epsilon at the start of training."""
-    eps_end: float = 0.05
+    eps_end: Annotated[float, UNIT] = 0.05
     """Largest per-actor epsilon after annealing."""
-    eps_min: float = 0.0
+    eps_min: Annotated[float, UNIT] = 0.0
     """Smallest per-actor epsilon: each actor draws its epsilon in [eps_min, current max] per trial."""
-    anneal_env_steps: int = 20_000
+    anneal_env_steps: Annotated[int, NON_NEGATIVE] = 20_000
     """Env steps over which the largest epsilon goes from eps_start to eps_end."""
-    late_trial_fraction: float = 0.2
+    late_trial_fraction: Annotated[float, UNIT] = 0.2
     """Within-trial schedule: epsilon shrinks linearly to this fraction of itself by the trial's end."""
     sample_actions: bool = True
     """Sample from the policy (else take its greedy action) before applying epsilon."""
 
 
+@show_ranges_in_help
 @dataclass
 class ReplayConfig:
     """The replay buffer on disk and its sampler."""
 
-    max_trials: int = 20_000
+    max_trials: Annotated[int, POSITIVE] = 20_000
     """FIFO capacity in trials (protected trials don't count)."""
-    batch_size: int = 24
+    batch_size: Annotated[int, POSITIVE] = 24
     """Windows per training batch."""
     weight_by_length: bool = False
     """Sample trials proportionally to their length (else uniformly)."""
-    cache_gb: float = 2.0
+    cache_gb: Annotated[float, NON_NEGATIVE] = 2.0
     """RAM cache of decoded trials."""
-    prefetch: int = 2
+    prefetch: Annotated[int, NON_NEGATIVE] = 2
     """Batches sampled ahead in a background thread (0: sample in the learner's thread; runs with the same
     seed, on CPU with one torch thread, are then reproducible bit for bit)."""
-    relabel: float = 0.0
+    relabel: Annotated[float, UNIT] = 0.0
     """Fraction of sampled trials rewritten with goals they achieved (hindsight relabelling; goal-conditioned
     envs with a `relabel_spec`, one-episode trials)."""
 
 
+@show_ranges_in_help
 @dataclass
 class Config:
     """A full training run."""
@@ -182,31 +249,31 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     explore: ExplorationConfig = field(default_factory=ExplorationConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    seed: int = 0
+    seed: Annotated[int, NON_NEGATIVE] = 0
     """Random seed (networks, sampling, environments)."""
-    total_env_steps: int = 50_000
+    total_env_steps: Annotated[int, NON_NEGATIVE] = 50_000
     """Stop after this many environment steps (summed over actors)."""
-    collect_steps: int = 64
+    collect_steps: Annotated[int, POSITIVE] = 64
     """Env steps per actor between two rounds of updates."""
-    updates_per_collect: int = 8
+    updates_per_collect: Annotated[int, NON_NEGATIVE] = 8
     """Gradient updates per round (update-to-data ratio = this / (collect_steps * num_actors))."""
-    learning_starts: int = 1_000
+    learning_starts: Annotated[int, NON_NEGATIVE] = 1_000
     """Env steps collected before the first update."""
-    collectors: int = 0
+    collectors: Annotated[int, NON_NEGATIVE] = 0
     """Collector processes acting while the learner trains, num_actors / collectors actors each (0: none)."""
-    async_lead_rounds: int = 1
+    async_lead_rounds: Annotated[int, POSITIVE] = 1
     """With collectors: rounds of env steps the collectors may gather ahead of the learner's updates."""
-    eval_every: int = 200
+    eval_every: Annotated[int, NON_NEGATIVE] = 200
     """Evaluate every this many updates (0: only at the end)."""
-    eval_trials: int = 16
+    eval_trials: Annotated[int, POSITIVE] = 16
     """Trials per evaluation."""
     eval_greedy: bool = True
     """Greedy actions during evaluation (else sampled)."""
-    checkpoint_every: int = 500
+    checkpoint_every: Annotated[int, NON_NEGATIVE] = 500
     """Save a checkpoint every this many updates (and at the end)."""
-    checkpoint_keep_every: int = 0
+    checkpoint_keep_every: Annotated[int, NON_NEGATIVE] = 0
     """Keep for good the checkpoints at multiples of this many updates (0: only the newest 3)."""
-    weights_ema: float = 0.0
+    weights_ema: Annotated[float, BELOW_ONE] = 0.0
     """Per-update decay of a moving average of the weights, saved for `icrl eval --weights ema` (0: off)."""
     eval_ema: bool = False
     """Also evaluate that moving average at each evaluation, on the same trials (logged as eval_ema/...)."""
@@ -218,7 +285,7 @@ class Config:
     """Experiment name, part of the default run directory name."""
     device: str = "cpu"
     """Torch device of the learner and policy (`cpu`, `cuda`, `cuda:1`)."""
-    threads: int | None = None
+    threads: Annotated[int | None, POSITIVE] = None
     """Torch CPU threads (None: torch's default)."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
@@ -313,102 +380,33 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return build(Config, data, "")
 
 
-# Ranges of the numeric fields, checked by `check_config`: (low, high, low is open, high is open); None is
-# unbounded. Optional fields (None allowed) are checked only when set; tuple fields element by element.
-_POSITIVE = (1, None, False, False)
-_NON_NEGATIVE = (0, None, False, False)
-_UNIT_OPEN_LOW = (0.0, 1.0, True, False)  # (0, 1]
-_UNIT = (0.0, 1.0, False, False)  # [0, 1]
-_POSITIVE_REAL = (0.0, None, True, False)
-# The most actors a run may have. Each is a Python env stepped in turn, with per-actor bookkeeping in the
-# collector: making 10,000 T-Mazes took 5 s and one step of them all 0.5 s on one core, so 100,000 stall a
-# run for minutes before its first update. The presets use 8 to 24. Actor processes (env.asynchronous)
-# are further limited by open files and processes (`icrl.train.budget.check_actors`).
-MAX_ACTORS = 4096
-FIELD_RANGES: dict[str, tuple[Any, Any, bool, bool]] = {
-    "env.num_actors": (1, MAX_ACTORS, False, False),
-    "env.trial_episodes": _POSITIVE,
-    "env.trial_steps": _POSITIVE,
-    "model.d_model": _POSITIVE,
-    "model.n_layers": _POSITIVE,
-    "model.n_heads": _POSITIVE,
-    "model.d_ff": _POSITIVE,
-    "model.dropout": (0.0, 1.0, False, True),
-    "model.context_len": _POSITIVE,
-    "model.max_time": _POSITIVE,
-    "model.state_size": _POSITIVE,
-    "model.encoder_hidden": _POSITIVE,
-    "model.actor_hidden": _POSITIVE,
-    "model.critic_hidden": _POSITIVE,
-    "model.mixture_components": _POSITIVE,
-    "agent.gamma": _UNIT_OPEN_LOW,
-    "agent.extra_gammas": _UNIT_OPEN_LOW,
-    "agent.num_critics": _POSITIVE,
-    "agent.critic_subset": _POSITIVE,
-    "agent.tau": _UNIT_OPEN_LOW,
-    "agent.pg_weight": _NON_NEGATIVE,
-    "agent.bc_weight": _NON_NEGATIVE,
-    "agent.critic_weight": _NON_NEGATIVE,
-    "agent.exp_filter_beta": _POSITIVE_REAL,
-    "agent.n_step": _POSITIVE,
-    "agent.popart_beta": _UNIT_OPEN_LOW,
-    "agent.num_action_samples": _POSITIVE,
-    "agent.action_bound_eps": (0.0, 1.0, False, True),
-    "agent.lr": _POSITIVE_REAL,
-    "agent.warmup_updates": _NON_NEGATIVE,
-    "agent.weight_decay": _NON_NEGATIVE,
-    "agent.grad_clip": _POSITIVE_REAL,
-    "explore.eps_start": _UNIT,
-    "explore.eps_end": _UNIT,
-    "explore.eps_min": _UNIT,
-    "explore.anneal_env_steps": _NON_NEGATIVE,
-    "explore.late_trial_fraction": _UNIT,
-    "replay.max_trials": _POSITIVE,
-    "replay.batch_size": _POSITIVE,
-    "replay.cache_gb": _NON_NEGATIVE,
-    "replay.prefetch": _NON_NEGATIVE,
-    "replay.relabel": _UNIT,
-    "seed": _NON_NEGATIVE,
-    "total_env_steps": _NON_NEGATIVE,
-    "collect_steps": _POSITIVE,
-    "updates_per_collect": _NON_NEGATIVE,
-    "learning_starts": _NON_NEGATIVE,
-    "collectors": _NON_NEGATIVE,
-    "async_lead_rounds": _POSITIVE,
-    "eval_every": _NON_NEGATIVE,
-    "eval_trials": _POSITIVE,
-    "checkpoint_every": _NON_NEGATIVE,
-    "checkpoint_keep_every": _NON_NEGATIVE,
-    "weights_ema": (0.0, 1.0, False, True),  # [0, 1)
-    "threads": _POSITIVE,
-}
+def field_ranges(cls: type | None = None) -> dict[str, Range]:
+    """Every ranged field of the config, by dotted path (`{"env.num_actors": Range(1, 4096), ...}`), in
+    declaration order."""
+    return dict(_walk_ranges(cls or Config, ""))
 
 
-def _in_range(value: float, low: Any, high: Any, low_open: bool, high_open: bool) -> bool:
-    above = low is None or (value > low if low_open else value >= low)
-    below = high is None or (value < high if high_open else value <= high)
-    return above and below
-
-
-def _describe(low: Any, high: Any, low_open: bool, high_open: bool) -> str:
-    if high is None:
-        return f"{'>' if low_open else '>='} {low}"
-    return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+def _walk_ranges(cls: type, prefix: str) -> Iterator[tuple[str, Range]]:
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        bare = typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+        if dataclasses.is_dataclass(bare):
+            yield from _walk_ranges(bare, f"{prefix}{name}.")
+        elif (bounds := range_of(hint)) is not None:
+            yield f"{prefix}{name}", bounds
 
 
 def check_config(cfg: Config) -> None:
-    """Raise ValueError listing every numeric field outside its range (`FIELD_RANGES`) and the
-    cross-field rules, so that e.g. `--replay.batch-size 0` or `--agent.gamma 1.5` fails before a run
-    starts instead of deep in the data loader, or never."""
+    """Raise ValueError listing every numeric field outside its declared `Range` and the cross-field
+    rules, so that e.g. `--replay.batch-size 0` or `--agent.gamma 1.5` fails before a run starts instead of
+    deep in the data loader, or never."""
     problems = []
-    for path, bounds in FIELD_RANGES.items():
+    for path, bounds in field_ranges().items():
         value: Any = cfg
         for part in path.split("."):
             value = getattr(value, part)
-        for item in value if isinstance(value, tuple) else (value,):
-            if item is not None and not _in_range(item, *bounds):
-                problems.append(f"{path} must be {_describe(*bounds)}, got {value!r}")
-                break
+        items = value if isinstance(value, tuple) else (value,)
+        if any(item is not None and item not in bounds for item in items):
+            problems.append(f"{path} must be {bounds}, got {value!r}")
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
     if subset > critics:
         problems.append(f"agent.critic_subset ({subset}) must be <= agent.num_critics ({critics})")

@@ -1,4 +1,4 @@
-"""Per-action-space wiring of the actor and critic heads (DESIGN §5, §6).
+"""Per-action-space wiring of the actor and critic heads.
 
 The agent (:mod:`icrl.agent.agent`) is written once for every action space; what differs between
 Discrete, Box and MultiBinary actions lives here, one class per kind:
@@ -57,7 +57,8 @@ class ActorCriticTerms:
 def frozen_call(module: nn.Module, *args: Tensor) -> Tensor:
     """module(*args) with its parameters treated as constants: gradients reach the inputs only.
 
-    The -Q actor term reads "a frozen copy of the critics" (DESIGN §6.5) without copying any weights.
+    The -Q actor term reads a frozen copy of the critics (the actor loss must not move them) without
+    copying any weights.
     """
     params = {name: p.detach() for name, p in module.named_parameters()}
     return functional_call(module, params, args)

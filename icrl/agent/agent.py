@@ -2,10 +2,30 @@
 
 This module only wires networks and the pure loss functions of `icrl.agent.losses` together:
 one forward pass of the sequence model gives the loss at every position of every window, for every
-critic and every discount (DESIGN §6). What depends on the action space (Discrete, Box, MultiBinary) —
-the heads, the target's value estimate, the actor's terms, rollout actions — lives in
-`icrl.agent.action_kinds`. Shapes: B windows, L transitions (L + 1 timesteps), D width, C critics,
-G discounts (the main one last).
+critic and every discount. What depends on the action space (Discrete, Box, MultiBinary) — the heads, the
+target's value estimate, the actor's terms, rollout actions — lives in `icrl.agent.action_kinds`.
+Shapes: B windows, L transitions (L + 1 timesteps), D width, C critics, G discounts (the main one last).
+
+The whole algorithm, one update (`icrl.train.learner.Learner.step` drives it; `Agent.loss` is steps 3-6):
+
+    1. collect: actors play whole trials (several episodes, hidden state kept across them) with
+       `Agent.act`, and the replay store keeps each finished trial as one file  (icrl.train.collector)
+    2. sample: B windows of L + 1 timesteps from stored trials                  (icrl.replay.sampler)
+    3. s = seq(encoder(timesteps))                                  (B, L+1, D), one causal pass
+    4. critic targets, for every discount at once, with no gradient:
+         v' = kind.next_value(target heads, s[:, 1:])  over a random critic subset (`generator`):
+              losses.reduce_critics (min over the subset), losses.discrete_state_value or
+              losses.sampled_state_value                           (B, L, G)
+         y  = losses.td_targets(r, terminated, v', gammas)            or losses.n_step_targets
+         y  = PopArt.normalize(y), after PopArt's statistics moved    (icrl.agent.popart)
+    5. critic loss: losses.critic_loss(Q(s_t, a_t), y, mask), every critic and discount
+    6. actor loss, per discount head:
+         filtered BC  losses.filtered_bc_loss(log pi(a_t | s_t), advantage)  weights from
+                      losses.filter_weights (binary / exp / leaky on A = Q(s, a_t) - V(s))
+         PG           losses.policy_gradient_loss (-Q of a reparameterised or expected action) or
+                      losses.score_function_pg_loss (sampled actions)
+       loss = pg_weight * PG + bc_weight * BC + critic_weight * critic
+    7. step: backward, clip, AdamW; target heads <- lerp(online heads, tau)  (`update_targets`)
 """
 
 from __future__ import annotations

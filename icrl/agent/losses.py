@@ -1,4 +1,4 @@
-"""Pure loss functions of the AMAGO / AMAGO-2 update (DESIGN.md §6).
+"""Pure loss functions of the AMAGO / AMAGO-2 update.
 
 Shape letters: B batch, L window length (transitions), C critics, G discounts, N discrete actions,
 K sampled actions (continuous / multi-binary), Kb value bins. ``mask`` is (B, L) bool/float, True on real

@@ -1,8 +1,9 @@
 """Small statistics for benchmark results: estimates over seeds or checkpoints, t tests, learning curves.
 
-Pure functions on plain sequences of numbers (or metrics rows), no I/O. What `icrl.train.evaluate` already
-provides is used, not repeated: `standard_error` (the SE of a mean), `paired_difference` (run A minus run B
-trial by trial, from evaluation files) and `summarize_across` (one estimate from several such comparisons).
+Pure functions on plain sequences of numbers (or metrics rows), no I/O. What exists elsewhere is used, not
+repeated: `standard_error` (the SE of a mean, `icrl.train.evaluate`, which scores evaluations with it), and
+in `icrl.analysis.compare` `paired_difference` (run A minus run B trial by trial, from evaluation files) and
+`summarize_across` (one estimate from several such comparisons).
 
 - `mean_se`, `mean_sd`, `t_interval`: a mean with its standard error, spread or Student-t interval.
 - `verdict`: does a quantity measured once per seed (or checkpoint) hold above zero? The rule the recorded

@@ -18,7 +18,8 @@ first action, |reward_1| alone was within 0.27 of v* on 50 seeds). An agent that
 thus adapt within the first steps of every episode, and memory across episodes can act only at an
 episode's start (knowing v* before the first step). How the cheetah gets going can still shape the whole
 episode: `icrl eval RUN --forget-episodes` (memory cleared at every episode start) measures what memory
-adds, from +0.4 to +16.6 of episode 3's return on the three benchmark seeds (RESULTS, session 14).
+adds, from +0.4 to +16.6 of episode 3's return on the three benchmark seeds (benchmarks/RESULTS.md,
+HalfCheetahVel).
 
 MuJoCo is an optional dependency (`pip install 'icrl[mujoco]'`); it is imported only when the env is built.
 """

@@ -1,4 +1,4 @@
-"""State-space sequence model (`kind="ssm"`): a stack of diagonal linear recurrences (DESIGN §5, "later").
+"""State-space sequence model (`kind="ssm"`): a stack of diagonal linear recurrences.
 
 Each layer follows the Linear Recurrent Unit of Orvieto et al. (2023, "Resurrecting Recurrent Neural
 Networks for Long Sequences"), in a pre-LayerNorm residual block:

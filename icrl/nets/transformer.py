@@ -1,4 +1,4 @@
-"""Causal Transformer sequence model with a per-actor KV cache for rollouts (DESIGN §5).
+"""Causal Transformer sequence model with a per-actor KV cache for rollouts (docs/ARCHITECTURE.md §4).
 
 Block (pre-LayerNorm, with Normformer's extra norms when `normformer=True`):
 

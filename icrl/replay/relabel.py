@@ -1,4 +1,4 @@
-"""Hindsight instruction relabelling (DESIGN §8): rewrite a stored trial as if its instruction had named goals
+"""Hindsight instruction relabelling: rewrite a stored trial as if its instruction had named goals
 it did achieve.
 
 A goal-conditioned env (e.g. `icrl/GoalGrid-v0`) gives the agent an *instruction*, a sequence of goals to

@@ -219,7 +219,7 @@ def collector_main(
             horizon=cfg.model.context_len,
             within_trial=probe_env(cfg).within_trial,
             # Trials with NaN or inf are flagged and not stored here; the learner counts and warns once
-            # for all collectors (`Trainer._run_async`), not each collector for itself.
+            # for all collectors (`icrl.train.async_loop`), not each collector for itself.
             nonfinite=NonFiniteTrials(cfg.env.id, warn=False),
         )
         chunk = cfg.collect_steps * actors

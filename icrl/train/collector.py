@@ -3,11 +3,9 @@
 The collector owns resets (vector envs run with gymnasium's autoreset disabled): when an actor's trial
 ends, its trial is saved, only that actor's env is reset and only its sequence-model state is cleared.
 
-`forget_episodes=True` is a memory ablation for evaluation: at every episode start inside a trial the
-actor's sequence-model state is cleared too, and its observation is made to look like a trial's first one
-(previous action and reward zeroed, the time index counted from the episode start). Every episode is then
-played as if it were the trial's first, so its difference to a normal evaluation on the same tasks is what
-the agent's memory of earlier episodes adds.
+Evaluation plays with the same machinery (`run_trials`); its ablations (`first_steps`, `forget_episodes`)
+live in a subclass beside the rest of evaluation (`icrl.train.evaluate.EvalCollector`), through two hooks
+called at every step (`_after_step`, `_after_reset`) and one per finished trial (`_trial_stats`).
 
 Non-finite data (NaN or inf in an observation, a reward or an action) is caught as it enters, step by step:
 the agent sees such values as 0 (its memory of the actor is not poisoned until the trial ends) and the env
@@ -185,15 +183,11 @@ class Collector:
         greedy: bool = False,
         horizon: float = 256.0,
         within_trial: Callable[[np.ndarray], np.ndarray] | None = None,
-        first_steps: int | None = None,
-        forget_episodes: bool = False,
         env_id: str = "env",
         nonfinite: NonFiniteTrials | None = None,
     ) -> None:
         """`env_id` names the env in warnings; `nonfinite` counts the trials with non-finite data (default: a
         counter of this collector's own that warns once per kind and never asks to stop)."""
-        if forget_episodes and store is not None:
-            raise ValueError("forget_episodes is an evaluation ablation: its trials are not stored")
         self.envs, self.agent, self.store, self.device = envs, agent, store, torch.device(device)
         self.num = envs.num_envs
         self.rng = np.random.default_rng(seed)
@@ -203,8 +197,6 @@ class Collector:
         self.greedy = greedy
         self.horizon = float(horizon)
         self.seed = seed
-        self.first_steps = first_steps
-        self.forget_episodes = forget_episodes
         self.nonfinite = nonfinite if nonfinite is not None else NonFiniteTrials(env_id)
         self.obs: dict[str, np.ndarray] | None = None
 
@@ -215,7 +207,6 @@ class Collector:
         self.bad: list[str | None] = [None] * self.num  # per actor: the trial's first non-finite kind
         self._check_obs()
         self.state = self.agent.initial_state(self.num, self.device)
-        self.episode_start_time = np.zeros(self.num, dtype=np.int64)  # used by forget_episodes only
         self.buffers: list[dict[str, list]] = [self._new_buffer() for _ in range(self.num)]
         for i in range(self.num):
             self._append_obs(i)
@@ -302,9 +293,7 @@ class Collector:
         self.obs = obs
         self._check_obs()
         done = np.logical_or(terminated, truncated)
-        starts = self._forget_earlier_episodes(done) if self.forget_episodes else None
-        if starts is not None:
-            self._show_as_first_episode(starts)
+        self._after_step(done)
         finished = []
         for i in range(self.num):
             buf = self.buffers[i]
@@ -327,34 +316,23 @@ class Collector:
             self.state = self.agent.reset_state(self.state, done_t)
             new_eps = self.schedule.draw(int(done.sum()), env_steps) if self.schedule else 0.0
             self.eps[done] = new_eps
-            self.episode_start_time[done] = 0
-            if starts is not None:
-                self._show_as_first_episode(starts)
+            self._after_reset(done)
             for i in np.flatnonzero(done):
                 self.buffers[i] = self._new_buffer()
                 self._append_obs(i)
         return finished
 
-    def _forget_earlier_episodes(self, done: np.ndarray) -> np.ndarray:
-        """forget_episodes: actors that start a new episode inside their trial (not those whose trial just
-        ended: the reset that follows clears them anyway) lose their state; returns them as a mask (N,)."""
-        starts = (self.obs[OBS_FIRST].reshape(self.num, -1)[:, 0] > 0.5) & ~done  # (N,)
-        if starts.any():
-            self.state = self.agent.reset_state(self.state, torch.as_tensor(starts, device=self.device))
-            self.episode_start_time[starts] = self.obs[OBS_TIME][starts]
-        return starts
+    def _after_step(self, done: np.ndarray) -> None:
+        """Called after every env step, before the step is recorded; `done` (N,) marks the actors whose
+        trial just ended (their reset comes later). Nothing here; evaluation's ablations hook in."""
 
-    def _show_as_first_episode(self, starts: np.ndarray) -> None:
-        """forget_episodes: the time index counts from the episode start, and actors at an episode start
-        see no previous action or reward, as at a trial's first step. Applied again after a partial reset,
-        which hands back the env's own (unchanged) observations of the other actors."""
-        obs = dict(self.obs)
-        if starts.any():
-            for key in PREV_INPUTS:
-                obs[key] = obs[key].copy()
-                obs[key][starts] = 0
-        obs[OBS_TIME] = obs[OBS_TIME] - self.episode_start_time  # (N,) time since the episode started
-        self.obs = obs
+    def _after_reset(self, done: np.ndarray) -> None:
+        """Called after the actors `done` (N,) were reset to a new trial, before its first observation is
+        recorded. Nothing here; evaluation's ablations hook in."""
+
+    def _trial_stats(self, trial: dict[str, np.ndarray], success: np.ndarray | None) -> TrialStats:
+        """The statistics of a finished trial (`trial_stats`)."""
+        return trial_stats(trial, success)
 
     def _finish(self, i: int, terminated: bool) -> TrialStats:
         buf = self.buffers[i]
@@ -376,7 +354,7 @@ class Collector:
         self.horizon = max(self.horizon, float(length))
         # Successes count only for envs that report them; then a trial without one scores 0, not nothing.
         success = np.asarray(buf["success"], dtype=np.float32) if any(buf["reported"]) else None
-        stats = trial_stats(trial, success, self.first_steps)
+        stats = self._trial_stats(trial, success)
         stats.actor, stats.nonfinite = i, kind
         self.nonfinite.record(stats)
         return stats

@@ -21,11 +21,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from icrl.train.learner import Learner
 
 # Rank 0 evaluates (and checkpoints) while the others wait in the next collective: allow for long evaluations.
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
@@ -116,6 +119,21 @@ class DataParallel:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+
+def data_parallel(learner: Learner, dp: DataParallel) -> Learner:
+    """`learner` made one of `dp`'s ranks (unchanged in a single process): rank 0's weights on every rank
+    (after any checkpoint was loaded), gradients averaged over the ranks in each step, and PopArt's batch
+    moments pooled, so every rank takes the same optimiser step. Only rank 0's moving average of the
+    weights is ever read (it evaluates and checkpoints), and broadcasting leaves rank 0's weights as they
+    are, so each rank's average may start where its own weights were."""
+    if not dp.enabled:
+        return learner
+    dp.broadcast_parameters(learner.agent)
+    if learner.agent.popart is not None:
+        learner.agent.popart.sum_over_workers = dp.sum
+    learner.average_gradients = dp.average_gradients
+    return learner
 
 
 def shutdown() -> None:

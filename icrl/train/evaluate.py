@@ -2,6 +2,17 @@
 
 Evaluation envs are built with the run's env kwargs updated by `cfg.env.eval_kwargs` (e.g.
 `{"split": "test"}`: held-out tasks), so a run can train on some variations and be scored on others.
+
+Two ablations exist only here (`EvalCollector`, the training `Collector` knows nothing of them):
+`first_steps=K` also scores each episode's first K steps, where memory of earlier episodes acts first;
+`forget_episodes` is the memory ablation: at every episode start inside a trial the actor's sequence-model
+state is cleared too, and its observation is made to look like a trial's first one (previous action and
+reward zeroed, the time index counted from the episode start). Every episode is then played as if it were
+the trial's first, so its difference to a normal evaluation on the same tasks (`icrl compare`) is what the
+agent's memory of earlier episodes adds.
+
+Comparing evaluations (`icrl compare`), choosing or averaging checkpoints and plotting are analysis, in
+`icrl.analysis`.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from icrl.agent.agent import Agent, acting_head
 from icrl.config import Config
 from icrl.envs.trust import load_run_config
 from icrl.envs.vector import make_vector_env
-from icrl.train.collector import Collector, TrialStats
+from icrl.train.collector import OBS_FIRST, OBS_TIME, PREV_INPUTS, Collector, TrialStats, trial_stats
 from icrl.train.factory import (
     SetupError,
     build_agent,
@@ -37,6 +48,61 @@ from icrl.train.writable import NotWritableError, check_file_writable
 def standard_error(values: list[float]) -> float:
     """The standard error of the mean of `values` (sample standard deviation / sqrt(n)); needs n >= 2."""
     return float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
+class EvalCollector(Collector):
+    """A `Collector` with evaluation's ablations: `first_steps=K` also records each episode's return over
+    its first K steps (`TrialStats.episode_start_returns`); `forget_episodes` plays every episode of a
+    trial as if it were the trial's first (the module docstring). The other arguments are `Collector`'s;
+    a `forget_episodes` collector stores nothing (ValueError with a `store`)."""
+
+    def __init__(
+        self, *args: Any, first_steps: int | None = None, forget_episodes: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if forget_episodes and self.store is not None:
+            raise ValueError("forget_episodes is an evaluation ablation: its trials are not stored")
+        self.first_steps = first_steps
+        self.forget_episodes = forget_episodes
+        self._starts: np.ndarray | None = None  # (N,) actors at an episode start this step (forget only)
+
+    def start(self, env_steps: int = 0) -> None:
+        super().start(env_steps)
+        self.episode_start_time = np.zeros(self.num, dtype=np.int64)  # (N,) time index of the episode start
+
+    def _after_step(self, done: np.ndarray) -> None:
+        if self.forget_episodes:
+            self._starts = self._forget_earlier_episodes(done)
+            self._show_as_first_episode(self._starts)
+
+    def _after_reset(self, done: np.ndarray) -> None:
+        self.episode_start_time[done] = 0
+        if self.forget_episodes:
+            self._show_as_first_episode(self._starts)
+
+    def _trial_stats(self, trial: dict[str, np.ndarray], success: np.ndarray | None) -> TrialStats:
+        return trial_stats(trial, success, self.first_steps)
+
+    def _forget_earlier_episodes(self, done: np.ndarray) -> np.ndarray:
+        """Actors that start a new episode inside their trial (not those whose trial just ended: the reset
+        that follows clears them anyway) lose their state; returns them as a mask (N,)."""
+        starts = (self.obs[OBS_FIRST].reshape(self.num, -1)[:, 0] > 0.5) & ~done  # (N,)
+        if starts.any():
+            self.state = self.agent.reset_state(self.state, torch.as_tensor(starts, device=self.device))
+            self.episode_start_time[starts] = self.obs[OBS_TIME][starts]
+        return starts
+
+    def _show_as_first_episode(self, starts: np.ndarray) -> None:
+        """The time index counts from the episode start, and actors at an episode start see no previous
+        action or reward, as at a trial's first step. Applied again after a partial reset, which hands back
+        the env's own (unchanged) observations of the other actors."""
+        obs = dict(self.obs)
+        if starts.any():
+            for key in PREV_INPUTS:
+                obs[key] = obs[key].copy()
+                obs[key][starts] = 0
+        obs[OBS_TIME] = obs[OBS_TIME] - self.episode_start_time  # (N,) time since the episode started
+        self.obs = obs
 
 
 def summarize_trials(trials: list[TrialStats], prefix: str) -> dict[str, float]:
@@ -122,7 +188,7 @@ def play_trials(
     """Run the current policy on fresh env instances (no exploration, nothing stored); the envs get
     `cfg.env.eval_kwargs` merged over `cfg.env.kwargs`, or come from `env_fn` (trial-wrapped envs, e.g.
     with a recorder inside). `first_steps=K` also records each episode's return over its first K steps.
-    `forget_episodes` plays every episode as if it were the trial's first (`Collector`: memory ablation).
+    `forget_episodes` plays every episode as if it were the trial's first (`EvalCollector`: memory ablation).
     A trial whose env gave a NaN or inf comes back flagged (`TrialStats.nonfinite`, warned once per kind)
     instead of failing the evaluation; `summarize_trials` counts it and scores the others.
     `should_stop` (e.g. "a stop signal came") is asked at every step: EvaluationStopped when it says yes."""
@@ -131,7 +197,7 @@ def play_trials(
     envs = make_vector_env(env_fn, num_envs, asynchronous=False, seed=seed)
     try:
         device = next(agent.parameters()).device
-        collector = Collector(
+        collector = EvalCollector(
             envs,
             agent,
             explore=None,
@@ -250,8 +316,9 @@ def evaluate_run(
     torch device than the run's (e.g. "cpu" for a run trained on a GPU). `first_steps=K` adds the returns
     of each episode's first K steps and their gain (`summarize_trials`), per trial in the file too.
     `forget_episodes` is the memory ablation: the agent's memory is cleared at every episode start inside a
-    trial (`Collector`), so `paired_difference` against a normal evaluation with the same seed gives what
-    memory of earlier episodes adds (its first episodes are the same play, so their difference is zero).
+    trial (`EvalCollector`), so `icrl compare` (`icrl.analysis.compare`) against a normal evaluation with
+    the same seed gives what memory of earlier episodes adds (its first episodes are the same play, so
+    their difference is zero).
     `out` writes the result file there instead (e.g. for a run directory that is read-only); whether it can
     be written is checked before anything is played (`NotWritableError`). `trust_env_module` / `imports`:
     consent to importing the module the run's env id names / modules to import first (`load_run_agent`).
@@ -302,7 +369,7 @@ def evaluate_run(
     }
     # The file also keeps every trial's episode returns, in play order (trial k of every actor, then
     # k + 1): two runs evaluated with the same seed and env kwargs meet the same tasks in the same order,
-    # so `paired_difference` can compare them trial by trial. Only scored trials (no NaN or inf data, as
+    # so `icrl compare` can pair them trial by trial. Only scored trials (no NaN or inf data, as
     # `eval/trials` counts them): a pairing check on `eval/trials` then sees when one file lost some.
     played = [t for t in played if not t.nonfinite]
     per_trial = {"trial_episode_returns": [t.episode_returns for t in played]}
@@ -317,111 +384,3 @@ def evaluate_run(
 
     write_text_atomic(out_path, json.dumps({**result, **per_trial}))  # a rerun never leaves half a file
     return result
-
-
-def paired_difference(returns_a: list[list[float]], returns_b: list[list[float]]) -> dict[str, float]:
-    """Run A minus run B on the same tasks: `returns_*[k]` are trial k's episode returns (as in an eval
-    file's `trial_episode_returns`, same seed and env kwargs). The mean difference of the trial returns
-    and of each episode index's return, with standard errors over the trials; pairing removes the
-    task-to-task spread that dominates unpaired comparisons. With more than one episode per trial also
-    `episode_gain`: A's (last - first episode) minus B's, per trial, i.e. how much more A improves within
-    a trial than B on the same tasks (against a memory-free B, the part of A's gain that memory explains)."""
-    return {"trials": len(returns_a), **_paired_means(returns_a, returns_b, "return", sum, "episode_gain")}
-
-
-def paired_success_difference(
-    successes_a: list[list[float]], successes_b: list[list[float]]
-) -> dict[str, float]:
-    """`paired_difference` for success (an eval file's `trial_episode_successes`, 1.0 or 0.0 per episode):
-    `success` is the difference in trial success (the task succeeded in any episode), `success_episode_i`
-    in episode i's success rate and `success_episode_gain` in (last - first episode success), each with its
-    standard error over the trials (e.g. against a `forget_episodes` ablation: what memory adds to the last
-    episode's success)."""
-    return _paired_means(successes_a, successes_b, "success", max, "success_episode_gain")
-
-
-def _paired_means(
-    per_trial_a: list[list[float]],
-    per_trial_b: list[list[float]],
-    name: str,
-    trial_value: Callable[[list[float]], float],
-    gain_name: str,
-) -> dict[str, float]:
-    """Mean and standard error of A - B over paired trials: of `trial_value` of each trial's per-episode
-    values (`name`), of each episode index's value (`name_episode_i`) and of (last - first episode)
-    (`gain_name`, with more than one episode per trial)."""
-    if len(per_trial_a) != len(per_trial_b) or len(per_trial_a) < 2:
-        raise ValueError(
-            f"need the same number (>= 2) of trials, got {len(per_trial_a)} and {len(per_trial_b)}"
-        )
-    pairs = list(zip(per_trial_a, per_trial_b, strict=True))
-    diffs = {name: [trial_value(a) - trial_value(b) for a, b in pairs]}
-    episodes = min(min(len(a), len(b)) for a, b in pairs)
-    for i in range(episodes):
-        diffs[f"{name}_episode_{i}"] = [a[i] - b[i] for a, b in pairs]
-    if episodes > 1:
-        last = episodes - 1
-        diffs[gain_name] = [(a[last] - a[0]) - (b[last] - b[0]) for a, b in pairs]
-    out: dict[str, float] = {}
-    for key, values in diffs.items():
-        out[key] = float(np.mean(values))
-        out[f"{key}_se"] = standard_error(values)
-    return out
-
-
-PAIRING_KEYS = ("seed", "env_kwargs", "greedy", "eval/trials")
-
-
-def compare_eval_files(path_a: str | Path, path_b: str | Path) -> dict[str, Any]:
-    """Evaluation file A minus B, trial by trial (`paired_difference`), e.g. a run against a control or
-    against its own `forget_episodes` ablation. Both must come from `evaluate_run` with the same seed, env
-    kwargs, greedy flag and trial count (checked: ValueError otherwise), so that trial k met the same task
-    in both; exact where every trial has the same number of episodes (agent-dependent episode counts, as in
-    step-budget trials, may draw the env's RNG differently). Where both were scored with the same
-    `first_steps`, the same differences over each episode's first steps come as `start_...` keys, and where
-    both recorded success (`trial_episode_successes`) the `paired_success_difference` keys."""
-    a, b = (json.loads(Path(path).read_text()) for path in (path_a, path_b))
-    for path, data in ((path_a, a), (path_b, b)):
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} is not an evaluation file of icrl eval (a JSON object)")
-    for key in PAIRING_KEYS:
-        if a.get(key) != b.get(key):
-            raise ValueError(f"{key} differs ({a.get(key)!r} vs {b.get(key)!r}): the trials are not paired")
-    if "trial_episode_returns" not in a or "trial_episode_returns" not in b:
-        raise ValueError("both files need `trial_episode_returns` (evaluation files of icrl eval)")
-    out = paired_difference(a["trial_episode_returns"], b["trial_episode_returns"])
-    if a.get("first_steps") is not None and a.get("first_steps") == b.get("first_steps"):
-        starts = paired_difference(a["trial_episode_start_returns"], b["trial_episode_start_returns"])
-        out.update({f"start_{key}": value for key, value in starts.items() if key != "trials"})
-    if "trial_episode_successes" in a and "trial_episode_successes" in b:
-        out.update(paired_success_difference(a["trial_episode_successes"], b["trial_episode_successes"]))
-    return {
-        "a": str(path_a),
-        "b": str(path_b),
-        "a_updates": a.get("updates"),
-        "b_updates": b.get("updates"),
-        **out,
-    }
-
-
-def summarize_across(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """One estimate from several paired comparisons (or evaluation files) of the same quantity, e.g.
-    Transformer minus control at each of a run's last checkpoints, or one difference per training seed. For
-    every key that all rows report with a standard error (`key` and `key_se`): the mean over rows, the
-    standard deviation between rows (`key_sd`), the standard error of that mean (`key_se`, from the
-    between-row spread, so it counts checkpoint-to-checkpoint or run-to-run variation that one evaluation's
-    trial-level standard error cannot see) and the rows' mean trial-level standard error (`key_trial_se`),
-    to compare the two."""
-    if len(rows) < 2:
-        raise ValueError(f"need at least 2 comparisons to summarize across, got {len(rows)}")
-    keys = [k for k in rows[0] if f"{k}_se" in rows[0] and all(k in r and f"{k}_se" in r for r in rows)]
-    if not keys:
-        raise ValueError("the rows share no key with a standard error (`key` and `key_se`)")
-    out: dict[str, Any] = {"across": len(rows)}
-    for key in keys:
-        values = [float(r[key]) for r in rows]
-        out[key] = float(np.mean(values))
-        out[f"{key}_sd"] = float(np.std(values, ddof=1))
-        out[f"{key}_se"] = standard_error(values)
-        out[f"{key}_trial_se"] = float(np.mean([float(r[f"{key}_se"]) for r in rows]))
-    return out

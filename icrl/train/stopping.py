@@ -1,5 +1,6 @@
 """Stopping a run at a safe point: SIGTERM and SIGINT set a flag that the training loop reads between
-updates (`GracefulStop`), and `Trainer.run` then raises `TrainingStopped` after its checkpoint."""
+updates (`GracefulStop`), and `Trainer.run` then raises `TrainingStopped` after its checkpoint; the other
+ways a run stops, and their one-line errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """An OSError's reason with its errno name ("No space left on device (ENOSPC)"), else its message."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)})"
+    return str(exc)
 
 
 class TrainingStopped(Exception):

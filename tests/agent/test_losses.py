@@ -1,4 +1,4 @@
-"""Loss functions on hand-computed cases (DESIGN.md §6, §11)."""
+"""Loss functions on hand-computed cases."""
 
 import math
 

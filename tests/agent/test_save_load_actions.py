@@ -1,4 +1,4 @@
-"""save -> load gives identical greedy actions and policy parameters, for every action space (DESIGN §11)."""
+"""save -> load gives identical greedy actions and policy parameters, for every action space."""
 
 from __future__ import annotations
 

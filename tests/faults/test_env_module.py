@@ -218,9 +218,9 @@ def test_resumed_collectors_do_not_import_from_the_run_directory(good_run, modul
     expected="UntrustedEnvModule; evil.py never imported",
 )
 def test_library_calls_need_consent(evil_run, monkeypatch, call, record_property) -> None:
+    from icrl.analysis.select import select_checkpoint
     from icrl.envs.trust import UntrustedEnvModule
     from icrl.train.evaluate import evaluate_run, load_run_agent, resolve_checkpoint
-    from icrl.train.select import select_checkpoint
     from icrl.train.trainer import resume_run
 
     run, marker = evil_run

@@ -136,11 +136,11 @@ def test_training_memory_estimate(record_property) -> None:
                    expected="stops in seconds, eval dropped, checkpointed")  # fmt: skip
 def test_a_stop_signal_does_not_wait_for_a_long_evaluation(tmp_path, tiny_config, monkeypatch, collectors,
                                                            record_property):  # fmt: skip
-    import icrl.train.trainer as trainer_module
+    import icrl.train.callbacks as callbacks_module
 
     cfg = tiny_config(tmp_path / "run", total_env_steps=10_000, eval_trials=20_000, eval_every=10,
                       weights_ema=0.9, eval_ema=True, collectors=collectors)  # fmt: skip
-    original, calls, sent = trainer_module.evaluate, [], []
+    original, calls, sent = callbacks_module.evaluate, [], []
 
     def evaluate(agent, cfg, num_trials, *args, **kwargs):
         calls.append(num_trials)
@@ -154,7 +154,7 @@ def test_a_stop_signal_does_not_wait_for_a_long_evaluation(tmp_path, tiny_config
         sent.append(time.perf_counter())
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(trainer_module, "evaluate", evaluate)
+    monkeypatch.setattr(callbacks_module, "evaluate", evaluate)
     trainer = Trainer(cfg)
     with pytest.raises(TrainingStopped) as stopped:
         trainer.run()

@@ -30,8 +30,9 @@ from icrl.train.checkpoint import LATEST, NonFiniteCheckpointError, latest_check
 from icrl.train.collector import NONFINITE_TRIALS_IN_A_ROW, Collector, TrialStats
 from icrl.train.evaluate import play_trials, summarize_trials
 from icrl.train.factory import build_agent
+from icrl.train.learner import MAX_SKIPPED_UPDATES
 from icrl.train.stopping import NonFiniteError
-from icrl.train.trainer import MAX_SKIPPED_UPDATES, Trainer
+from icrl.train.trainer import Trainer
 
 FLAKY_ID = "icrl_test/Flaky-v0"
 SEEN_ACTIONS: list[np.ndarray] = []  # what FlakyEnv(continuous=True) received, for the action probe
@@ -253,8 +254,8 @@ def _nan_loss(agent, bad_call, *, finite_grads: bool = False, before=None) -> No
 
 def _learner_state(trainer: Trainer) -> dict[str, Any]:
     state = {f"agent.{k}": v.clone() for k, v in trainer.agent.state_dict().items()}
-    state["optimizer"] = copy.deepcopy(trainer.optimizer.state_dict())
-    state.update({f"ema.{i}": s.clone() for i, s in enumerate(trainer.weights_ema.shadow)})
+    state["optimizer"] = copy.deepcopy(trainer.learner.optimizer.state_dict())
+    state.update({f"ema.{i}": s.clone() for i, s in enumerate(trainer.learner.weights_ema.shadow)})
     return state
 
 
@@ -289,11 +290,11 @@ def test_nonfinite_loss_skips_the_update(finite_grads, tiny_trainer, record_prop
         after = _learner_state(trainer)
         unchanged = _same(before, after)
         record_property("observed", f"grad norm {float(stats['stats/grad_norm'])}, skipped_in_a_row "
-                        f"{trainer.skipped_in_a_row}, updates {updates} -> {trainer.updates}, learner state "
-                        f"unchanged bit for bit: {unchanged}")
-        assert unchanged and trainer.updates == updates and trainer.skipped_in_a_row == 1
+                        f"{trainer.learner.skipped_in_a_row}, updates {updates} -> {trainer.updates}, "
+                        f"learner state unchanged bit for bit: {unchanged}")
+        assert unchanged and trainer.updates == updates and trainer.learner.skipped_in_a_row == 1
         trainer.update()  # the next good one is made again
-        assert trainer.updates == updates + 1 and trainer.skipped_in_a_row == 0
+        assert trainer.updates == updates + 1 and trainer.learner.skipped_in_a_row == 0
         assert not _same(before, _learner_state(trainer))
     finally:
         trainer.close()
@@ -408,7 +409,7 @@ class _FlaggedPool:
 def test_async_learner_stops_on_collectors_nonfinite_trials(
     tiny_config, tmp_path, monkeypatch, record_property
 ) -> None:
-    monkeypatch.setattr("icrl.train.trainer.CollectorPool", _FlaggedPool)
+    monkeypatch.setattr("icrl.train.async_loop.CollectorPool", _FlaggedPool)
     run = tmp_path / "run"
     trainer = Trainer(tiny_config(run, collectors=1, total_env_steps=10_000, eval_every=0))
     with warnings.catch_warnings(record=True) as caught:

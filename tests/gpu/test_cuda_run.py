@@ -18,9 +18,8 @@ from icrl.cli import main
 from icrl.config import Config
 from icrl.envs.vector import make_vector_env
 from icrl.presets import build_config
-from icrl.train.collector import Collector
 from icrl.train.ema import EMA_FILE
-from icrl.train.evaluate import load_run_agent
+from icrl.train.evaluate import EvalCollector, load_run_agent
 from icrl.train.factory import SetupError, build_agent, check_device, env_factory
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -87,7 +86,9 @@ def test_forget_episodes_with_the_state_on_the_gpu():
     envs = make_vector_env(env_factory(cfg), 3, seed=5)
     torch.manual_seed(0)
     agent = build_agent(cfg, envs.single_observation_space, envs.single_action_space).to("cuda")
-    collector = Collector(envs, agent, explore=None, device="cuda", seed=3, greedy=True, forget_episodes=True)
+    collector = EvalCollector(
+        envs, agent, explore=None, device="cuda", seed=3, greedy=True, forget_episodes=True
+    )
     trials = collector.run_trials(9)
     envs.close()
     returns = np.array([t.episode_returns for t in trials])  # (9, 2)

@@ -6,7 +6,8 @@ import json
 
 import torch
 
-from icrl.bench import main, matmul_peak_flops
+from icrl.bench import matmul_peak_flops
+from icrl.cli import main
 
 
 def test_matmul_peak_is_positive_and_plausible():
@@ -15,7 +16,7 @@ def test_matmul_peak_is_positive_and_plausible():
 
 
 def test_bench_prints_all_fields(capsys):
-    main(["--preset", "tmaze-quick", "--updates", "2", "--rollout-steps", "16", "--threads", "1"])
+    main(["bench", "--preset", "tmaze-quick", "--updates", "2", "--rollout-steps", "16", "--threads", "1"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("updates_per_s", "flops_per_update", "peak_fraction", "env_steps_per_s", "peak_rss_mb"):
         assert result[key] > 0, key

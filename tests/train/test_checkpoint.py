@@ -94,7 +94,7 @@ def test_round_trip_weights_optimizer_counters_and_actions(tmp_path, tiny_config
         assert fresh_sd[key].dtype == value.dtype, key
 
     # Optimiser: AdamW moments and step counts restored exactly, param groups too.
-    saved, loaded = trainer.optimizer.state_dict(), optimizer.state_dict()
+    saved, loaded = trainer.learner.optimizer.state_dict(), optimizer.state_dict()
     assert saved["state"].keys() == loaded["state"].keys() and len(saved["state"]) > 0
     for pid, entries in saved["state"].items():
         for name in ("exp_avg", "exp_avg_sq", "step"):
@@ -216,11 +216,11 @@ def test_resume_continues_the_critic_subset_rng(tmp_path, tiny_config):
     trainer = Trainer(cfg)
     trainer.run()
     assert trainer.updates > 0
-    expected = torch.randperm(100, generator=trainer.loss_gen)
+    expected = torch.randperm(100, generator=trainer.learner.loss_gen)
     resumed = Trainer(trainer.cfg, trainer.run_dir, resume=True)
     try:
         fresh = torch.randperm(100, generator=torch.Generator().manual_seed(trainer.cfg.seed))
-        got = torch.randperm(100, generator=resumed.loss_gen)
+        got = torch.randperm(100, generator=resumed.learner.loss_gen)
         assert torch.equal(got, expected)
         assert not torch.equal(got, fresh)
     finally:

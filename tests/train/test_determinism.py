@@ -1,4 +1,4 @@
-"""Determinism under a seed (DESIGN §11): same seed -> same losses and weights; other seed -> other ones."""
+"""Determinism under a seed: same seed -> same losses and weights; other seed -> other ones."""
 
 from __future__ import annotations
 

@@ -33,8 +33,7 @@ def test_bad_decay_rejected(bad: float) -> None:
 def test_trainer_applies_and_logs_the_decayed_lr(tiny_trainer) -> None:
     trainer = tiny_trainer(agent={"lr": 1e-3, "warmup_updates": 1, "lr_decay_to": 0.5})
     try:
-        trainer.env_steps = trainer.cfg.total_env_steps // 2
-        metrics = trainer.update()
+        metrics = trainer.learner.step(trainer.loader.next_batch(), progress=0.5)
         assert metrics["stats/lr"] == pytest.approx(1e-3 * 0.75)
     finally:
         trainer.close()

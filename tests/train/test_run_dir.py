@@ -1,4 +1,4 @@
-"""What a finished tiny run leaves in its run directory (DESIGN §10)."""
+"""What a finished tiny run leaves in its run directory."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def test_training_is_unchanged_and_each_checkpoint_holds_the_average(ema_run, tm
     saved = load_file(str(ckpts[-1] / EMA_FILE))
     live = dict(ema_run.agent.named_parameters())
     assert saved.keys() == live.keys()
-    for name, value in ema_run.weights_ema.state_dict().items():
+    for name, value in ema_run.learner.weights_ema.state_dict().items():
         assert torch.equal(saved[name], value), name
         torch.testing.assert_close(value, ema_run.by_hand[name], rtol=1e-5, atol=1e-6)
     assert any(not torch.equal(saved[n], live[n].detach()) for n in saved)  # an average, not a copy
@@ -95,7 +95,7 @@ def test_resume_continues_the_average(ema_run, tmp_path, tiny_config):
     saved = load_file(str(ckpt / EMA_FILE))
     resumed = Trainer(ema_run.cfg, ema_run.run_dir, resume=True)
     try:
-        for name, value in resumed.weights_ema.state_dict().items():
+        for name, value in resumed.learner.weights_ema.state_dict().items():
             assert torch.equal(value, saved[name]), name
     finally:
         resumed.close()
@@ -107,7 +107,7 @@ def test_resume_continues_the_average(ema_run, tmp_path, tiny_config):
     switched = Trainer(cfg, plain.run_dir, resume=True)
     try:
         live = {n: p.detach() for n, p in switched.agent.named_parameters()}
-        for name, value in switched.weights_ema.state_dict().items():
+        for name, value in switched.learner.weights_ema.state_dict().items():
             assert torch.equal(value, live[name]), name
     finally:
         switched.close()
@@ -156,7 +156,7 @@ def test_eval_with_the_average(ema_run, tmp_path, tiny_config, capsys):
 
 
 def test_the_average_swapped_in_and_out(ema_run):
-    agent, average = ema_run.agent, ema_run.weights_ema
+    agent, average = ema_run.agent, ema_run.learner.weights_ema
     before = {name: value.clone() for name, value in agent.state_dict().items()}
     layer = next(m for m in agent.modules() if isinstance(m, SigmaReparamLinear))
     with average.swapped_in(agent):
@@ -175,29 +175,29 @@ def _name_of(agent: torch.nn.Module, module: torch.nn.Module) -> str:
 
 
 def test_evaluating_the_average_during_training(tmp_path, tiny_config, monkeypatch):
-    import icrl.train.trainer as trainer_module
+    import icrl.train.callbacks as callbacks_module
 
     seen = []  # (seed, the evaluated agent's parameters) at each evaluation
-    evaluate = trainer_module.evaluate
+    evaluate = callbacks_module.evaluate
 
     def recording_evaluate(agent, cfg, trials, seed, greedy=True, **kwargs):  # kwargs: should_stop
         seen.append((seed, [p.detach().clone() for p in agent.parameters()]))
         return evaluate(agent, cfg, trials, seed, greedy, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "evaluate", recording_evaluate)
+    monkeypatch.setattr(callbacks_module, "evaluate", recording_evaluate)
     runs = {}
     for eval_ema in (False, True):
         seen.clear()
         cfg = tiny_config(tmp_path / f"ema-{eval_ema}", eval_every=4, weights_ema=0.9, eval_ema=eval_ema)
         runs[eval_ema] = trainer = Trainer(cfg)
         shadows = []  # the moving average whenever an evaluation starts
-        log_eval = trainer._log_eval
+        log_eval = trainer.evaluation.log_eval
 
         def log_eval_noting_the_average(*args, trainer=trainer, shadows=shadows, log_eval=log_eval):
-            shadows.append([s.clone() for s in trainer.weights_ema.shadow])
+            shadows.append([s.clone() for s in trainer.learner.weights_ema.shadow])
             return log_eval(*args)
 
-        trainer._log_eval = log_eval_noting_the_average
+        trainer.evaluation.log_eval = log_eval_noting_the_average
         trainer.run()
         runs[eval_ema].seen, runs[eval_ema].shadows = list(seen), shadows
     plain, both = runs[False], runs[True]
@@ -226,7 +226,7 @@ def test_evaluating_the_average_needs_one(tmp_path, tiny_config):
 
 
 def test_select_among_the_averages(ema_run, tmp_path, tiny_config, capsys):
-    from icrl.train.select import select_checkpoint
+    from icrl.analysis.select import select_checkpoint
 
     run = ema_run.run_dir
     ema_run.close()

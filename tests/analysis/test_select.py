@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
+from icrl.analysis.select import kept_checkpoints, select_checkpoint
 from icrl.cli import main
 from icrl.nets.transformer import SigmaReparamLinear
 from icrl.train.checkpoint import save_checkpoint
 from icrl.train.evaluate import evaluate_run, load_run_agent
-from icrl.train.select import kept_checkpoints, select_checkpoint
 from icrl.train.trainer import Trainer
 
 
@@ -99,7 +99,7 @@ def test_select_cli(kept_run, tmp_path, capsys):
 
 
 def test_select_again_plays_only_new_or_rewritten_checkpoints(kept_run, monkeypatch):
-    import icrl.train.select as select_module
+    import icrl.analysis.select as select_module
 
     run = kept_run.run_dir
     first = select_checkpoint(run, trials=3, seed=1, progress=False)
@@ -126,7 +126,7 @@ def test_select_again_plays_only_new_or_rewritten_checkpoints(kept_run, monkeypa
 
 
 def test_select_skips_a_checkpoint_pruned_while_it_runs(kept_run, monkeypatch):
-    import icrl.train.select as select_module
+    import icrl.analysis.select as select_module
 
     run = kept_run.run_dir
     names = [p.name for p in kept_checkpoints(run)]
@@ -159,7 +159,8 @@ class _Refits(torch.nn.Module):
 def test_average_checkpoints_is_the_mean_of_the_parameters(tmp_path):
     from safetensors.torch import load_file
 
-    from icrl.train.checkpoint import average_checkpoints, load_checkpoint
+    from icrl.analysis.average import average_checkpoints
+    from icrl.train.checkpoint import load_checkpoint
 
     root = tmp_path / "checkpoints"
     agent = _Refits()
