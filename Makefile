@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch + icrl and its required dependencies; then the extras the test suite and the examples use
 BASE_STAMP := $(VENV)/.icrl-base
 TEST_STAMP := $(VENV)/.icrl-test
-TEST_EXTRAS := dev,popgym,mujoco,metaworld,wandb,minigrid,yaml
+TEST_EXTRAS := dev,popgym,mujoco,metaworld,wandb,minigrid,yaml,minari
 
 .PHONY: setup setup-test train test test-slow faults lint bench clean
 
@@ -23,7 +23,8 @@ $(BASE_STAMP): pyproject.toml Makefile
 # wheel, tests/envs/test_half_cheetah_vel.py) runs icrl/HalfCheetahVel-v0; metaworld (adds only scipy;
 # same mujoco pin) lets tests/envs/test_metaworld_ml1.py run instead of skipping; wandb lets
 # tests/train/test_wandb.py drive the real library (offline: nothing is sent); minigrid runs
-# examples/minigrid_images.py in tests/test_examples.py; yaml reads `icrl train --config FILE.yaml`
+# examples/minigrid_images.py in tests/test_examples.py; yaml reads `icrl train --config FILE.yaml`;
+# minari (with h5py) lets tests/test_datasets.py import a local Minari dataset instead of skipping
 $(TEST_STAMP): $(BASE_STAMP)
 	$(PY) -m pip install -e ".[$(TEST_EXTRAS)]"
 	touch $(TEST_STAMP)

@@ -4,11 +4,12 @@
     python examples/act_in_your_loop.py               # first trains T-Maze 10 (temporary folder)
     python examples/act_in_your_loop.py --quick       # the same, a few seconds of training (a smoke test)
 
-The policy reads *trial* observations, not the env's raw ones: the env observation plus the previous
-action, the previous reward, the time index inside the trial and an episode-start flag. The simplest
-honest way to build them is to wrap your env the way training did (`make_trial_env` with the run's trial
-budget), then keep one sequence-model state per actor: `agent.initial_state`, `agent.act` every step,
-`agent.reset_state` when a trial ends. That is what icrl's own collector does, for N actors at once.
+`icrl.load_policy(run_dir)` reads the run directory and gives a policy for the plain env: `act(obs)`
+returns an action of the env's own action space, `observe(reward, terminated, truncated)` records the
+step. The agent reads *trial* observations (the env observation plus the previous action and reward, the
+time index inside the trial and an episode-start flag); the policy builds them, keeps the sequence model's
+memory, and starts a new trial's memory when the run's trial budget is used up (`policy.trial_ended`).
+For N envs at once: `policy.reset(num_envs=N)`, then batched observations and arrays of rewards and flags.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
-import torch
 
-import icrl  # noqa: F401  (registers the built-in envs, e.g. icrl/TMaze-v0)
-from icrl.envs import make_trial_env
+import icrl  # registers the built-in envs (e.g. icrl/TMaze-v0)
+from icrl.envs.trust import env_module_of
 from icrl.presets import preset_config
-from icrl.train.evaluate import load_run_agent, resolve_checkpoint
 from icrl.train.trainer import Trainer
 
 
@@ -41,36 +41,31 @@ def train_short_tmaze(run_dir: Path, quick: bool) -> None:
 
 def play(run_dir: Path, trials: int, seed: int = 0) -> list[float]:
     """Play `trials` greedy trials of the run's env with its latest checkpoint; return each one's return."""
-    # config.json + the newest intact checkpoint (a run whose env id is `module:Id` also needs
-    # trust_env_module=True: a run directory is data, and importing its module runs code).
-    cfg, agent, extra = load_run_agent(run_dir, resolve_checkpoint(run_dir), device="cpu")
-    agent.eval()
-    print(f"loaded {run_dir} at {extra.get('updates')} updates, env {cfg.env.id} {cfg.env.kwargs}")
+    # config.json, spaces.json and the newest intact checkpoint: the run directory is all it needs.
+    policy = icrl.load_policy(run_dir)
+    cfg = policy.config
+    print(f"loaded {run_dir} at {policy.updates} updates, env {cfg.env.id} {cfg.env.kwargs}, "
+          f"trials of {policy.episodes} episode(s)")
 
-    # The env as training saw it: the same id, kwargs and trial budget (episodes or steps per trial).
-    env = make_trial_env(
-        cfg.env.id,
-        episodes=cfg.env.trial_episodes,
-        steps=cfg.env.trial_steps,
-        budget_end=cfg.env.trial_end,
-        **cfg.env.kwargs,
-    )
-    device = torch.device("cpu")
-    state = agent.initial_state(1, device)  # one actor
+    # Your own env, not wrapped: the policy keeps the previous action and reward, the time index and the
+    # sequence model's memory itself, and knows when a trial (here: one episode) is over.
+    if env_module_of(cfg.env.id) is not None:  # gym.make would import the module the run names
+        raise SystemExit(f"{cfg.env.id!r} names a Python module: make that env yourself if you trust it")
+    env = gym.make(cfg.env.id, **cfg.env.kwargs)
     returns: list[float] = []
     obs, _ = env.reset(seed=seed)
+    policy.reset()
     total = 0.0
     while len(returns) < trials:
-        batch = {key: torch.as_tensor(np.asarray(value))[None] for key, value in obs.items()}  # (1, ...)
-        actions, state = agent.act(batch, state, greedy=True)  # numpy (1, *action_shape)
-        obs, reward, terminated, truncated, info = env.step(actions[0])
+        action = policy.act(obs)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        policy.observe(reward, terminated, truncated)
         total += float(reward)
-        # Inside a trial the wrapper resets finished episodes itself (the memory carries over); only the
-        # end of the whole trial clears the agent's memory.
-        if terminated or truncated:
+        if policy.trial_ended:  # a new trial: a meta-RL env would get a new task here
             returns.append(total)
             total = 0.0
-            state = agent.reset_state(state, torch.ones(1, dtype=torch.bool))
+            obs, _ = env.reset(options={"new_task": True})
+        elif terminated or truncated:  # the next episode of the same trial
             obs, _ = env.reset()
     env.close()
     return returns

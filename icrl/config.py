@@ -182,6 +182,19 @@ class AgentConfig:
     """PopArt normalisation of value targets."""
     popart_beta: Annotated[float, RATE] = 5e-4
     """EMA rate of PopArt's statistics."""
+    critic: Literal["regression", "classification"] = "regression"
+    """regression: Q values fit by squared TD error (AMAGO). classification: each Q is a softmax over
+    `critic_bins` symlog-return bins fit by two-hot cross entropy, read as symexp of the bins' expectation
+    (AMAGO-2; needs `popart` False, since the bins already fix the scale)."""
+    critic_bins: Annotated[int, Range(2, 1024)] = 128
+    """classification critic: number of bins, evenly spaced in symlog space."""
+    critic_bins_low: Annotated[float, Range(-30.0, 0.0, high_open=True)] = -10.0
+    """classification critic: lowest bin, in symlog units (-10: returns down to about -2.2e4)."""
+    critic_bins_high: Annotated[float, Range(0.0, 30.0, low_open=True)] = 10.0
+    """classification critic: highest bin, in symlog units (10: returns up to about 2.2e4)."""
+    actor_objective: Literal["amago", "imitation"] = "amago"
+    """amago: pg_weight x (-Q) + bc_weight x filtered BC. imitation: filtered BC only (AMAGO-2), no -Q term
+    whatever pg_weight says, and the critic targets average the critics instead of a subset's minimum."""
     num_action_samples: Annotated[int, POSITIVE] = 4
     """Box/MultiBinary actions: actions sampled per discount for the critic target's value, -Q and filter."""
     action_bound_eps: Annotated[float, BELOW_ONE] = 1e-3
@@ -237,6 +250,9 @@ class ReplayConfig:
     relabel: Annotated[float, UNIT] = 0.0
     """Fraction of sampled trials rewritten with goals they achieved (hindsight relabelling; goal-conditioned
     envs with a `relabel_spec`, one-episode trials)."""
+    offline_fraction: Annotated[float | None, UNIT] = None
+    """With --offline-data: share of each batch's windows drawn from the dataset's trials (the protected
+    area), the rest from collected ones (None: in proportion to their counts, uniform over all trials)."""
 
 
 @show_ranges_in_help
@@ -259,6 +275,11 @@ class Config:
     """Gradient updates per round (update-to-data ratio = this / (collect_steps * num_actors))."""
     learning_starts: Annotated[int, NON_NEGATIVE] = 1_000
     """Env steps collected before the first update."""
+    offline_data: tuple[str, ...] = ()
+    """Dataset directories (`icrl collect`, `icrl dataset import`) copied into the run's protected replay
+    area; with total_env_steps 0 the run trains on them only (offline), else offline-to-online."""
+    offline_updates: Annotated[int, NON_NEGATIVE] = 0
+    """With --offline-data: updates on the data before any env step (all of an offline-only run's updates)."""
     collectors: Annotated[int, NON_NEGATIVE] = 0
     """Collector processes acting while the learner trains, num_actors / collectors actors each (0: none)."""
     async_lead_rounds: Annotated[int, POSITIVE] = 1
@@ -410,6 +431,11 @@ def check_config(cfg: Config) -> None:
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
     if subset > critics:
         problems.append(f"agent.critic_subset ({subset}) must be <= agent.num_critics ({critics})")
+    if cfg.agent.critic == "classification" and cfg.agent.popart:
+        problems.append(
+            "agent.popart normalises regression values only: with agent.critic classification set "
+            "agent.popart False (--agent.no-popart)"
+        )
     if cfg.collectors > 0 and cfg.env.num_actors % cfg.collectors:
         problems.append(
             f"env.num_actors ({cfg.env.num_actors}) must be a multiple of collectors ({cfg.collectors})"
@@ -418,8 +444,25 @@ def check_config(cfg: Config) -> None:
         problems.append("wandb_project must not be empty")
     if cfg.eval_ema and cfg.weights_ema == 0.0:
         problems.append("eval_ema needs a moving average of the weights: set weights_ema (e.g. 0.999)")
+    problems += _offline_problems(cfg)
     if problems:
         raise ValueError("invalid config: " + "; ".join(problems))
+
+
+def _offline_problems(cfg: Config) -> list[str]:
+    """The cross-field rules of training from a dataset (`offline_data`)."""
+    problems = []
+    if not cfg.offline_data:
+        if cfg.offline_updates:
+            problems.append("offline_updates needs offline_data (a dataset directory: --offline-data DIR)")
+        if cfg.replay.offline_fraction is not None:
+            problems.append("replay.offline_fraction needs offline_data (--offline-data DIR)")
+        return problems
+    if cfg.total_env_steps == 0 and cfg.offline_updates == 0:
+        problems.append("an offline-only run (total_env_steps 0) needs offline_updates > 0")
+    if cfg.collectors:
+        problems.append("offline_data does not combine with collectors (asynchronous collection)")
+    return problems
 
 
 def load_config(path: str | Path) -> Config:

@@ -11,9 +11,14 @@ Discrete, Box and MultiBinary actions lives here, one class per kind:
   log-likelihood of the stored action and the filter's advantage;
 - the rollout action (greedy or sampled) in the form the env takes.
 
+What is the same for every kind is set on the base class by :func:`make_action_kind`: the critic's readout
+(``value``: identity for regression critics, the expectation of the bins for the classification critic of
+AMAGO-2, whose heads then end in a bin axis Kb) and whether the -Q term is computed at all (``pg``).
+
 Shape letters as in :mod:`icrl.nets.heads`: B batch, L window, D width, C critics, G discounts, N discrete
-actions, A action dim (flattened Box shape / number of bits), K sampled actions. Critic values are in
-PopArt's normalised space unless a ``denormalize`` function is applied.
+actions, A action dim (flattened Box shape / number of bits), K sampled actions, Kb value bins. Regression
+critic values are in PopArt's normalised space unless a ``denormalize`` function is applied; classification
+critics are read in return units by ``value`` (``denormalize`` then maps logits to returns).
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ Denormalize = Callable[[Tensor], Tensor]
 class ActorCriticTerms:
     """What the agent's loss needs from the heads at the stored actions."""
 
-    q_taken: Tensor  # (B, L, C, G) normalised Q of the stored actions, with gradient to the critics
-    pg_loss: Tensor  # scalar: the -Q actor term
+    q_taken: Tensor  # (B, L, C, G) normalised Q of the stored actions, with gradient to the critics, or
+    # the classification critic's logits (B, L, C, G, Kb)
+    pg_loss: Tensor  # scalar: the -Q actor term (0 without gradient when ``pg`` is off)
     logp_taken: Tensor  # (B, L, G): log pi_g(a_t | s_t), with gradient to the actor
     advantage: Tensor  # (B, L, G): the filter's input, no gradient
     entropy: Tensor  # (B, L): entropy of the main discount's policy (a sample estimate for Box), no gradient
@@ -74,6 +80,23 @@ class ActionKind:
     """Base class; see the module docstring. Subclasses set ``space`` and implement every method."""
 
     space: gym.Space
+    bins: Tensor | None = None
+    """Classification critic: bin centres (Kb,) in symlog space; None for a regression critic."""
+    pg: bool = True
+    """Whether `terms` builds the -Q term (False for the imitation objective: no sampling graph for it)."""
+
+    @property
+    def num_bins(self) -> int | None:
+        return None if self.bins is None else int(self.bins.shape[0])
+
+    def value(self, out: Tensor) -> Tensor:
+        """Critic output -> values: the identity for regression critics; for classification logits
+        (..., Kb) -> (...), symexp of the expected symlog bin (:func:`losses.bins_to_value`)."""
+        if self.bins is None:
+            return out
+        if self.bins.device != out.device:  # cached on the critics' device after the first call
+            self.bins = self.bins.to(out.device)
+        return losses.bins_to_value(out, self.bins)
 
     def build_heads(
         self, d_model: int, num_gammas: int, model: ModelConfig, agent: AgentConfig
@@ -135,6 +158,7 @@ class DiscreteActions(ActionKind):
             agent.num_critics,
             num_gammas,
             hidden=model.critic_hidden,
+            num_bins=self.num_bins,
             hidden_dtype=critic_hidden_dtype(model),
         )
         return actor, critics
@@ -148,21 +172,25 @@ class DiscreteActions(ActionKind):
         return losses.discrete_state_value(target_q, target_probs, reduce, subset_size, generator)
 
     def terms(self, actor, critics, s_t, action, mask, generator):
-        q = critics(s_t)  # (B, L, C, G, N)
-        q_taken = losses.q_of_actions(q, action)  # (B, L, C, G)
+        q = critics(s_t)  # (B, L, C, G, N), or logits (B, L, C, G, N, Kb)
+        if self.bins is None:
+            q_taken = losses.q_of_actions(q, action)  # (B, L, C, G)
+        else:
+            q_taken = losses.q_of_actions(q.movedim(-1, 0), action.expand(q.shape[-1], *action.shape))
+            q_taken = q_taken.movedim(0, -1)  # logits (B, L, C, G, Kb)
         log_probs = torch.log_softmax(actor(s_t), dim=-1)  # (B, L, G, N)
         probs = log_probs.exp()
         # The actor sees the critics' values as constants: "a frozen copy on a detached state".
-        q_actor = q.detach().mean(dim=2)  # (B, L, G, N)
+        with torch.no_grad():
+            q_actor = self.value(q.detach()).mean(dim=2)  # (B, L, G, N)
         q_policy = (probs * q_actor).sum(-1)  # (B, L, G)
         a_index = action[:, :, None, None].expand(*log_probs.shape[:-1], 1)
         advantage = q_actor.gather(-1, a_index).squeeze(-1) - q_policy.detach()  # (B, L, G)
         logp_taken = log_probs.gather(-1, a_index).squeeze(-1)  # (B, L, G)
         with torch.no_grad():
             entropy = -(probs[..., -1, :] * log_probs[..., -1, :]).sum(-1)  # (B, L)
-        return ActorCriticTerms(
-            q_taken, losses.policy_gradient_loss(q_policy, mask), logp_taken, advantage, entropy
-        )
+        pg_loss = losses.policy_gradient_loss(q_policy, mask) if self.pg else _no_pg(s_t)
+        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
 
     def policy(self, actor, h, head=-1):
         return Categorical(actor(h[:, None])[:, 0, head])  # logits (N, n)
@@ -192,6 +220,7 @@ class _SampledActions(ActionKind):
             agent.num_critics,
             num_gammas,
             hidden=model.critic_hidden,
+            num_bins=self.num_bins,
             hidden_dtype=critic_hidden_dtype(model),
         )
 
@@ -209,7 +238,13 @@ class _SampledActions(ActionKind):
     def _q_taken(self, critics: nn.Module, s_t: Tensor, action: Tensor) -> Tensor:
         B, L, A = action.shape
         stored = action[:, :, None, None].expand(B, L, critics.num_gammas, 1, A)  # (B, L, G, 1, A)
-        return critics(s_t, stored)[..., 0]  # (B, L, C, G)
+        out = critics(s_t, stored)  # (B, L, C, G, 1[, Kb])
+        return out[..., 0] if self.bins is None else out[..., 0, :]  # (B, L, C, G[, Kb])
+
+    def _value_taken(self, q_taken: Tensor) -> Tensor:
+        """The stored actions' value averaged over the critics, for the filter: (B, L, G), no gradient."""
+        with torch.no_grad():
+            return self.value(q_taken.detach()).mean(2)
 
     def policy(self, actor, h, head=-1):
         out = actor(h[:, None])
@@ -249,15 +284,22 @@ class BoxActions(_SampledActions):
         return box_policy_dist(self.policy_family, out)
 
     def terms(self, actor, critics, s_t, action, mask, generator):
-        q_taken = self._q_taken(critics, s_t, action)  # (B, L, C, G)
+        q_taken = self._q_taken(critics, s_t, action)  # (B, L, C, G[, Kb])
         dist = self._dist(actor(s_t))  # batch shape (B, L, G), events (A,)
-        sampled, logp_sampled = dist.rsample(self.num_samples, generator)  # (B, L, G, K, A), (B, L, G, K)
-        q_sampled = frozen_call(critics, s_t.detach(), sampled).mean(2)  # (B, L, G, K), grad to actions
-        pg_loss = losses.policy_gradient_loss(q_sampled.mean(-1), mask)
+        if self.pg:
+            sampled, logp_sampled = dist.rsample(self.num_samples, generator)  # (B,L,G,K,A), (B,L,G,K)
+            # (B, L, G, K), with gradient to the sampled actions only
+            q_sampled = self.value(frozen_call(critics, s_t.detach(), sampled)).mean(2)
+            pg_loss = losses.policy_gradient_loss(q_sampled.mean(-1), mask)
+        else:  # imitation: the samples only set the filter's baseline
+            with torch.no_grad():
+                sampled, logp_sampled = dist.rsample(self.num_samples, generator)
+                q_sampled = self.value(critics(s_t, sampled)).mean(2)
+            pg_loss = _no_pg(s_t)
         B, L, G = q_taken.shape[0], q_taken.shape[1], q_taken.shape[3]
         stored = action.clamp(-self.bound, self.bound)[:, :, None].expand(B, L, G, self.action_dim)
         logp_taken = dist.log_prob(stored)  # (B, L, G)
-        advantage = losses.sampled_advantage(q_taken.mean(2), q_sampled)
+        advantage = losses.sampled_advantage(self._value_taken(q_taken), q_sampled)
         entropy = -logp_sampled[..., -1, :].detach().mean(-1)  # (B, L) Monte-Carlo estimate
         return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
 
@@ -277,31 +319,49 @@ class BinaryActions(_SampledActions):
         return Bernoulli(out)
 
     def terms(self, actor, critics, s_t, action, mask, generator):
-        q_taken = self._q_taken(critics, s_t, action)  # (B, L, C, G)
+        q_taken = self._q_taken(critics, s_t, action)  # (B, L, C, G[, Kb])
         logits = actor(s_t)  # (B, L, G, A)
         dist = Bernoulli(logits)
         sampled = dist.sample(self.num_samples, generator=generator)  # (B, L, G, K, A)
         logp_sampled = Bernoulli(logits.unsqueeze(-2).expand_as(sampled)).log_prob(sampled)  # (B, L, G, K)
         with torch.no_grad():
-            q_sampled = critics(s_t, sampled).mean(2)  # (B, L, G, K)
+            q_sampled = self.value(critics(s_t, sampled)).mean(2)  # (B, L, G, K)
             entropy = dist.entropy()[..., -1]  # (B, L)
-        pg_loss = losses.score_function_pg_loss(q_sampled, logp_sampled, mask)
+        pg_loss = losses.score_function_pg_loss(q_sampled, logp_sampled, mask) if self.pg else _no_pg(s_t)
         logp_taken = dist.log_prob(action[:, :, None].expand_as(logits))  # (B, L, G)
-        advantage = losses.sampled_advantage(q_taken.mean(2), q_sampled)
+        advantage = losses.sampled_advantage(self._value_taken(q_taken), q_sampled)
         return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
+
+
+def _no_pg(like: Tensor) -> Tensor:
+    """The absent -Q term of the imitation objective: a scalar 0 without gradient."""
+    return torch.zeros((), dtype=like.dtype, device=like.device)
 
 
 def make_action_kind(space: gym.Space, agent: AgentConfig, model: ModelConfig | None = None) -> ActionKind:
     """The wiring for an agent-facing action space (Box spaces must already be [-1, 1]); `model` picks the
-    Box policy family (`model.box_policy`; the default config when None)."""
+    Box policy family (`model.box_policy`; the default config when None), `agent` the critic readout
+    (`agent.critic`, `agent.critic_bins*`) and whether the -Q term is built (`agent.actor_objective`)."""
+    kind: ActionKind
     if isinstance(space, gym.spaces.Discrete):
-        return DiscreteActions(space)
-    if isinstance(space, gym.spaces.Box):
+        kind = DiscreteActions(space)
+    elif isinstance(space, gym.spaces.Box):
         if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
             raise ValueError(
                 f"Box actions must be rescaled to [-1, 1] (the TrialWrapper does this), got {space}"
             )
-        return BoxActions(space, agent, (model or ModelConfig()).box_policy)
-    if isinstance(space, gym.spaces.MultiBinary):
-        return BinaryActions(space, agent)
-    raise NotImplementedError(f"the agent supports Discrete, Box and MultiBinary action spaces, got {space}")
+        kind = BoxActions(space, agent, (model or ModelConfig()).box_policy)
+    elif isinstance(space, gym.spaces.MultiBinary):
+        kind = BinaryActions(space, agent)
+    else:
+        raise NotImplementedError(
+            f"the agent supports Discrete, Box and MultiBinary action spaces, got {space}"
+        )
+    if agent.critic == "classification":
+        kind.bins = losses.symlog_bins(agent.critic_bins, agent.critic_bins_low, agent.critic_bins_high)
+    elif agent.critic != "regression":
+        raise ValueError(f"agent.critic must be regression or classification, got {agent.critic!r}")
+    if agent.actor_objective not in ("amago", "imitation"):
+        raise ValueError(f"agent.actor_objective must be amago or imitation, got {agent.actor_objective!r}")
+    kind.pg = agent.actor_objective == "amago"
+    return kind

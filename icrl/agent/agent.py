@@ -14,17 +14,27 @@ The whole algorithm, one update (`icrl.train.learner.Learner.step` drives it; `A
     3. s = seq(encoder(timesteps))                                  (B, L+1, D), one causal pass
     4. critic targets, for every discount at once, with no gradient:
          v' = kind.next_value(target heads, s[:, 1:])  over a random critic subset (`generator`):
-              losses.reduce_critics (min over the subset), losses.discrete_state_value or
-              losses.sampled_state_value                           (B, L, G)
+              losses.reduce_critics (min over the subset; the mean when there is no -Q term),
+              losses.discrete_state_value or losses.sampled_state_value      (B, L, G)
+              Q values read from the critics' output by the critic kind (`agent.critic`):
+                regression      Q = PopArt.denormalize(out)              out (..., G, M)
+                classification  Q = losses.bins_to_value(out)            out logits (..., G, M, Kb)
+                                  = symexp(sum_k softmax(out)_k bins_k), bins in symlog space
          y  = losses.td_targets(r, terminated, v', gammas)            or losses.n_step_targets
-         y  = PopArt.normalize(y), after PopArt's statistics moved    (icrl.agent.popart)
-    5. critic loss: losses.critic_loss(Q(s_t, a_t), y, mask), every critic and discount
-    6. actor loss, per discount head:
+         y  = PopArt.normalize(y), after PopArt's statistics moved    (icrl.agent.popart; regression only)
+    5. critic loss, every critic and discount:
+         regression      losses.critic_loss(Q(s_t, a_t), y, mask)              squared TD error
+         classification  losses.classification_critic_loss(logits(s_t, a_t), y, bins, mask)
+                         cross entropy against two_hot(symlog(y)) on the bins (AMAGO-2)
+    6. actor loss, per discount head (Q, V read from the critics as in 4, so in return units for the
+       classification critic):
          filtered BC  losses.filtered_bc_loss(log pi(a_t | s_t), advantage)  weights from
                       losses.filter_weights (binary / exp / leaky on A = Q(s, a_t) - V(s))
          PG           losses.policy_gradient_loss (-Q of a reparameterised or expected action) or
                       losses.score_function_pg_loss (sampled actions)
-       loss = pg_weight * PG + bc_weight * BC + critic_weight * critic
+       `agent.actor_objective`:
+         amago      loss = pg_weight * PG + bc_weight * BC + critic_weight * critic
+         imitation  loss = bc_weight * BC + critic_weight * critic        (no PG term is built)
     7. step: backward, clip, AdamW; target heads <- lerp(online heads, tau)  (`update_targets`)
 """
 
@@ -166,6 +176,11 @@ class Agent(nn.Module):
         # output, which avoids a second pass through the expensive sequence model.
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
+        if agent.critic == "classification" and agent.popart:
+            raise ValueError(
+                "agent.popart normalises regression values only: with agent.critic classification set "
+                "agent.popart False (--agent.no-popart)"
+            )
         self.popart = PopArt(num_gammas, beta=agent.popart_beta) if agent.popart else None
 
     # ------------------------------------------------------------------ training
@@ -212,8 +227,10 @@ class Agent(nn.Module):
         s = self.encode(batch)  # (B, L+1, D)
         s_t, s_next = s[:, :-1], s[:, 1:].detach()
 
+        classify = cfg.critic == "classification"
+        pg_weight = cfg.pg_weight if cfg.actor_objective == "amago" else 0.0
         with torch.no_grad():
-            reduce = "min_random_subset" if cfg.pg_weight > 0 else "mean"
+            reduce = "min_random_subset" if pg_weight > 0 else "mean"
             next_value = kind.next_value(
                 self.target_actor,
                 self.target_critics,
@@ -243,14 +260,22 @@ class Agent(nn.Module):
                 target = self.popart.normalize(target)
 
         terms = kind.terms(self.actor, self.critics, s_t, action, mask, generator)
-        critic_loss = losses.critic_loss(terms.q_taken, target, mask)
+        if classify:
+            bins = kind.bins.to(terms.q_taken.device)  # a no-op once `kind.value` has cached them there
+            critic_loss = losses.classification_critic_loss(terms.q_taken, target, bins, mask)
+        else:
+            critic_loss = losses.critic_loss(terms.q_taken, target, mask)
         bc_loss = losses.filtered_bc_loss(
             terms.logp_taken, terms.advantage, mask, kind=cfg.filter, beta=cfg.exp_filter_beta
         )
-        total = cfg.pg_weight * terms.pg_loss + cfg.bc_weight * bc_loss + cfg.critic_weight * critic_loss
+        if kind.pg:
+            total = pg_weight * terms.pg_loss + cfg.bc_weight * bc_loss + cfg.critic_weight * critic_loss
+        else:  # imitation: the -Q term does not exist (not even as 0 x a sampled graph)
+            total = cfg.bc_weight * bc_loss + cfg.critic_weight * critic_loss
 
         with torch.no_grad():
-            q_main = self._denormalize(terms.q_taken[..., None])[..., -1, 0].mean(-1)  # (B, L)
+            q_out = terms.q_taken.unsqueeze(-2 if classify else -1)  # (B, L, C, G, 1[, Kb])
+            q_main = self._denormalize(q_out)[..., -1, 0].mean(-1)  # (B, L)
             stats = {
                 "loss/total": total.detach(),
                 "loss/critic": critic_loss.detach(),
@@ -264,7 +289,10 @@ class Agent(nn.Module):
         return LossOutput(total, stats)
 
     def _denormalize(self, q: Tensor) -> Tensor:
-        """q (..., G, M) in PopArt's normalised space -> returns on the env's scale (M actions/samples)."""
+        """Critic output -> returns on the env's scale: q (..., G, M) in PopArt's normalised space, or the
+        classification critic's logits (..., G, M, Kb) -> (..., G, M) (M actions/samples)."""
+        if self.action_kind.bins is not None:
+            return self.action_kind.value(q)
         if self.popart is None:
             return q
         return self.popart.denormalize(q, dim=-2)

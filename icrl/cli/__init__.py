@@ -1,4 +1,4 @@
-"""The `icrl` command line: train, resume, eval, compare, select, average, plot, bench.
+"""The `icrl` command line: train, resume, eval, compare, select, average, plot, bench, collect, dataset.
 
 icrl train ENV_ID [--preset NAME | --config FILE] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...]
            [options]   (options: icrl train --help; the options win over the preset or the file)
@@ -14,10 +14,13 @@ icrl average RUN_DIR (--last N | --checkpoints U1 U2 ...) [--name avg]
            (the mean of those checkpoints' weights -> checkpoints/avg; then --checkpoint avg)
 icrl plot RUN_DIR [RUN_DIR ...] [--out DIR]
 icrl bench [--preset NAME] [--device D] [...]   (options: icrl bench --help)
+icrl collect RUN_DIR --trials N --out DIR [--epsilon E] [--sampled] [--seed S]   (a dataset of trials)
+icrl dataset import SRC --out DIR --env ID [--trial-episodes K]   (.npz episodes -> a dataset)
 icrl --version
 
-resume, eval, select and average also take [--trust-env-module] [--import MODULE ...]: a run whose env id
-names a Python module (MODULE:EnvId) is refused without them (a run directory is data; icrl eval --help).
+resume, eval, select, average and collect also take [--trust-env-module] [--import MODULE ...]: a run whose
+env id names a Python module (MODULE:EnvId) is refused without them (a run directory is data; see
+icrl eval --help).
 Every command's options: icrl COMMAND --help.
 """
 
@@ -28,6 +31,7 @@ import sys
 
 from icrl.cli.analysis import cmd_compare, cmd_plot
 from icrl.cli.common import parse_overrides, parse_value, split_prefixed_kwargs
+from icrl.cli.data import cmd_collect, cmd_dataset
 from icrl.cli.play import cmd_average, cmd_eval, cmd_select
 from icrl.cli.train import build_train_config, cmd_bench, cmd_resume, cmd_train, split_train_args
 
@@ -58,8 +62,9 @@ def version() -> str:
 
 
 # Commands that build a new config from what the user typed, a `--config FILE` included (`icrl train
-# MODULE:EnvId` with MODULE in the current directory works as before); all the others read runs (`main`).
-TYPED_CONFIG_COMMANDS = ("train", "bench")
+# MODULE:EnvId` with MODULE in the current directory works as before), and `icrl dataset import`, whose env id
+# is typed too; all the others read runs (`main`).
+TYPED_CONFIG_COMMANDS = ("train", "bench", "dataset")
 COMMANDS = {
     "train": cmd_train,
     "resume": cmd_resume,
@@ -69,6 +74,8 @@ COMMANDS = {
     "average": cmd_average,
     "plot": cmd_plot,
     "bench": cmd_bench,
+    "collect": cmd_collect,
+    "dataset": cmd_dataset,
 }
 
 

@@ -51,6 +51,34 @@ def _check_budget(episodes: int | None, steps: int | None) -> None:
             raise ValueError(f"{name} must be positive, got {value}")
 
 
+def trial_observation(
+    inner_obs: Any,
+    obs_paths: list[tuple[str, tuple[str, ...]]] | None,
+    prev_action: np.ndarray,
+    prev_reward: float,
+    time: int,
+    first: bool,
+) -> dict[str, Any]:
+    """One timestep's observation as `TrialWrapper` emits it (ARCHITECTURE §1): `obs` (or one `obs.<k>` per
+    entry of a Dict inner observation, `obs_paths` from `dict_obs_paths`; None for other spaces), then
+    `prev_action` (A,), `prev_reward` (1,) float32, `time` () int64 and `first` (1,) float32. Shared with
+    `icrl.data` so imported episodes become exactly the trials the wrapper would have produced."""
+    if obs_paths is None:
+        obs = {OBS_KEY: inner_obs}
+    else:
+        obs = {}
+        for flat_key, path in obs_paths:
+            value = inner_obs
+            for key in path:
+                value = value[key]
+            obs[flat_key] = value
+    obs["prev_action"] = prev_action
+    obs["prev_reward"] = np.array([prev_reward], dtype=np.float32)
+    obs["time"] = np.array(time, dtype=np.int64)
+    obs["first"] = np.array([1.0 if first else 0.0], dtype=np.float32)
+    return obs
+
+
 class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Run `episodes=k` inner episodes, or `steps=H` inner steps, as one gymnasium episode (a trial).
 
@@ -112,20 +140,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.steps
 
     def _observation(self, inner_obs: Any, prev_action: np.ndarray, prev_reward: float, first: bool) -> dict:
-        if self._obs_paths is None:
-            obs = {OBS_KEY: inner_obs}
-        else:
-            obs = {}
-            for flat_key, path in self._obs_paths:
-                value = inner_obs
-                for key in path:
-                    value = value[key]
-                obs[flat_key] = value
-        obs["prev_action"] = prev_action
-        obs["prev_reward"] = np.array([prev_reward], dtype=np.float32)
-        obs["time"] = np.array(self._time, dtype=np.int64)
-        obs["first"] = np.array([1.0 if first else 0.0], dtype=np.float32)
-        return obs
+        return trial_observation(inner_obs, self._obs_paths, prev_action, prev_reward, self._time, first)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

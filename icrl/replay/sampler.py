@@ -72,6 +72,7 @@ class TrialSampler:
         trim_padding: bool = True,
         relabel: RelabelSpec | None = None,
         relabel_fraction: float = 0.0,
+        offline_fraction: float | None = None,
     ) -> None:
         """
         Args:
@@ -89,6 +90,10 @@ class TrialSampler:
             relabel: the env's hindsight relabelling spec; with ``relabel_fraction`` > 0 that fraction of
                 the drawn trials is rewritten with goals they achieved (``icrl.replay.relabel``) before a
                 window is cut from it.
+            offline_fraction: draw ``round(offline_fraction * batch_size)`` of each batch's trials from the
+                protected area (a dataset) and the rest from the FIFO area (collected trials); when one
+                area is empty all come from the other. None: one draw over all trials (uniform, or by
+                length), as without a dataset.
         """
         if batch_size < 1 or seq_len < 1:
             raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
@@ -106,6 +111,11 @@ class TrialSampler:
         self.refresh_every = refresh_every
         self.trim_padding = trim_padding
         self.relabel, self.relabel_fraction = relabel, float(relabel_fraction)
+        if offline_fraction is not None and not 0.0 <= offline_fraction <= 1.0:
+            raise ValueError(f"offline_fraction must be in [0, 1] or None, got {offline_fraction}")
+        self.offline_fraction = offline_fraction
+        self.protected_draws = 0  # trials drawn from the protected area (with offline_fraction only)
+        self.total_draws = 0
         self._rng = np.random.default_rng(seed)
         self._infos: list[TrialInfo] = []
         self._probs: np.ndarray | None = None
@@ -209,15 +219,36 @@ class TrialSampler:
             self.store.mark_bad(path, f"keys/row shapes {shapes} differ from the buffer's {expected}")
         return same
 
-    def _draw(self, count: int) -> list[Trial]:
-        """``count`` trials (with replacement); unusable or vanished files are dropped from the list."""
+    def _draw_mixed(self, count: int) -> list[Trial]:
+        """``count`` trials, ``round(offline_fraction * count)`` of them from the protected area."""
+        assert self.offline_fraction is not None
+        if not self._infos:
+            self.refresh()
+        has_protected = any(info.protected for info in self._infos)
+        has_fifo = any(not info.protected for info in self._infos)
+        offline = round(self.offline_fraction * count)
+        if not has_fifo:
+            offline = count
+        elif not has_protected:
+            offline = 0
+        chosen = self._draw(offline, protected=True) + self._draw(count - offline, protected=False)
+        self.protected_draws += offline
+        self.total_draws += count
+        return chosen
+
+    def _draw(self, count: int, protected: bool | None = None) -> list[Trial]:
+        """``count`` trials (with replacement), from one area only when ``protected`` is given; unusable or
+        vanished files are dropped from the list."""
         chosen: list[Trial] = []
         while len(chosen) < count:
             if not self._infos:
                 self.refresh()
                 if not self._infos:
                     raise RuntimeError(f"replay buffer {self.store.root} has no readable trials to sample")
-            indices = self._rng.choice(len(self._infos), size=count - len(chosen), p=self._probs)
+            if protected is None:
+                indices = self._rng.choice(len(self._infos), size=count - len(chosen), p=self._probs)
+            else:
+                indices = self._area_choice(protected, count - len(chosen))
             failed: set[int] = set()
             for i in indices:
                 trial = self._get(self._infos[i])
@@ -229,6 +260,19 @@ class TrialSampler:
                 self._set_infos([info for i, info in enumerate(self._infos) if i not in failed])
         return chosen
 
+    def _area_choice(self, protected: bool, count: int) -> np.ndarray:
+        """``count`` indices into the file list among one area's trials (uniform, or by length)."""
+        pool = np.array(
+            [i for i, info in enumerate(self._infos) if info.protected == protected], dtype=np.int64
+        )
+        if len(pool) == 0:
+            where = "protected (dataset)" if protected else "FIFO (collected)"
+            raise RuntimeError(f"replay buffer {self.store.root} has no readable {where} trials to sample")
+        probs = None
+        if self._probs is not None:
+            probs = self._probs[pool] / self._probs[pool].sum()
+        return pool[self._rng.choice(len(pool), size=count, p=probs)]
+
     # ------------------------------------------------------------------------------------ batches
     def sample_numpy(self) -> dict[str, np.ndarray]:
         """One batch as numpy arrays (same keys, shapes and dtypes as :meth:`sample`)."""
@@ -236,7 +280,7 @@ class TrialSampler:
             self.refresh()
         self._since_refresh += 1
         b, seq = self.batch_size, self.seq_len
-        trials = self._draw(b)
+        trials = self._draw(b) if self.offline_fraction is None else self._draw_mixed(b)
         if self.relabel_fraction > 0:  # the draws below then differ from a run without relabelling
             assert self.relabel is not None
             chosen = self._rng.random(b) < self.relabel_fraction

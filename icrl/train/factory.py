@@ -13,6 +13,7 @@ import torch
 
 from icrl.agent.agent import Agent, resolve_precision
 from icrl.config import Config
+from icrl.envs.space_record import spaces_record
 from icrl.envs.trial import make_trial_env
 from icrl.envs.trust import describe_env_failure, make_run_env, run_env_of
 from icrl.replay.relabel import RelabelSpec
@@ -110,6 +111,8 @@ class EnvProbe:
     observation_space: Any = None
     action_space: Any = None
     """Its spaces (the trainer checks the agent they give before the run directory exists)."""
+    spaces_record: dict[str, Any] | None = None
+    """Its inner spaces and trial budget as data (`RUN/spaces.json`, `icrl.envs.space_record`)."""
 
 
 def probe_env(cfg: Config) -> EnvProbe:
@@ -123,6 +126,7 @@ def probe_env(cfg: Config) -> EnvProbe:
             one_episode=getattr(probe, "episodes", None) == 1 and getattr(probe, "steps", None) is None,
             observation_space=probe.observation_space,
             action_space=probe.action_space,
+            spaces_record=spaces_record(probe, cfg.env.id, cfg.env.kwargs),
         )
     finally:
         probe.close()

@@ -25,6 +25,7 @@ from typing import Any
 from safetensors.torch import load_file
 
 from icrl.config import Config
+from icrl.envs.space_record import SPACES_FILE
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, write_text_atomic
 from icrl.train.ema import EMA_FILE
 from icrl.train.learner import Learner
@@ -100,6 +101,10 @@ class RunDir:
         if new_run:
             self.refuse_an_existing_run()
         write_text_atomic(self.config_path, cfg.to_json())
+
+    def write_spaces(self, record: dict[str, Any]) -> None:
+        """`spaces.json`: the env's spaces and trial budget (`icrl.envs.space_record`), whole or absent."""
+        write_text_atomic(self.path / SPACES_FILE, json.dumps(record))
 
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint(self.path / "checkpoints")

@@ -44,10 +44,37 @@ def update_once(trainer: Trainer, state: LoopState) -> bool:
     return False
 
 
+def run_offline(trainer: Trainer, state: LoopState) -> bool:
+    """With a dataset (`offline_data`): updates on it until `offline_updates` were made, before any env
+    step (a resumed run continues where it stopped); a round's callbacks every `updates_per_collect`
+    updates. Returns True when a callback or a stop signal ended the run."""
+    t, cfg = trainer, trainer.cfg
+    if t.updates >= cfg.offline_updates:
+        return False
+    t.start_loader()
+    every = max(1, cfg.updates_per_collect)
+    while t.updates < cfg.offline_updates:
+        if t.signalled():
+            return True
+        if not update_once(t, state):
+            continue
+        if t.callbacks.on_update(state):
+            t.callbacks.on_round(state)
+            return True
+        if t.updates % every == 0:
+            t.callbacks.on_round(state)
+    if t.updates % every:  # the last, shorter round
+        t.callbacks.on_round(state)
+    return False
+
+
 def run_sync(trainer: Trainer, state: LoopState) -> None:
     """Rounds of `collect_steps` per actor in this process, then `updates_per_collect` updates, until the
-    budget is spent, a callback stops the run, or a stop signal comes."""
+    budget is spent, a callback stops the run, or a stop signal comes (after `run_offline`'s updates on a
+    dataset, when there is one)."""
     t, cfg = trainer, trainer.cfg
+    if cfg.offline_data and run_offline(t, state):
+        return
     while state.env_steps < cfg.total_env_steps and not t.signalled():
         state.train_trials += t.collector.collect(cfg.collect_steps, state.env_steps)
         state.env_steps += cfg.collect_steps * cfg.env.num_actors * t.dp.world  # all ranks' steps

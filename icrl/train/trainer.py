@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from icrl.agent.agent import Agent, acting_head
 from icrl.config import Config, check_config
+from icrl.data.dataset import check_dataset_spaces, copy_into_store
 from icrl.envs.trust import load_run_config
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
@@ -105,7 +106,10 @@ class Trainer:
         # a start that fails here leaves nothing behind to block a corrected one.
         check_actors(cfg)
         check_model_fits(cfg, probe.observation_space, probe.action_space, self.device)
+        if cfg.offline_data and not resume:  # a dataset of another env or trial budget: before any file
+            check_dataset_spaces(cfg.offline_data, probe.observation_space, probe.action_space)
         self.cfg = cfg
+        self._spaces_record = probe.spaces_record  # written into the run directory once it is claimed
         # Every rank uses rank 0's directory (a default name holds the time, which may differ between ranks).
         self.run_dir = Path(self.dp.broadcast_object(str(run_dir or cfg.run_dir or default_run_dir(cfg))))
         self.directory = RunDir(self.run_dir)
@@ -124,6 +128,8 @@ class Trainer:
         cfg = self.cfg = dataclasses.replace(self.cfg, run_dir=str(self.run_dir))
         if self.dp.main and not resume:
             self.directory.write_config(cfg)
+        if self.dp.main and self._spaces_record is not None:  # also on resume: the config may have changed
+            self.directory.write_spaces(self._spaces_record)
         self.dp.barrier()  # the other ranks start once the directory and its config exist
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -140,6 +146,8 @@ class Trainer:
         # Each rank learns on its own trials (no two processes evict from one directory).
         buffer = "buffer" if self.dp.main else f"buffer-rank{self.dp.rank}"
         self.store = ReplayStore(self.run_dir / buffer, max_fifo_trials=cfg.replay.max_trials)
+        if cfg.offline_data and not resume:  # copied, so the run directory stands alone
+            copy_into_store(cfg.offline_data, self.store)
         self.loader: BatchLoader | None = None
         self.state = LoopState(self.learner)
 
@@ -230,6 +238,7 @@ class Trainer:
             cache_bytes=int(cfg.replay.cache_gb * 2**30),
             relabel=self.relabel,
             relabel_fraction=cfg.replay.relabel,
+            offline_fraction=cfg.replay.offline_fraction,
         )
         # With a prefetch thread, the file list a batch sees depends on thread timing.
         # Pinned batches reach a GPU without making the host wait for the GPU.

@@ -288,22 +288,22 @@ RECORDED: dict[str, dict] = {'tmaze-quick': {'env.kwargs': {'length': 50},
                          'total_env_steps': 80000,
                          'updates_per_collect': 200}}
 # sha256 of `preset_config(name).to_json()`.
-SHA256: dict[str, str] = {'tmaze-quick': 'c54956a3d588d163760d65232e3f295891f3d64eafce7e5e7cb1270efb44d8b8',
- 'tmaze-50': '529af228e233a9693554daedf93f982fdbd8c2d7e719befc104353f34d90125f',
- 'tmaze-200': 'ebb8a77f13281862cb60cfa406d3d280c5c8f9794c9c639dae294864a39a70d3',
- 'frozen-lake': 'cdd678bd18aade2ff549909fb1322569cc719b2234220443aa3f5d453e6213ca',
- 'dark-key-door': '412197b9e98e3f8511ee885e0732dfd269ee26847687fafa96d1ae11688ac491',
- 'goal-grid': 'b74fa171467d72392593d5a760b17ae142a59a37ab6dda0c453f25fc30e7926b',
- 'goal-grid-relabel': '971d8b93e7bdc27d204cbe804395d58ab7f668c7f2d387f936ac48584183e91e',
- 'popgym-paper': '9a65c3b394ff58b220cc0d84ea6af07e11d3f74f0afcfd868a16a1611228cf8b',
- 'popgym-cpu': '40b12f10d5f7153f8faa7bd75e51778a1e0188cf04732c03d1e9534753500be9',
- 'tmaze-10k': 'e64e35f3898a24c6f8fad282a071734c74c2702fd1c9a027c076969c580894af',
- 'pendulum': 'b239bf5c6a4527b60691f6a3e375b866cccfa89645acb3011372848eed174578',
- 'half-cheetah-vel': 'bd38bfccd9461181dcd7fc108401414bb1ab63e50f3c381b61c61fb71a303437',
- 'metaworld-reach': '06ad008dc526267ff569585c4a0ea0168c4c58932700d41c5e5b05d5851b7b87',
- 'bench-s': '6618f8a89f7c352175c116cb012a37825e0eb5a4c789969f1169365cecf41901',
- 'metaworld-reach-w16': '846127747375cf400a9e680d1d20178e653410e0fed92d2be5506c1b60d6aea9'}
-DEFAULTS_SHA256 = 'f8b59c70b2bc5aecaed0071ecc621d772571a7ee17d0ad1672cbf463e61ff5f3'
+SHA256: dict[str, str] = {'tmaze-quick': '9676720810f03fe20ee55f4059ca0da5aa087e14f06166722cd09662db61cd23',
+ 'tmaze-50': 'fa53f78db70d579f8fd9dc5fb4b15d9b97677fe0eba455888e4d1c3a9c8eb0a1',
+ 'tmaze-200': '1a7358a4e06cf48de7dd8dd6e3c364cf302d756a0f6dee9e0f3ba2ed13c2af7b',
+ 'frozen-lake': 'a3a0fe4a63b287de89c62f6082dd41ddaad0c06c3de80fa30cce4a2ede4f7468',
+ 'dark-key-door': 'c5c107464e6b0d24c0437004fa0c2fc0d2dd902b8cdc8085cacdd16fae9316ff',
+ 'goal-grid': '1e804a3d60679caa4d359d51525777147687310d5fb2b2d33a23f36a80cd4b88',
+ 'goal-grid-relabel': '7baea595f70b5610cabf9b62e7446c747d01b5864e2ace2bfbc405deee0b171f',
+ 'popgym-paper': '924fef926f943de98e9623498f87d6c7d35650411ee2a0959706c6ed945cabc9',
+ 'popgym-cpu': '434f93ea352b6e90577828d61383d05b0f38fc29b693154683cb4722d2336a22',
+ 'tmaze-10k': '70baa900456edb9ac9af1ab28cd04a0aa78306c51d60c43045ccc0a11d231071',
+ 'pendulum': '2697e7d02bac8c5b9d5308e1d07112f18ab76561b42622dedd742128a9b75853',
+ 'half-cheetah-vel': '504b889ceeabaabd851d2039897b1eb8ecb438ad411bede79414cb2a2718102f',
+ 'metaworld-reach': 'e490ff2afb3ca1c547f7185dc0810702b1d9d74b577527dd65891da572a46a7e',
+ 'bench-s': '196c6d9b37481c9acb7cf7fecf3789cdcec6d9e0ec6c84512bfe96d1a5c45b60',
+ 'metaworld-reach-w16': '2752c4151bf1f7ccd407ac42d31299a01a16ebd8dae7fd31bb3b4cf25de13d03'}
+DEFAULTS_SHA256 = '2c1fb3c995449b166b83058b6493715e74a7c8d517b84a58c592fc5fc2aab9b5'
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
