@@ -99,6 +99,14 @@ class EnvConfig:
     """Parallel actors collecting experience."""
     asynchronous: bool = False
     """Run actors in subprocesses (gymnasium AsyncVectorEnv) instead of in-process."""
+    ids: tuple[str, ...] = ()
+    """Multi-task: train one agent on these env ids at once, a task drawn per trial (docs/multitask.md);
+    `kwargs` go to every task. Empty: the single env `id`."""
+    tasks: str | None = None
+    """Multi-task: a JSON task list instead of `ids`: [{"id": ..., "kwargs": {...}, "name": ...,
+    "random_return": ..., "best_return": ...}, ...] (docs/multitask.md)."""
+    task_id: bool = False
+    """Multi-task: append a one-hot task id to the observation (default: the agent infers the task)."""
 
 
 @show_ranges_in_help
@@ -444,6 +452,8 @@ def check_config(cfg: Config) -> None:
         problems.append("wandb_project must not be empty")
     if cfg.eval_ema and cfg.weights_ema == 0.0:
         problems.append("eval_ema needs a moving average of the weights: set weights_ema (e.g. 0.999)")
+    if cfg.env.ids and cfg.env.tasks:
+        problems.append("give the tasks either as env.ids or as an env.tasks file, not both")
     problems += _offline_problems(cfg)
     if problems:
         raise ValueError("invalid config: " + "; ".join(problems))

@@ -6,6 +6,8 @@
   `target_return` where its config has one.
 - `adaptation_curve.png` (runs with several episodes per trial): the return of episode 1, 2, ... k inside a
   trial at the last evaluation; a rising curve is in-context learning.
+- `tasks_curve.png` (multi-task runs, docs/multitask.md): each task's evaluation return
+  (`eval/<task>/return`) against env steps, one colour per task and one line style per run.
 
 A run's config.json is read as data (`icrl.config.load_config`): nothing the run names is imported.
 Matplotlib is imported only when a figure is made.
@@ -27,8 +29,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _EPISODE_KEY = re.compile(r"^eval/return_episode_(\d+)$")
+_TASK_KEY = re.compile(r"^eval/(?P<task>[^/]+)/return$")
 LEARNING_CURVE = "learning_curve.png"
 ADAPTATION_CURVE = "adaptation_curve.png"
+TASKS_CURVE = "tasks_curve.png"
+_RUN_STYLES = ("-", "--", ":", "-.")
 
 
 @dataclass
@@ -152,8 +157,44 @@ def adaptation_curve_figure(runs: list[RunCurves]) -> Figure | None:
     return fig
 
 
+def task_names(run: RunCurves) -> list[str]:
+    """The tasks of a multi-task run's evaluation rows (`eval/<task>/return`), in first-seen order."""
+    names: dict[str, None] = {}
+    for row in run.evals:
+        for key in row:
+            if (m := _TASK_KEY.match(key)) is not None:
+                names.setdefault(m.group("task"))
+    return list(names)
+
+
+def tasks_curve_figure(runs: list[RunCurves]) -> Figure | None:
+    """Each task's evaluation return against env steps (multi-task runs); None when no run has tasks."""
+    per_run = [(run, task_names(run)) for run in runs]
+    if not any(names for _, names in per_run):
+        return None
+    import matplotlib.pyplot as plt
+
+    colors: dict[str, str] = {}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for index, (run, names) in enumerate(per_run):
+        style = _RUN_STYLES[index % len(_RUN_STYLES)]
+        for task in names:
+            color = colors.setdefault(task, f"C{len(colors) % 10}")
+            key = f"eval/{task}/return"
+            rows = [r for r in run.evals if r.get(key) is not None]
+            xs, ys = _series(rows, "env_steps", key)
+            ax.plot(xs, ys, color=color, linestyle=style, label=f"{run.name}: {task}")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval return of the task")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_runs(run_dirs: list[Path], out_dir: str | Path | None = None) -> list[Path]:
-    """Write `learning_curve.png` (and `adaptation_curve.png` for multi-episode trials) to `out_dir`
+    """Write `learning_curve.png` (and `adaptation_curve.png` for multi-episode trials, `tasks_curve.png`
+    for multi-task runs) to `out_dir`
     (default: the first run directory); returns the files written. Every input is checked before anything
     is written."""
     import matplotlib
@@ -166,7 +207,12 @@ def plot_runs(run_dirs: list[Path], out_dir: str | Path | None = None) -> list[P
     check_folder_writable(out, "plot folder (--out)")  # e.g. --out naming an existing file
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, make in ((LEARNING_CURVE, learning_curve_figure), (ADAPTATION_CURVE, adaptation_curve_figure)):
+    figures = (
+        (LEARNING_CURVE, learning_curve_figure),
+        (ADAPTATION_CURVE, adaptation_curve_figure),
+        (TASKS_CURVE, tasks_curve_figure),
+    )
+    for name, make in figures:
         fig = make(runs)
         if fig is None:
             continue

@@ -73,6 +73,7 @@ class TrialSampler:
         relabel: RelabelSpec | None = None,
         relabel_fraction: float = 0.0,
         offline_fraction: float | None = None,
+        balance_tasks: bool = True,
     ) -> None:
         """
         Args:
@@ -94,6 +95,9 @@ class TrialSampler:
                 protected area (a dataset) and the rest from the FIFO area (collected trials); when one
                 area is empty all come from the other. None: one draw over all trials (uniform, or by
                 length), as without a dataset.
+            balance_tasks: when the listed trials carry two or more task indices (multi-task runs, see
+                ``ReplayStore``), draw a task uniformly and then a trial of it (uniformly, or by length
+                within the task). Single-task buffers are drawn from exactly as without it.
         """
         if batch_size < 1 or seq_len < 1:
             raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
@@ -114,6 +118,7 @@ class TrialSampler:
         if offline_fraction is not None and not 0.0 <= offline_fraction <= 1.0:
             raise ValueError(f"offline_fraction must be in [0, 1] or None, got {offline_fraction}")
         self.offline_fraction = offline_fraction
+        self.balance_tasks = balance_tasks
         self.protected_draws = 0  # trials drawn from the protected area (with offline_fraction only)
         self.total_draws = 0
         self._rng = np.random.default_rng(seed)
@@ -148,11 +153,28 @@ class TrialSampler:
 
     def _set_infos(self, infos: list[TrialInfo]) -> None:
         self._infos = infos
-        if self.weight_by_length and infos:
+        tasks = {info.task for info in infos}
+        if self.balance_tasks and len(tasks) > 1:
+            self._probs = self._task_balanced_probs(infos)
+        elif self.weight_by_length and infos:
             lengths = np.array([info.length for info in infos], dtype=np.float64)
             self._probs = lengths / lengths.sum()
         else:
             self._probs = None
+
+    def _task_balanced_probs(self, infos: list[TrialInfo]) -> np.ndarray:
+        """(N,) probabilities giving every task (trials without one form a group too) an equal share,
+        split within a task uniformly or by length."""
+        weights = np.array(
+            [max(info.length, 1) if self.weight_by_length else 1 for info in infos], dtype=np.float64
+        )
+        groups: dict[int | None, list[int]] = {}
+        for i, info in enumerate(infos):
+            groups.setdefault(info.task, []).append(i)
+        probs = np.zeros(len(infos), dtype=np.float64)
+        for members in groups.values():
+            probs[members] = weights[members] / weights[members].sum() / len(groups)
+        return probs / probs.sum()
 
     def preload(self) -> int:
         """Decode listed trials into the cache (newest first) until the byte budget is full.

@@ -5,9 +5,10 @@ Layout::
     <root>/fifo/<name>.npz        capped at ``max_fifo_trials``; oldest deleted first by the owner
     <root>/protected/<name>.npz   never deleted (demonstrations, offline data)
 
-File names are ``<time_ns:020d>-<pid:010d>-<counter:08d>-T<length:010d>.npz``: zero-padded so that sorting
-the names sorts by creation time across several writer processes (the pid and a per-process counter make
-them unique), and carrying the trial length so a sampler can weight trials by length without opening them.
+File names are ``<time_ns:020d>-<pid:010d>-<counter:08d>-T<length:010d>[-K<task:04d>].npz``: zero-padded so
+that sorting the names sorts by creation time across several writer processes (the pid and a per-process
+counter make them unique), carrying the trial length so a sampler can weight trials by length without opening
+them, and, for multi-task runs, the trial's task index (per-task eviction quota, balanced sampling).
 Files with other names ending in ``.npz`` (e.g. demonstrations copied in by hand) are accepted too; their
 length is read from the archive once and cached.
 
@@ -24,7 +25,7 @@ import re
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,9 @@ FIFO = "fifo"
 PROTECTED = "protected"
 AREAS: tuple[str, ...] = (FIFO, PROTECTED)
 
-_NAME_RE = re.compile(r"^(?P<time>\d+)-(?P<pid>\d+)-(?P<count>\d+)-T(?P<length>\d+)\.npz$")
+_NAME_RE = re.compile(
+    r"^(?P<time>\d+)-(?P<pid>\d+)-(?P<count>\d+)-T(?P<length>\d+)(?:-K(?P<task>\d+))?\.npz$"
+)
 # One counter per process (shared by all stores), so two stores in one process never produce the same name.
 _COUNTER = itertools.count()
 
@@ -48,17 +51,31 @@ class TrialInfo:
     order_key: tuple[int, str]
     path: Path
     length: int
+    task: int | None = field(default=None, compare=False)
+    """The multi-task trial's task index (from a ``-K<task>`` name suffix), None for single-task trials."""
 
 
 def _order(info: TrialInfo) -> tuple[int, str]:
     return info.order_key
 
 
-def trial_file_name(length: int, *, pid: int | None = None, time_ns: int | None = None) -> str:
-    """The canonical file name of a new trial of ``length`` transitions (see module docstring)."""
+def trial_file_name(
+    length: int, *, pid: int | None = None, time_ns: int | None = None, task: int | None = None
+) -> str:
+    """The canonical file name of a new trial of ``length`` transitions (see module docstring); a
+    multi-task trial's name ends in ``-K<task>`` so eviction and sampling know its task without opening it."""
     t = time.time_ns() if time_ns is None else time_ns
     p = os.getpid() if pid is None else pid
-    return f"{t:020d}-{p:010d}-{next(_COUNTER):08d}-T{length:010d}.npz"
+    suffix = "" if task is None else f"-K{int(task):04d}"
+    return f"{t:020d}-{p:010d}-{next(_COUNTER):08d}-T{length:010d}{suffix}.npz"
+
+
+def parse_trial_task(name: str) -> int | None:
+    """The task index of a canonical multi-task trial name (``-K<task>``), else None."""
+    m = _NAME_RE.match(name)
+    if m is None or m.group("task") is None:
+        return None
+    return int(m.group("task"))
 
 
 def parse_trial_file_name(name: str) -> tuple[int, int] | None:
@@ -81,6 +98,7 @@ class ReplayStore:
         fsync: bool = False,
         pid: int | None = None,
         stale_tmp_seconds: float = 3600.0,
+        num_tasks: int = 0,
     ) -> None:
         """
         Args:
@@ -92,6 +110,8 @@ class ReplayStore:
             pid: process id written into file names; only tests override it (fake writers).
             stale_tmp_seconds: the owner's ``evict`` deletes temporary files older than this (left behind by
                 crashed writers); young ones may still be being written by a live collector.
+            num_tasks: multi-task runs: with 2 or more, ``evict`` keeps ``max_fifo_trials // num_tasks``
+                FIFO trials per task (oldest first out within each task), so no task is crowded out.
         """
         if max_fifo_trials < 1:
             raise ValueError(f"max_fifo_trials must be >= 1, got {max_fifo_trials}")
@@ -101,6 +121,7 @@ class ReplayStore:
         self.fsync = fsync
         self._pid = pid
         self.stale_tmp_seconds = stale_tmp_seconds
+        self.num_tasks = int(num_tasks)
         for area in AREAS:
             (self.root / area).mkdir(parents=True, exist_ok=True)
         self._lengths: dict[Path, int] = {}  # lengths of files with non-canonical names
@@ -111,10 +132,11 @@ class ReplayStore:
     def area_dir(self, protected: bool) -> Path:
         return self.root / (PROTECTED if protected else FIFO)
 
-    def add(self, trial: Mapping[str, np.ndarray], protected: bool = False) -> Path:
-        """Write one trial (validated, atomically) and return its path; the owner then evicts."""
+    def add(self, trial: Mapping[str, np.ndarray], protected: bool = False, task: int | None = None) -> Path:
+        """Write one trial (validated, atomically) and return its path; the owner then evicts. ``task``:
+        a multi-task trial's task index (kept in the file name)."""
         length = validate_trial({k: np.asarray(v) for k, v in trial.items()})
-        path = self.area_dir(protected) / trial_file_name(length, pid=self._pid)
+        path = self.area_dir(protected) / trial_file_name(length, pid=self._pid, task=task)
         try:
             save_trial(path, trial, fsync=self.fsync)
         except OSError as exc:  # a full disk mid-write names no file: name the trial's, for the message
@@ -166,7 +188,11 @@ class ReplayStore:
                     return None
                 length = 0  # unreadable: marked bad, listed only for eviction
         return TrialInfo(
-            protected=area == PROTECTED, order_key=(created, entry.name), path=path, length=length
+            protected=area == PROTECTED,
+            order_key=(created, entry.name),
+            path=path,
+            length=length,
+            task=parse_trial_task(entry.name),
         )
 
     def _length_of(self, path: Path) -> int | None:
@@ -246,9 +272,12 @@ class ReplayStore:
         if not self.owner:
             raise RuntimeError("only the owning ReplayStore (owner=True) may evict trials")
         fifo = self._scan(FIFO, include_bad=True)
-        excess = len(fifo) - self.max_fifo_trials
+        if self.num_tasks > 1:
+            doomed = self._over_task_quota(fifo)
+        else:
+            doomed = fifo[: max(0, len(fifo) - self.max_fifo_trials)]
         deleted: list[Path] = []
-        for info in fifo[: max(0, excess)]:
+        for info in doomed:
             try:
                 os.unlink(info.path)
             except FileNotFoundError:
@@ -259,6 +288,15 @@ class ReplayStore:
             self._bad.discard(info.path)
         self._remove_stale_tmp()
         return deleted
+
+    def _over_task_quota(self, fifo: list[TrialInfo]) -> list[TrialInfo]:
+        """The oldest FIFO trials of each task beyond its quota ``max_fifo_trials // num_tasks`` (at least
+        1); trials without a task form one more group under the same quota."""
+        quota = max(1, self.max_fifo_trials // self.num_tasks)
+        by_task: dict[int | None, list[TrialInfo]] = {}
+        for info in fifo:  # creation order within each task
+            by_task.setdefault(info.task, []).append(info)
+        return [info for infos in by_task.values() for info in infos[: max(0, len(infos) - quota)]]
 
     def _remove_stale_tmp(self) -> None:
         cutoff = time.time() - self.stale_tmp_seconds

@@ -34,6 +34,7 @@ OBS_TIME = "time"
 OBS_FIRST = "first"
 PREV_INPUTS = ("prev_action", "prev_reward")  # what a trial's first observation zeroes (TrialWrapper)
 NONFINITE_KINDS = ("obs", "reward", "action")
+TASK_INDEX_KEY = "task_index"  # info key of multi-task envs (icrl.envs.multitask): the current task's index
 # A training run stops once this many finished trials in a row held non-finite data. A broken env produces
 # them in every trial; an env that glitches in a fraction p of its trials does so 20 times in a row only
 # with probability p**20 (one in a million at p = 1/2), so a run that can still learn is not stopped by a
@@ -214,7 +215,8 @@ class Collector:
 
     @staticmethod
     def _new_buffer() -> dict[str, list]:
-        return {"obs": [], "action": [], "reward": [], "success": [], "reported": [], "achieved": []}
+        keys = ("obs", "action", "reward", "success", "reported", "achieved", "task")
+        return {key: [] for key in keys}
 
     def _append_obs(self, i: int) -> None:
         self.buffers[i]["obs"].append({k: v[i].copy() for k, v in self.obs.items()})
@@ -304,6 +306,9 @@ class Collector:
             buf["reported"].append(value is not None)
             goal = _index_info(info, ACHIEVED_KEY, i)  # goal-conditioned envs: for hindsight relabelling
             buf["achieved"].append(None if goal is None else int(goal))
+            task = _index_info(info, TASK_INDEX_KEY, i)  # multi-task envs: the trial's task, for the replay
+            if task is not None:
+                buf["task"].append(int(task))
             self._append_obs(i)
             if done[i]:
                 finished.append(self._finish(i, bool(terminated[i])))
@@ -350,7 +355,12 @@ class Collector:
             trial[ACHIEVED_KEY] = np.asarray([-1, *achieved], dtype=np.int64)
         kind = self.bad[i]
         if self.store is not None and kind is None:  # a trial with NaN or inf is never written
-            self.store.add(trial)
+            # A multi-task trial keeps its task (the replay's per-task quota and balanced sampling).
+            task = buf["task"][-1] if buf["task"] else None
+            if task is None:
+                self.store.add(trial)
+            else:
+                self.store.add(trial, task=task)
         self.horizon = max(self.horizon, float(length))
         # Successes count only for envs that report them; then a trial without one scores 0, not nothing.
         success = np.asarray(buf["success"], dtype=np.float32) if any(buf["reported"]) else None

@@ -39,6 +39,7 @@ from icrl.train.factory import (
     check_device,
     check_env_config,
     env_factory,
+    env_tasks,
     make_checked_env,
 )
 from icrl.train.stopping import EvaluationStopped
@@ -221,9 +222,64 @@ def evaluate(
     greedy: bool = True,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
-    """`play_trials`, summarised as `eval/...` metrics (EvaluationStopped when `should_stop` says so)."""
+    """`play_trials`, summarised as `eval/...` metrics (EvaluationStopped when `should_stop` says so). A
+    multi-task config plays `num_trials` trials of every task (`evaluate_tasks`)."""
+    tasks = env_tasks(cfg)
+    if tasks is not None:
+        return evaluate_tasks(agent, cfg, tasks, num_trials, seed, greedy, should_stop)
     played = play_trials(agent, cfg, num_trials, seed, greedy, should_stop=should_stop)
     return summarize_trials(played, "eval")
+
+
+def normalized_return(value: float, random_return: float | None, best_return: float | None) -> float | None:
+    """(value - random) / (best - random): 0 at the random policy, 1 at the best known; None without both
+    references (or when they coincide)."""
+    if random_return is None or best_return is None or best_return == random_return:
+        return None
+    return (value - float(random_return)) / (float(best_return) - float(random_return))
+
+
+def evaluate_tasks(
+    agent: Agent,
+    cfg: Config,
+    tasks: list[dict[str, Any]],
+    num_trials: int,
+    seed: int,
+    greedy: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, float]:
+    """Multi-task evaluation: `num_trials` trials of each task, its task pinned in the evaluation envs.
+    Rows: `eval/<task>/...` per task (`summarize_trials`), `eval/<task>/normalized` where the task list
+    gives `random_return` and `best_return`, the pooled `eval/...` over all trials with `eval/return` the
+    mean over tasks, and `eval/normalized_mean` over the tasks that have references."""
+    eval_cfg = eval_env_config(cfg)
+    out: dict[str, float] = {}
+    everything: list[TrialStats] = []
+    task_returns: list[float] = []
+    normalized: list[float] = []
+    for k, task in enumerate(tasks):
+        env_fn = env_factory(eval_cfg, fixed_task=k)
+        played = play_trials(
+            agent, eval_cfg, num_trials, seed + k, greedy, env_fn=env_fn, should_stop=should_stop
+        )
+        everything.extend(played)
+        prefix = f"eval/{task['name']}"
+        summary = summarize_trials(played, prefix)
+        out.update(summary)
+        value = summary.get(f"{prefix}/return")
+        if value is None:
+            continue
+        task_returns.append(value)
+        score = normalized_return(value, task.get("random_return"), task.get("best_return"))
+        if score is not None:
+            out[f"{prefix}/normalized"] = score
+            normalized.append(score)
+    out.update(summarize_trials(everything, "eval"))
+    if task_returns:
+        out["eval/return"] = float(np.mean(task_returns))
+    if normalized:
+        out["eval/normalized_mean"] = float(np.mean(normalized))
+    return out
 
 
 def resolve_checkpoint(run_dir: str | Path, checkpoint: str | int | None = None) -> Path:

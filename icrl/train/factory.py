@@ -13,16 +13,41 @@ import torch
 
 from icrl.agent.agent import Agent, resolve_precision
 from icrl.config import Config
+from icrl.envs.multitask import load_task_file, make_multitask_trial_env, normalize_tasks
 from icrl.envs.space_record import spaces_record
 from icrl.envs.trial import make_trial_env
 from icrl.envs.trust import describe_env_failure, make_run_env, run_env_of
 from icrl.replay.relabel import RelabelSpec
 
 
-def env_factory(cfg: Config):
+def env_tasks(cfg: Config) -> list[dict[str, Any]] | None:
+    """The run's normalised task list (`icrl.envs.multitask.normalize_tasks`) when it is multi-task
+    (`env.ids` or `env.tasks`), else None. `env.kwargs` go to every task."""
+    if cfg.env.tasks:
+        return normalize_tasks(load_task_file(cfg.env.tasks), cfg.env.kwargs)
+    if cfg.env.ids:
+        # `--env.ids A,B` and `--env.ids A B` both work: ids hold no commas.
+        ids = [env_id for item in cfg.env.ids for env_id in item.split(",") if env_id]
+        return normalize_tasks([{"id": env_id} for env_id in ids], cfg.env.kwargs)
+    return None
+
+
+def env_factory(cfg: Config, fixed_task: int | None = None):
     """A picklable zero-argument env constructor (AsyncVectorEnv sends it to subprocesses). The env of a run
     loaded from its directory (`icrl.envs.trust.load_run_config`) is made, in whatever process, with its
-    consented modules imported first and without the current or run directory on `sys.path`."""
+    consented modules imported first and without the current or run directory on `sys.path`. A multi-task
+    config gives a `MultiTaskEnv` in a trial (its task pinned to `fixed_task` when given)."""
+    tasks = env_tasks(cfg)
+    if tasks is not None:
+        return functools.partial(
+            make_multitask_trial_env,
+            tasks,
+            task_id=cfg.env.task_id,
+            fixed_task=fixed_task,
+            episodes=cfg.env.trial_episodes,
+            steps=cfg.env.trial_steps,
+            budget_end=cfg.env.trial_end,
+        )
     run_env = run_env_of(cfg.env.id)
     make = make_trial_env if run_env is None else functools.partial(make_run_env, run_env)
     return functools.partial(
@@ -69,6 +94,10 @@ def make_checked_env(cfg: Config, what: str = "env") -> gym.Env:
     try:
         return env_factory(cfg)()
     except (ValueError, TypeError, ImportError, gym.error.Error) as exc:  # also: a module or an extra missing
+        if cfg.env.ids or cfg.env.tasks:  # the tasks, not the unused single-env id, are what failed
+            tasks = cfg.env.tasks or ",".join(cfg.env.ids)
+            reason = " ".join(str(exc).split())
+            raise SetupError(f"multi-task {what} ({tasks}) cannot be made: {reason}") from exc
         raise SetupError(describe_env_failure(what, cfg, exc)) from exc
 
 

@@ -52,6 +52,7 @@ from icrl.train.factory import (
     check_env_config,
     env_factory,
     env_relabel_spec,
+    env_tasks,
     probe_env,
 )
 from icrl.train.learner import Learner
@@ -145,7 +146,10 @@ class Trainer:
         self.learner = Learner(agent, cfg.agent, self.device, seed=cfg.seed, weights_ema=cfg.weights_ema)
         # Each rank learns on its own trials (no two processes evict from one directory).
         buffer = "buffer" if self.dp.main else f"buffer-rank{self.dp.rank}"
-        self.store = ReplayStore(self.run_dir / buffer, max_fifo_trials=cfg.replay.max_trials)
+        tasks = env_tasks(cfg)  # multi-task: a per-task quota in the FIFO area
+        self.store = ReplayStore(
+            self.run_dir / buffer, max_fifo_trials=cfg.replay.max_trials, num_tasks=len(tasks or ())
+        )
         if cfg.offline_data and not resume:  # copied, so the run directory stands alone
             copy_into_store(cfg.offline_data, self.store)
         self.loader: BatchLoader | None = None

@@ -288,22 +288,22 @@ RECORDED: dict[str, dict] = {'tmaze-quick': {'env.kwargs': {'length': 50},
                          'total_env_steps': 80000,
                          'updates_per_collect': 200}}
 # sha256 of `preset_config(name).to_json()`.
-SHA256: dict[str, str] = {'tmaze-quick': '9676720810f03fe20ee55f4059ca0da5aa087e14f06166722cd09662db61cd23',
- 'tmaze-50': 'fa53f78db70d579f8fd9dc5fb4b15d9b97677fe0eba455888e4d1c3a9c8eb0a1',
- 'tmaze-200': '1a7358a4e06cf48de7dd8dd6e3c364cf302d756a0f6dee9e0f3ba2ed13c2af7b',
- 'frozen-lake': 'a3a0fe4a63b287de89c62f6082dd41ddaad0c06c3de80fa30cce4a2ede4f7468',
- 'dark-key-door': 'c5c107464e6b0d24c0437004fa0c2fc0d2dd902b8cdc8085cacdd16fae9316ff',
- 'goal-grid': '1e804a3d60679caa4d359d51525777147687310d5fb2b2d33a23f36a80cd4b88',
- 'goal-grid-relabel': '7baea595f70b5610cabf9b62e7446c747d01b5864e2ace2bfbc405deee0b171f',
- 'popgym-paper': '924fef926f943de98e9623498f87d6c7d35650411ee2a0959706c6ed945cabc9',
- 'popgym-cpu': '434f93ea352b6e90577828d61383d05b0f38fc29b693154683cb4722d2336a22',
- 'tmaze-10k': '70baa900456edb9ac9af1ab28cd04a0aa78306c51d60c43045ccc0a11d231071',
- 'pendulum': '2697e7d02bac8c5b9d5308e1d07112f18ab76561b42622dedd742128a9b75853',
- 'half-cheetah-vel': '504b889ceeabaabd851d2039897b1eb8ecb438ad411bede79414cb2a2718102f',
- 'metaworld-reach': 'e490ff2afb3ca1c547f7185dc0810702b1d9d74b577527dd65891da572a46a7e',
- 'bench-s': '196c6d9b37481c9acb7cf7fecf3789cdcec6d9e0ec6c84512bfe96d1a5c45b60',
- 'metaworld-reach-w16': '2752c4151bf1f7ccd407ac42d31299a01a16ebd8dae7fd31bb3b4cf25de13d03'}
-DEFAULTS_SHA256 = '2c1fb3c995449b166b83058b6493715e74a7c8d517b84a58c592fc5fc2aab9b5'
+SHA256: dict[str, str] = {'tmaze-quick': 'b5d7f91860da402964c5e369724fa9726b45e3a1b3bd4a2f27a2557f2e17c146',
+ 'tmaze-50': 'd2c2e797a3505597b7beff517e9836bd5122f54267943778469af6b616c8d716',
+ 'tmaze-200': 'ab578869566acd0207797bd8e5ed967757619115d787e956b59cb02209b86b01',
+ 'frozen-lake': 'a6a6b342f0f66b5b5fab06987bccd9c049a61975900423dfc2bf7e61e856bb83',
+ 'dark-key-door': 'c5c5c58ab761f2cbbda6501a1323cf02ca588387504f1e94daa782ab939a307e',
+ 'goal-grid': 'd17d14a5a4e870588bbe0df7bb6c6c56777fc49ca33d2c63a7dccc68a9378adb',
+ 'goal-grid-relabel': 'd0a657ca2d19e1103e634dd2df9cd7a3b80262e1495840f2533d7a098d4760af',
+ 'popgym-paper': 'f12bb82e07a6e6ce06570fc5be6fea43c5ac187ac1fb3846ba7d982a55796ac7',
+ 'popgym-cpu': 'a9fa6f011bc04cf422d8b59ad7c736c47bb563d5e79694c963f0014527a48369',
+ 'tmaze-10k': '77351d80238e3355a91cc2dd8d4b464fe9c5669a26fae29f55b89b02e0430a38',
+ 'pendulum': '199bc37b444744d1b51af687225d4e5714013a70803accc5d24041eb00ea12d7',
+ 'half-cheetah-vel': '0f135b18efe169432cbbea549f10e53a179dcf0e4ef6d5ee33cf5bee77c6c93d',
+ 'metaworld-reach': 'd68843b0cacd6ceb9ccb88182bd1f3bda575562bf48f667ca0d3421a891c762f',
+ 'bench-s': 'd62581fb50a245126ba4a52190867833383f2a3438660abf4b6766fc119abcc2',
+ 'metaworld-reach-w16': '374f43bc04f3faea5575e43c978e9ca35c920d5284607e05b9c5419884179366'}
+DEFAULTS_SHA256 = '2138517324dccb022052de50fbc1be9acfccaedb7528638a994e8bb0296037e3'
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
