@@ -36,11 +36,15 @@ def _trial(length: int, marker: float) -> dict[str, np.ndarray]:
 def test_spaces_are_padded_and_actions_share_the_largest_head():
     tasks = [{"id": "icrl/TMaze-v0", "kwargs": {"length": 4}}, {"id": "CartPole-v1"}]
     env = MultiTaskEnv(tasks, task_id=True)
-    assert env.observation_space.shape == (4 + 2,)  # CartPole's 4 features, then a one-hot of 2 tasks
+    # CartPole's 4 features, then a one-hot of 2 tasks; sizes differ, so the mask rides along
+    assert env.observation_space["features"].shape == (4 + 2,)
     assert env.action_space.n == 4  # TMaze's 4 actions; CartPole's 2 share the head
     seen = set()
     for seed in range(20):
         obs, info = env.reset(seed=seed)
+        mask = obs["action_mask"]
+        assert mask.tolist() == ([1.0] * 4 if info["task_index"] == 0 else [1.0, 1.0, 0.0, 0.0])
+        obs = obs["features"]
         seen.add(info["task_index"])
         assert obs.dtype == np.float32 and obs[4 + info["task_index"]] == 1.0 and obs[4:].sum() == 1.0
         if info["task_index"] == 0:
@@ -168,3 +172,138 @@ def test_two_task_run_trains_resumes_and_plots(tmp_path):
     assert all("eval/tmaze4/return" in r and "eval/tmaze6/return" in r for r in evals)
     written = plot_runs([Path(run)])
     assert run / TASKS_CURVE in written
+
+
+# ---------------------------------------------------------------- action masks (mixed Discrete sizes)
+MIXED = [{"id": "icrl/TMaze-v0", "kwargs": {"length": 4}, "name": "tmaze"}, {"id": "CartPole-v1"}]
+
+
+def _mixed_agent(tmp_path: Path, **overrides):
+    tasks_file = tmp_path / "mixed.json"
+    tasks_file.write_text(json.dumps(MIXED))
+    cfg = make_tiny_config(env={"tasks": str(tasks_file), "kwargs": {}, "trial_episodes": 1}, **overrides)
+    env = env_factory(cfg)()
+    agent = build_agent(cfg, env.observation_space, env.action_space)
+    return cfg, env, agent
+
+
+def _favour_action(agent, action: int, by: float = 100.0) -> None:
+    """Push the actor's last bias so that `action` dominates every discount's logits."""
+    import torch
+
+    bias = agent.actor.mlp.layers[-1].bias  # (1, G * N), discount-major
+    n = agent.action_kind.num_actions
+    with torch.no_grad():
+        bias.view(-1, n)[:, action] += by
+
+
+def test_action_mask_key_only_when_discrete_sizes_differ(tmp_path):
+    from icrl.nets.encoders import ACTION_MASK_KEY
+
+    same = make_multitask_trial_env(TMAZES, episodes=1)
+    assert ACTION_MASK_KEY not in same.observation_space.spaces and "obs" in same.observation_space.spaces
+    assert isinstance(same.reset(seed=0)[0]["obs"], np.ndarray)
+    same.close()
+    _, env, agent = _mixed_agent(tmp_path)
+    assert ACTION_MASK_KEY in env.observation_space.spaces
+    assert ACTION_MASK_KEY not in agent.encoder.keys  # applied to the logits, not encoded as a feature
+    for seed in range(6):
+        obs, info = env.reset(seed=seed)
+        valid = 4 if info["task"] == "tmaze" else 2
+        assert obs[ACTION_MASK_KEY].tolist() == [1.0] * valid + [0.0] * (4 - valid)
+    env.close()
+
+
+def test_masked_actions_are_never_picked(tmp_path):
+    import torch
+
+    from icrl.nets.encoders import ACTION_MASK_KEY
+
+    _, env, agent = _mixed_agent(tmp_path)
+    obs, _ = env.reset(seed=0)
+    env.close()
+    _favour_action(agent, 3)
+    batch = {k: torch.as_tensor(np.stack([v] * 64)) for k, v in obs.items()}
+    batch[ACTION_MASK_KEY] = torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 64)
+    gen = torch.Generator().manual_seed(0)
+    for greedy in (True, False):
+        actions, _ = agent.act(batch, agent.initial_state(64, "cpu"), greedy=greedy, generator=gen)
+        assert set(actions.tolist()) <= {0, 1}
+    batch[ACTION_MASK_KEY] = torch.ones(64, 4)  # the same logits unmasked pick the favoured action
+    actions, _ = agent.act(batch, agent.initial_state(64, "cpu"), greedy=True)
+    assert set(actions.tolist()) == {3}
+    logits, _ = agent.act_logits(batch | {ACTION_MASK_KEY: torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 64)},
+                                 agent.initial_state(64, "cpu"))
+    assert torch.isfinite(logits).all() and (logits[:, 2:] < -1e8).all()
+
+
+def test_exploration_draws_only_valid_actions():
+    from gymnasium import spaces
+
+    from icrl.train.collector import explore_actions
+
+    rng = np.random.default_rng(0)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]] * 200, np.float32)
+    actions = explore_actions(spaces.Discrete(4), np.zeros(400, np.int64), np.ones(400), rng, mask)
+    assert set(actions[0::2].tolist()) == {0, 1} and set(actions[1::2].tolist()) == {0, 1, 2, 3}
+
+
+def test_losses_are_finite_and_ignore_invalid_actions_with_masks(tmp_path):
+    import torch
+
+    from icrl.agent.action_kinds import DiscreteActions
+    from icrl.nets.encoders import ACTION_MASK_KEY
+
+    _, env, agent = _mixed_agent(tmp_path)
+    space = env.observation_space
+    env.close()
+    _favour_action(agent, 3)  # the unmasked policy puts nearly all its mass on an invalid action
+    B, L = 3, 5
+    gen = torch.Generator().manual_seed(0)
+    batch = {k: torch.randn(B, L + 1, *space[k].shape, generator=gen) for k in space.spaces if k != "time"}
+    batch["time"] = torch.arange(L + 1).expand(B, L + 1)
+    batch[ACTION_MASK_KEY] = torch.tensor([1.0, 1.0, 0.0, 0.0]).expand(B, L + 1, 4).clone()
+    batch["action"] = torch.tensor([3, 0, 1, 2, 3]).expand(B, L)  # 2 and 3 invalid: ran as 0 and 1
+    batch["reward"] = torch.ones(B, L)
+    batch["terminated"] = torch.zeros(B, L, dtype=torch.bool)
+    batch["mask"] = torch.ones(B, L)
+    out = agent.loss(batch, generator=gen)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in agent.parameters() if p.grad is not None)
+    assert all(np.isfinite(float(v)) for v in out.stats.values())
+    action = agent.action_kind.batch_action(batch["action"])
+    mask = batch[ACTION_MASK_KEY][:, :-1]
+    assert DiscreteActions.executed_action(action, mask)[0].tolist() == [1, 0, 1, 0, 1]
+    s = agent.encode(batch)[:, :-1].detach()
+    kind = agent.action_kind
+    terms = kind.terms(agent.actor, agent.critics, s, action, batch["mask"], gen, action_mask=mask)
+    assert (terms.logp_taken > -50).all()  # the stored invalid actions were scored as the ones that ran
+    assert (terms.entropy <= np.log(2) + 1e-5).all()  # entropy over the 2 valid actions only
+    unmasked = kind.terms(agent.actor, agent.critics, s, action, batch["mask"], gen)
+    assert (unmasked.logp_taken[:, 1] < -50).all()  # without the mask action 0 is all but ruled out
+
+
+def test_mixed_action_sizes_train_and_evaluate(tmp_path):
+    from icrl.train.evaluate import evaluate
+    from icrl.train.trainer import Trainer
+
+    tasks_file = tmp_path / "mixed.json"
+    tasks_file.write_text(json.dumps(MIXED))
+    run = tmp_path / "run"
+    cfg = make_tiny_config(
+        run, env={"tasks": str(tasks_file), "kwargs": {}, "trial_episodes": 1}, total_env_steps=100,
+        eval_every=4, eval_trials=2,
+    )
+    trainer = Trainer(cfg)
+    trainer.run()
+    result = evaluate(trainer.agent, cfg, num_trials=2, seed=0)
+    trainer.close()
+    assert result["eval/tmaze/trials"] == result["eval/CartPole-v1/trials"] == 2
+    assert np.isfinite(result["eval/return"])
+    from icrl.train.logger import read_metrics
+
+    losses = [r["loss/total"] for r in read_metrics(run) if "loss/total" in r]
+    assert losses and np.isfinite(losses).all()
+    stored = np.load(next((run / "buffer" / "fifo").iterdir()))
+    assert stored["obs.action_mask"].shape[1] == 4 and "obs" not in stored  # the mask is replayed per step

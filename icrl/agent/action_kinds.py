@@ -143,8 +143,27 @@ class ActionKind:
         raise NotImplementedError
 
 
+MASKED_LOGIT = -1e9
+"""The logit of an action the valid-action mask rules out: finite (not -inf), so softmax, log-softmax and
+entropy stay finite, yet its probability is exactly 0 in float32 next to any valid logit."""
+
+
+def mask_logits(logits: Tensor, action_mask: Tensor | None) -> Tensor:
+    """Invalid actions' logits set to `MASKED_LOGIT`: logits (..., N), action_mask (..., N) with 1 = valid
+    (broadcast against logits). None leaves the logits untouched (the same tensor)."""
+    if action_mask is None:
+        return logits
+    return torch.where(action_mask > 0.5, logits, logits.new_tensor(MASKED_LOGIT))
+
+
 class DiscreteActions(ActionKind):
-    """Discrete(n): categorical policy, exact expectations over the n actions."""
+    """Discrete(n): categorical policy, exact expectations over the n actions.
+
+    Every method takes an optional `action_mask` ((B, L, N) in training, (N_actors, N) at rollout; 1 =
+    valid, from a multi-task env whose tasks have different action counts): the actor's logits are masked
+    with it (`mask_logits`) so acting, the filtered-BC log-likelihood, the -Q expectation and the critic
+    target's V = E_pi[Q] only see valid actions. Without it nothing changes.
+    """
 
     def __init__(self, space: gym.spaces.Discrete) -> None:
         self.space = space
@@ -166,19 +185,38 @@ class DiscreteActions(ActionKind):
     def batch_action(self, action):
         return (action.long() - self.start).clamp(0, self.num_actions - 1)  # (B, L)
 
-    def next_value(self, actor, critics, s_next, denormalize, reduce, subset_size, generator):
+    def next_value(
+        self, actor, critics, s_next, denormalize, reduce, subset_size, generator, action_mask=None
+    ):
         target_q = denormalize(critics(s_next))  # (B, L, C, G, N)
-        target_probs = torch.softmax(actor(s_next), dim=-1)  # (B, L, G, N)
+        logits = actor(s_next)  # (B, L, G, N)
+        if action_mask is not None:
+            logits = mask_logits(logits, action_mask[..., None, :])
+        target_probs = torch.softmax(logits, dim=-1)  # (B, L, G, N)
         return losses.discrete_state_value(target_q, target_probs, reduce, subset_size, generator)
 
-    def terms(self, actor, critics, s_t, action, mask, generator):
+    @staticmethod
+    def executed_action(action: Tensor, action_mask: Tensor) -> Tensor:
+        """The action the env ran: a stored action the mask rules out (B, L) maps to a % n_valid, as the
+        multi-task env's safety net does (valid actions are a prefix [0, n_k))."""
+        valid = action_mask > 0.5  # (B, L, N)
+        n_valid = valid.sum(-1).clamp(min=1)  # (B, L); all-invalid rows are padding
+        ok = valid.gather(-1, action[..., None]).squeeze(-1)
+        return torch.where(ok, action, action % n_valid)
+
+    def terms(self, actor, critics, s_t, action, mask, generator, action_mask=None):
+        if action_mask is not None:
+            action = self.executed_action(action, action_mask)
         q = critics(s_t)  # (B, L, C, G, N), or logits (B, L, C, G, N, Kb)
         if self.bins is None:
             q_taken = losses.q_of_actions(q, action)  # (B, L, C, G)
         else:
             q_taken = losses.q_of_actions(q.movedim(-1, 0), action.expand(q.shape[-1], *action.shape))
             q_taken = q_taken.movedim(0, -1)  # logits (B, L, C, G, Kb)
-        log_probs = torch.log_softmax(actor(s_t), dim=-1)  # (B, L, G, N)
+        logits = actor(s_t)  # (B, L, G, N)
+        if action_mask is not None:
+            logits = mask_logits(logits, action_mask[..., None, :])
+        log_probs = torch.log_softmax(logits, dim=-1)  # (B, L, G, N)
         probs = log_probs.exp()
         # The actor sees the critics' values as constants: "a frozen copy on a detached state".
         with torch.no_grad():
@@ -192,8 +230,8 @@ class DiscreteActions(ActionKind):
         pg_loss = losses.policy_gradient_loss(q_policy, mask) if self.pg else _no_pg(s_t)
         return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
 
-    def policy(self, actor, h, head=-1):
-        return Categorical(actor(h[:, None])[:, 0, head])  # logits (N, n)
+    def policy(self, actor, h, head=-1, action_mask=None):
+        return Categorical(mask_logits(actor(h[:, None])[:, 0, head], action_mask))  # logits (N, n)
 
     def to_env(self, action):
         return action.cpu().numpy().astype(np.int64) + self.start

@@ -56,7 +56,7 @@ from icrl.agent.action_kinds import Policy, critic_hidden_dtype, make_action_kin
 from icrl.agent.popart import PopArt
 from icrl.config import AgentConfig, ModelConfig
 from icrl.nets.distributions import Categorical
-from icrl.nets.encoders import TimestepEncoder
+from icrl.nets.encoders import ACTION_MASK_KEY, TimestepEncoder
 from icrl.nets.sequence import FLOAT32_KINDS, make_sequence_model
 
 
@@ -84,6 +84,12 @@ def resolve_precision(model: ModelConfig, device: torch.device | str) -> ModelCo
         return model
     fast = model.kind not in FLOAT32_KINDS and bfloat16_in_hardware(device)
     return dataclasses.replace(model, precision="bfloat16" if fast else "float32")
+
+
+def _mask_kwargs(action_mask: Tensor | None, start: int, stop: int | None) -> dict[str, Tensor]:
+    """`action_mask` (B, L+1, N) cut to the window's steps [start:stop] for the action kind's methods,
+    or no argument at all when the observation has no mask (only Discrete kinds accept one)."""
+    return {} if action_mask is None else {"action_mask": action_mask[:, start:stop]}
 
 
 def acting_head(gammas: tuple[float, ...], acting_gamma: float | None) -> int:
@@ -226,6 +232,7 @@ class Agent(nn.Module):
         action = kind.batch_action(batch["action"])  # (B, L) int64 or (B, L, A) float
         s = self.encode(batch)  # (B, L+1, D)
         s_t, s_next = s[:, :-1], s[:, 1:].detach()
+        action_mask = batch.get(ACTION_MASK_KEY)  # (B, L+1, N) in multi-task runs of mixed sizes, else None
 
         classify = cfg.critic == "classification"
         pg_weight = cfg.pg_weight if cfg.actor_objective == "amago" else 0.0
@@ -239,6 +246,7 @@ class Agent(nn.Module):
                 reduce,
                 cfg.critic_subset,
                 generator,
+                **_mask_kwargs(action_mask, 1, None),
             )  # (B, L, G), return units
             if cfg.n_step > 1:
                 target = losses.n_step_targets(
@@ -259,7 +267,9 @@ class Agent(nn.Module):
                 self._popart_update(target, mask)
                 target = self.popart.normalize(target)
 
-        terms = kind.terms(self.actor, self.critics, s_t, action, mask, generator)
+        terms = kind.terms(
+            self.actor, self.critics, s_t, action, mask, generator, **_mask_kwargs(action_mask, 0, -1)
+        )
         if classify:
             bins = kind.bins.to(terms.q_taken.device)  # a no-op once `kind.value` has cached them there
             critic_loss = losses.classification_critic_loss(terms.q_taken, target, bins, mask)
@@ -327,7 +337,8 @@ class Agent(nn.Module):
         # and autocast would re-cast every weight at every step (measured: 4x slower on CPU; on a GPU,
         # bfloat16 attention over a cache that grows by one slot per step re-plans its kernel each step).
         h, state = self.seq.step(x, obs["time"].long(), state)  # (N, D)
-        return self.action_kind.policy(self.actor, h, self.acting_head), state
+        mask_kw = {} if ACTION_MASK_KEY not in obs else {"action_mask": obs[ACTION_MASK_KEY]}  # (N, n)
+        return self.action_kind.policy(self.actor, h, self.acting_head, **mask_kw), state
 
     @torch.inference_mode()
     def act(

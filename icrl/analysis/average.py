@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from icrl.analysis.select import BEST
-from icrl.train.checkpoint import LATEST, cpu_state, write_weights_checkpoint
+from icrl.train.checkpoint import LATEST, check_checkpoints_folder, cpu_state, write_weights_checkpoint
 from icrl.train.ema import refit_derived_buffers
 
 RESERVED_NAMES = (BEST, LATEST)  # `icrl select`'s choice and the pointer to the newest checkpoint
@@ -26,6 +26,7 @@ def check_average_name(root: Path, name: str) -> None:
     the trainer's (`ckpt_...`, which resume would take for a training checkpoint), not reserved (`best`,
     `latest.json`), not hidden (temporary files start with a dot) and, if it exists, an earlier average
     (which it replaces)."""
+    check_checkpoints_folder(root)
     plain = bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
     if not plain or name.startswith((".", "ckpt_")) or name in RESERVED_NAMES:
         raise ValueError(

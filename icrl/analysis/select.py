@@ -32,6 +32,7 @@ from tqdm import tqdm
 from icrl.envs.trust import load_run_config
 from icrl.train.checkpoint import (
     CheckpointError,
+    check_checkpoints_folder,
     checkpoint_in_run,
     checkpoint_updates,
     load_checkpoint,
@@ -153,7 +154,10 @@ def select_checkpoint(
                               "restore their files from a copy")
     if not rows:
         raise FileNotFoundError(f"every checkpoint in {run_dir / 'checkpoints'} vanished while being read")
+    check_checkpoints_folder(run_dir / "checkpoints")  # best is written and replaced there
     best_dir = run_dir / "checkpoints" / BEST
+    if best_dir.is_symlink():
+        raise CheckpointError(f"{best_dir} is a symbolic link: remove it, then select again")
     tmp = best_dir.with_name(f".{BEST}.tmp")
     # Best first (ties: the earliest); the next one if a running trainer pruned it since it was played.
     for best in sorted(rows, key=lambda row: -row[metric]):

@@ -34,6 +34,7 @@ from icrl.cli.common import (
     split_prefixed_kwargs,
 )
 from icrl.config import Config, EnvConfig, config_from_dict
+from icrl.envs.trust import env_module_of
 
 _ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | set(
     EnvConfig.__dataclass_fields__
@@ -122,11 +123,21 @@ def build_train_config(argv: list[str]) -> Config:
 
     eval_env_kwargs, argv = split_prefixed_kwargs(argv, "eval-env.", "train")
     config_file, argv = _pop_option(argv, "--config")
+    trusted = TRUST_FLAG in argv
+    argv = [arg for arg in argv if arg != TRUST_FLAG]
     env_id, preset, env_kwargs, rest = split_train_args(argv)
     try:
         base = _start_config(preset, config_file)
     except ValueError as exc:  # unknown preset, a bad config file: a one-line message, not a traceback
         raise SystemExit(f"icrl train: {exc}") from None
+    module = env_module_of(base.env.id) if config_file is not None and env_id is None else None
+    if module is not None and not trusted:
+        # A config file may come with a downloaded run: its env id is not one the user typed.
+        raise SystemExit(
+            f"icrl train: the config file's env id {base.env.id!r} would import the Python module "
+            f"{module!r}, running its code: if you trust it, add {TRUST_FLAG} (or type the id: icrl train "
+            f"{base.env.id} --config FILE)"
+        )
     overrides: dict[str, Any] = {"env": {}}
     if env_id is not None and env_id != base.env.id:
         # A preset's env kwargs (training and evaluation) belong to its env.
@@ -145,6 +156,9 @@ def build_train_config(argv: list[str]) -> Config:
     presets = "\n".join(f"  {name}: {summary}" for name, summary in preset_summaries().items())
     description = f"{TRAIN_DESCRIPTION}\n\nPresets:\n{presets}"
     return tyro.cli(Config, default=base, args=rest, prog="icrl train", description=description)
+
+
+TRUST_FLAG = "--trust-env-module"  # consent to the module a --config file's env id names
 
 
 def _pop_option(argv: list[str], flag: str) -> tuple[str | None, list[str]]:

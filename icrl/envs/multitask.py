@@ -7,10 +7,12 @@ a seeded reset), so the agent keeps one task for all the episodes of a trial and
 Spaces are unified so one agent fits every task:
 - observations: each task's observation is flattened (`gymnasium.spaces.flatten`) to float32 and
   zero-padded to the longest one, giving a Box (D,); `task_id=True` appends a one-hot task id (K,).
-- actions: Discrete spaces of different sizes share one Discrete(max n). An action a task does not have
-  (a >= n_k) is mapped to `a % n_k` inside the env: the agent is not masked, so it must learn which of its
-  logits matter for the task it infers (a limitation, see docs/multitask.md). Other action spaces must be
-  equal across tasks.
+- actions: Discrete spaces of different sizes share one Discrete(max n). The observation then becomes a
+  Dict {"features": Box (D [+ K],), "action_mask": Box (max n,)} (the TrialWrapper's keys `obs.features`
+  and `obs.action_mask`): 1 marks the current task's actions [0, n_k). The agent's Discrete action kind
+  masks the actor's logits with it, and exploration draws only valid actions. As a safety net an action a
+  task does not have (a >= n_k) is still mapped to `a % n_k` inside the env. Equal sizes keep the plain Box
+  observation. Other action spaces must be equal across tasks.
 `info["task"]` names the current task and `info["task_index"]` gives its index (the collector stores it
 with each trial, for the replay's per-task quota and balanced sampling).
 """
@@ -30,6 +32,9 @@ from gymnasium import spaces
 from icrl.envs.popgym_adapter import is_popgym_id, make_popgym_env
 from icrl.envs.trial import NEW_TASK_OPTION, TrialEnd, TrialWrapper
 
+FEATURES_KEY = "features"
+MASK_KEY = "action_mask"  # the TrialWrapper names it `obs.action_mask` (icrl.nets.encoders.ACTION_MASK_KEY)
+Observation = np.ndarray | dict[str, np.ndarray]
 TASK_KEYS = frozenset({"id", "kwargs", "name", "random_return", "best_return"})
 
 
@@ -110,7 +115,9 @@ class MultiTaskEnv(gym.Env):
     """One env per task; a task drawn uniformly when a reset carries `new_task` (or on the first reset).
 
     Observation: Box (D + K·task_id,) float32, the flattened task observation zero-padded to the longest,
-    then the one-hot task id when `task_id`. `fixed_task` pins one task index (evaluation envs).
+    then the one-hot task id when `task_id`; when the tasks' Discrete sizes differ, a Dict of that Box
+    (`features`) and the valid-action mask (`action_mask`, (max n,) float32). `fixed_task` pins one task
+    index (evaluation envs).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -133,10 +140,22 @@ class MultiTaskEnv(gym.Env):
         self._obs_dims = [int(spaces.flatdim(s)) for s in self._obs_spaces]
         self.obs_dim = max(self._obs_dims)
         width = self.obs_dim + (num if task_id else 0)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(width,), dtype=np.float32)
+        self._features_space = spaces.Box(-np.inf, np.inf, shape=(width,), dtype=np.float32)
         self._action_spaces = [env.action_space for env in self.envs]
         self.action_space = _unified_action_space(self._action_spaces)
         self._discrete = isinstance(self.action_space, spaces.Discrete)
+        # Only differing Discrete sizes need a mask: other runs keep their observation bit for bit.
+        self.masked = self._discrete and len({int(s.n) for s in self._action_spaces}) > 1
+        self.observation_space: spaces.Space = self._features_space
+        if self.masked:
+            n_max = int(self.action_space.n)
+            self._masks = [(np.arange(n_max) < int(s.n)).astype(np.float32) for s in self._action_spaces]
+            self.observation_space = spaces.Dict(
+                {
+                    FEATURES_KEY: self._features_space,
+                    MASK_KEY: spaces.Box(0.0, 1.0, shape=(n_max,), dtype=np.float32),
+                }
+            )
         budgets = [getattr(env.unwrapped, "default_trial", None) for env in self.envs]
         # The tasks' shared trial budget (None when they disagree: the caller must give one).
         self.budgets_agree = all(b == budgets[0] for b in budgets)
@@ -150,13 +169,16 @@ class MultiTaskEnv(gym.Env):
     def task_name(self) -> str:
         return self.names[self.current]
 
-    def _observation(self, inner_obs: Any) -> np.ndarray:
-        """(D [+ K],) float32: flattened, zero-padded, then the one-hot task id when asked for."""
-        out = np.zeros(self.observation_space.shape, dtype=np.float32)
+    def _observation(self, inner_obs: Any) -> Observation:
+        """(D [+ K],) float32: flattened, zero-padded, then the one-hot task id when asked for; with
+        `masked`, a dict of it and the current task's action mask (max n,)."""
+        out = np.zeros(self._features_space.shape, dtype=np.float32)
         flat = spaces.flatten(self._obs_spaces[self.current], inner_obs)
         out[: len(flat)] = flat
         if self.task_id:
             out[self.obs_dim + self.current] = 1.0
+        if self.masked:
+            return {FEATURES_KEY: out, MASK_KEY: self._masks[self.current].copy()}
         return out
 
     def _info(self, info: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +186,7 @@ class MultiTaskEnv(gym.Env):
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Observation, dict[str, Any]]:
         """A seeded reset reseeds the task RNG and (lazily, at their next reset) every task's env; a task is
         drawn on `new_task` (every trial's start), on a seeded reset and on the first reset."""
         super().reset(seed=seed)
@@ -182,13 +204,14 @@ class MultiTaskEnv(gym.Env):
         return self._observation(inner_obs), self._info(info)
 
     def map_action(self, action: Any) -> Any:
-        """The current task's action: a Discrete action beyond the task's size wraps around (a % n_k)."""
+        """The current task's action: a Discrete action beyond the task's size wraps around (a % n_k), a
+        safety net behind the agent's action mask."""
         if not self._discrete:
             return action
         n = int(self._action_spaces[self.current].n)
         return int(action) % n
 
-    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]:
         inner_obs, reward, terminated, truncated, info = self.envs[self.current].step(self.map_action(action))
         return self._observation(inner_obs), reward, terminated, truncated, self._info(info)
 

@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-EXCLUDED_KEYS = ("time",)
+ACTION_MASK_KEY = "obs.action_mask"
+"""The valid-action mask (K,) of a multi-task env whose tasks have different Discrete sizes (1 = valid; see
+icrl.envs.multitask). The agent's Discrete action kind applies it to the actor's logits; it is not an input
+feature (with a task id or in-context inference the policy already knows the task, and masking is exact)."""
+EXCLUDED_KEYS = ("time", ACTION_MASK_KEY)
 
 
 def symlog(x: Tensor) -> Tensor:

@@ -53,6 +53,13 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
+def check_checkpoints_folder(root: Path) -> None:
+    """CheckpointError when a run's `checkpoints` folder (`root`) is a symbolic link: writing, rotating or
+    replacing checkpoints there would act on whatever it points to (another run's checkpoints)."""
+    if root.is_symlink():
+        raise CheckpointError(f"{root} is a symbolic link: a run keeps its checkpoints in its own folder")
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """`write_bytes_atomic` of `text` in UTF-8."""
     write_bytes_atomic(path, text.encode("utf-8"))

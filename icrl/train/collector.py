@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from icrl.config import ExplorationConfig
+from icrl.nets.encoders import ACTION_MASK_KEY
 from icrl.replay.relabel import ACHIEVED_KEY
 from icrl.train.stopping import EvaluationStopped
 
@@ -134,18 +135,28 @@ class EpsilonSchedule:
 
 
 def explore_actions(
-    space: gym.Space, actions: np.ndarray, eps: np.ndarray, rng: np.random.Generator
+    space: gym.Space,
+    actions: np.ndarray,
+    eps: np.ndarray,
+    rng: np.random.Generator,
+    action_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exploration on env-ready actions (N, ...) with a per-actor scale eps (N,).
 
-    Discrete: a uniformly random action with probability eps. Box (the agent's [-1, 1] space): Gaussian
-    noise of std eps, then clipped to [-1, 1]. MultiBinary: each bit flips with probability eps.
+    Discrete: a uniformly random action with probability eps; with a valid-action mask (N, n) (1 = valid,
+    a prefix [0, n_k) per actor, from a multi-task env of mixed action counts) drawn among the valid ones.
+    Box (the agent's [-1, 1] space): Gaussian noise of std eps, then clipped to [-1, 1]. MultiBinary: each
+    bit flips with probability eps.
     """
     if isinstance(space, gym.spaces.Discrete):
         explore = rng.random(len(actions)) < eps
         if explore.any():
             actions = actions.copy()
-            actions[explore] = int(space.start) + rng.integers(0, int(space.n), size=int(explore.sum()))
+            if action_mask is None:
+                high: int | np.ndarray = int(space.n)
+            else:
+                high = np.maximum((np.asarray(action_mask)[explore] > 0.5).sum(-1), 1)
+            actions[explore] = int(space.start) + rng.integers(0, high, size=int(explore.sum()))
         return actions
     scale = eps.reshape(-1, *([1] * (actions.ndim - 1)))
     if isinstance(space, gym.spaces.Box):
@@ -251,7 +262,9 @@ class Collector:
         actions, self.state = self.agent.act(obs_t, self.state, greedy=greedy, generator=self.torch_gen)
         if self.schedule is not None:
             eps = self.schedule.within_trial(self.eps, self.obs[OBS_TIME].astype(np.float64), self.horizon)
-            actions = explore_actions(self.envs.single_action_space, actions, eps, self.rng)
+            actions = explore_actions(
+                self.envs.single_action_space, actions, eps, self.rng, self.obs.get(ACTION_MASK_KEY)
+            )
         return actions
 
     def collect(self, steps_per_actor: int, env_steps: int = 0) -> list[TrialStats]:

@@ -28,6 +28,7 @@ from icrl.config import Config
 from icrl.envs.space_record import SPACES_FILE
 from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, write_text_atomic
 from icrl.train.ema import EMA_FILE
+from icrl.train.factory import SetupError
 from icrl.train.learner import Learner
 from icrl.train.run_lock import LOCK_NAME, RunLock
 from icrl.train.stopping import RunFinished
@@ -61,6 +62,24 @@ def _remove_empty_folders(folders: list[Path]) -> None:
             pass
 
 
+# What a run writes into its directory: none of these may be a symbolic link, or the run's writes, checkpoint
+# rotation and deletions would act on whatever it points to (a run directory is data).
+WRITTEN_ENTRIES = ("checkpoints", "buffer", "metrics.jsonl", "tensorboard", "config.json", "spaces.json",
+                   "wandb", "wandb_id.txt")
+
+
+def refuse_linked_entries(run_dir: Path) -> None:
+    """SetupError when an entry that a run writes (`WRITTEN_ENTRIES`, a `buffer-rank<r>` folder) is a
+    symbolic link: one line, before anything is written."""
+    linked = [p.name for p in run_dir.iterdir() if p.is_symlink() and (
+        p.name in WRITTEN_ENTRIES or p.name.startswith("buffer-rank"))]
+    if linked:
+        raise SetupError(
+            f"{run_dir} holds symbolic links where the run writes ({', '.join(sorted(linked))}): a run "
+            "writes only inside its own directory; replace them with the folders or files themselves"
+        )
+
+
 class RunDir:
     """One run's directory, held (locked) by this process between `claim` and `release`."""
 
@@ -87,6 +106,7 @@ class RunDir:
         self._made = _missing_folders(self.path)
         fresh = not resume and (bool(self._made) or self.path.is_dir() and not any(self.path.iterdir()))
         self.path.mkdir(parents=True, exist_ok=True)
+        refuse_linked_entries(self.path)
         try:
             self._lock = RunLock(self.path)
         except BaseException:

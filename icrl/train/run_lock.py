@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from pathlib import Path
 
 try:
@@ -29,7 +30,21 @@ class RunLock:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK_NAME
-        self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        # O_NOFOLLOW: a run directory is data, and a `.lock` symlink shipped in one must not make the lock
+        # truncate and overwrite the file it points to (ELOOP instead); a non-regular file is refused too.
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            if self.path.is_symlink():
+                raise RunInUseError(
+                    f"{self.path} is a symbolic link, not a lock file: remove it (a run directory holds only "
+                    "plain files)"
+                ) from None
+            raise exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunInUseError(f"{self.path} is not a plain file: remove it")
+        self._file = os.fdopen(fd, "a+")  # held open for the lock's lifetime
         if fcntl is None:
             return
         try:

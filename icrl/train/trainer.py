@@ -120,13 +120,17 @@ class Trainer:
             self._open(resume, probe.within_trial)
         except BaseException:
             self._close_envs()
-            self.directory.release()
+            # Under the lock still: no other start can begin writing here before the undo is done.
             self.directory.undo_start()  # only what this start made: never a run that was there
+            self.directory.release()
             raise
 
     def _open(self, resume: bool, within_trial: Callable[[np.ndarray], np.ndarray] | None) -> None:
         """Build the run's pieces in a fixed order (the seeds and RNG draws depend on it), under the lock."""
         cfg = self.cfg = dataclasses.replace(self.cfg, run_dir=str(self.run_dir))
+        if not resume and cfg.env.tasks is not None:  # a task list read later from any directory is this one
+            tasks = str(Path(cfg.env.tasks).resolve())
+            cfg = self.cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, tasks=tasks))
         if self.dp.main and not resume:
             self.directory.write_config(cfg)
         if self.dp.main and self._spaces_record is not None:  # also on resume: the config may have changed
