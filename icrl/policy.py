@@ -50,6 +50,7 @@ from icrl.envs.spaces import (
     trial_observation_space,
 )
 from icrl.envs.trial import trial_observation
+from icrl.train.collector import zero_nonfinite
 
 
 class Policy:
@@ -181,12 +182,9 @@ class Policy:
                 self._batch[key][i] = value  # cast to the space's dtype, as `icrl eval`'s vector env does
         obs_t = {}
         for key, value in self._batch.items():
-            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
-                value = np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)  # as the collector: a NaN
-            obs_t[key] = torch.as_tensor(value, device=self.device)  # would poison the memory for good
+            obs_t[key] = torch.as_tensor(zero_nonfinite(value), device=self.device)  # as the collector
         actions, self.state = self.agent.act(obs_t, self.state, greedy=self.greedy, generator=self.generator)
-        if np.issubdtype(actions.dtype, np.floating) and not np.isfinite(actions).all():
-            actions = np.nan_to_num(actions, nan=0.0, posinf=0.0, neginf=0.0)
+        actions = zero_nonfinite(actions)
         inner_actions, self._pending = [], []
         for i in range(self.num_envs):
             inner_action, prev_action = self._adapt(actions[i])

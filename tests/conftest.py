@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from icrl.bench import attach_loader
@@ -85,6 +86,22 @@ def make_tiny_config(run_dir: Any = None, **overrides: Any) -> Config:
 @pytest.fixture(scope="session")
 def tiny_config():
     return make_tiny_config
+
+
+def marker_trial(length: int, marker: float) -> dict[str, np.ndarray]:
+    """A stored trial of `length` transitions whose observations and rewards all equal `marker`, so a test
+    can tell from a sampled window which trial (area, task) it came from."""
+    return {
+        "obs": np.full((length + 1, 1), marker, np.float32),
+        "action": np.zeros(length, np.int64),
+        "reward": np.full(length, marker, np.float32),
+        "terminated": np.zeros(length, bool),
+    }
+
+
+@pytest.fixture
+def make_marker_trial():
+    return marker_trial
 
 
 def eval_file_summary(path: Path) -> dict[str, Any]:

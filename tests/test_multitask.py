@@ -24,15 +24,6 @@ TMAZES = [
 ]
 
 
-def _trial(length: int, marker: float) -> dict[str, np.ndarray]:
-    return {
-        "obs": np.full((length + 1, 1), marker, np.float32),
-        "action": np.zeros(length, np.int64),
-        "reward": np.full(length, marker, np.float32),
-        "terminated": np.zeros(length, bool),
-    }
-
-
 def test_spaces_are_padded_and_actions_share_the_largest_head():
     tasks = [{"id": "icrl/TMaze-v0", "kwargs": {"length": 4}}, {"id": "CartPole-v1"}]
     env = MultiTaskEnv(tasks, task_id=True)
@@ -106,25 +97,25 @@ def test_ids_with_commas_and_common_kwargs():
     assert env_tasks(make_tiny_config()) is None  # a single-env config stays single-env
 
 
-def test_eviction_keeps_a_quota_per_task(tmp_path):
+def test_eviction_keeps_a_quota_per_task(tmp_path, make_marker_trial):
     store = ReplayStore(tmp_path, max_fifo_trials=4, num_tasks=2)
     for _ in range(6):
-        store.add(_trial(3, 0.0), task=0)
-    store.add(_trial(3, 1.0), task=1)
+        store.add(make_marker_trial(3, 0.0), task=0)
+    store.add(make_marker_trial(3, 1.0), task=1)
     tasks = [info.task for info in store.list_trials()]
     assert sorted(tasks) == [0, 0, 1]  # task 0 kept to 4 // 2 trials, task 1's one trial not crowded out
     single = ReplayStore(tmp_path / "single", max_fifo_trials=4)
     for _ in range(6):
-        single.add(_trial(3, 0.0))
+        single.add(make_marker_trial(3, 0.0))
     assert len(single) == 4 and all(info.task is None for info in single.list_trials())
     assert all("-K" not in info.path.name for info in single.list_trials())
 
 
-def test_sampling_is_balanced_across_tasks(tmp_path):
+def test_sampling_is_balanced_across_tasks(tmp_path, make_marker_trial):
     store = ReplayStore(tmp_path, max_fifo_trials=100, num_tasks=2)
     for _ in range(9):
-        store.add(_trial(3, 0.0), task=0)
-    store.add(_trial(3, 1.0), task=1)
+        store.add(make_marker_trial(3, 0.0), task=0)
+    store.add(make_marker_trial(3, 1.0), task=1)
     sampler = TrialSampler(store, batch_size=400, seq_len=3, seed=0)
     share = float(sampler.sample_numpy()["reward"][:, 0].mean())  # 1.0 only in task 1's trial
     assert 0.4 < share < 0.6

@@ -64,22 +64,13 @@ def test_offline_to_online_draws_the_fraction_from_the_data(dataset, tmp_path, t
     assert counts["protected"] == 6 and counts["fifo"] > 0
 
 
-def make_trial(t: int, marker: float) -> dict[str, np.ndarray]:
-    return {
-        "obs": np.full((t + 1, 1), marker, np.float32),
-        "action": np.zeros(t, np.int64),
-        "reward": np.full(t, marker, np.float32),
-        "terminated": np.zeros(t, bool),
-    }
-
-
 @pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5, 1.0])
-def test_sampler_offline_fraction_counts_windows_per_area(tmp_path, fraction):
+def test_sampler_offline_fraction_counts_windows_per_area(tmp_path, fraction, make_marker_trial):
     store = ReplayStore(tmp_path, max_fifo_trials=100)
     for _ in range(3):
-        store.add(make_trial(4, 1.0), protected=True)
+        store.add(make_marker_trial(4, 1.0), protected=True)
     for _ in range(9):
-        store.add(make_trial(4, 2.0))
+        store.add(make_marker_trial(4, 2.0))
     sampler = TrialSampler(store, batch_size=8, seq_len=4, seed=0, offline_fraction=fraction)
     for _ in range(5):
         batch = sampler.sample_numpy()
@@ -87,10 +78,10 @@ def test_sampler_offline_fraction_counts_windows_per_area(tmp_path, fraction):
     assert sampler.protected_draws == 5 * round(fraction * 8) and sampler.total_draws == 40
 
 
-def test_sampler_without_offline_fraction_is_unchanged(tmp_path):
+def test_sampler_without_offline_fraction_is_unchanged(tmp_path, make_marker_trial):
     store = ReplayStore(tmp_path, max_fifo_trials=100)
     for i in range(6):
-        store.add(make_trial(3 + i, float(i)), protected=i < 2)
+        store.add(make_marker_trial(3 + i, float(i)), protected=i < 2)
     plain = TrialSampler(store, batch_size=5, seq_len=4, seed=1)
     same = TrialSampler(store, batch_size=5, seq_len=4, seed=1, offline_fraction=None)
     for _ in range(3):

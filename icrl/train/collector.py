@@ -175,6 +175,15 @@ def _nonfinite_rows(values: np.ndarray) -> np.ndarray:
     return ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
 
 
+def zero_nonfinite(values: np.ndarray) -> np.ndarray:
+    """`values` with NaN and inf replaced by 0 (the array itself when it holds none, or is not floating).
+    What the policy is shown and the env is sent in place of non-finite data: one NaN in a recurrent state
+    or an attention cache would reach every later step, and a NaN action could crash the env."""
+    if not np.issubdtype(values.dtype, np.floating) or np.isfinite(values).all():
+        return values
+    return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def _index_info(info: dict[str, Any], key: str, i: int) -> Any:
     if key in info and info.get(f"_{key}", np.ones(len(info[key]), bool))[i]:
         return info[key][i]
@@ -251,7 +260,7 @@ class Collector:
             if key not in PREV_INPUTS:
                 self._flag(rows, "obs")
             clean = clean if clean is not None else dict(self.obs)
-            clean[key] = np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
+            clean[key] = zero_nonfinite(value)
         if clean is not None:
             self.obs = clean
 
@@ -302,7 +311,7 @@ class Collector:
         bad_actions = _nonfinite_rows(actions)
         if bad_actions.any():  # the env gets 0 instead (a NaN could crash it); the trial is dropped
             self._flag(bad_actions, "action")
-            actions = np.nan_to_num(actions, nan=0.0, posinf=0.0, neginf=0.0)
+            actions = zero_nonfinite(actions)
         obs, reward, terminated, truncated, info = self.envs.step(actions)
         self._flag(~np.isfinite(np.asarray(reward, dtype=np.float64)), "reward")
         self.obs = obs

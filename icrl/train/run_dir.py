@@ -32,6 +32,7 @@ from icrl.train.factory import SetupError
 from icrl.train.learner import Learner
 from icrl.train.run_lock import LOCK_NAME, RunLock
 from icrl.train.stopping import RunFinished
+from icrl.train.writable import missing_folders
 
 # The final checkpoint's extra state holds why the run finished ("budget" or "target"): `icrl resume` of it
 # then changes nothing, unless given a larger budget.
@@ -42,15 +43,6 @@ def default_run_dir(cfg: Config) -> Path:
     env = "multitask" if cfg.env.ids or cfg.env.tasks else re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env.id)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{env}__{cfg.exp_name}__{cfg.seed}__{stamp}"
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """`path` and its ancestors that do not exist yet, deepest first (what `mkdir(parents=True)` makes)."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
 
 
 def _remove_empty_folders(folders: list[Path]) -> None:
@@ -103,7 +95,7 @@ class RunDir:
         a directory that already holds one."""
         if not resume:
             self.refuse_an_existing_run()
-        self._made = _missing_folders(self.path)
+        self._made = missing_folders(self.path)
         fresh = not resume and (bool(self._made) or self.path.is_dir() and not any(self.path.iterdir()))
         self.path.mkdir(parents=True, exist_ok=True)
         refuse_linked_entries(self.path)

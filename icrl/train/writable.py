@@ -16,6 +16,15 @@ class NotWritableError(ValueError):
     """A folder or file that a command needs to write cannot be written (the message is one line)."""
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first (what `mkdir(parents=True)` makes)."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
 def _probe(folder: Path, what: str) -> None:
     """Create and remove a file in `folder`: NotWritableError when that fails."""
     probe = folder / f".icrl-write-probe.{os.getpid()}"
@@ -35,9 +44,7 @@ def check_folder_writable(path: str | Path, what: str = "folder") -> None:
             raise NotWritableError(f"{what} {path} is a file, not a folder")
         _probe(path, what)
         return
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = missing_folders(path)[-1].parent  # the nearest existing ancestor
     if not parent.is_dir():
         raise NotWritableError(f"{what} {path} cannot be made: {parent} is a file, not a folder")
     _probe(parent, what)
