@@ -110,7 +110,7 @@ def run_bench(
         trainer = Trainer(cfg, tmp)
         try:
             actors = cfg.env.num_actors
-            steps = rollout_steps or cfg.model.context_len
+            steps = rollout_steps or trainer.cfg.model.context_len
             trainer.collector.collect(8, 0)  # warm-up: allocations, first trials
             _sync(device)
             start = time.perf_counter()

@@ -54,6 +54,11 @@ BELOW_ONE = Range(0.0, 1.0, high_open=True)  # [0, 1): dropout, decays
 # are further limited by open files and processes (`icrl.train.budget.check_actors`).
 MAX_ACTORS = 4096
 
+# The context length when the env states no trial length, and the longest one derived from a trial length:
+# the cost of an update grows with it (attention quadratically), and longer trials are seen through
+# sliding windows of this many steps.
+DEFAULT_CONTEXT_LEN = 256
+
 T = TypeVar("T")
 
 
@@ -116,11 +121,11 @@ class ModelConfig:
 
     kind: Literal["transformer", "gru", "lstm", "ssm", "mlp"] = "transformer"
     """Sequence model; `ssm`: diagonal linear recurrences (LRU); `mlp` is the memory-free control."""
-    d_model: Annotated[int, POSITIVE] = 128
-    """Width of the sequence model."""
+    d_model: Annotated[int, POSITIVE] = 64
+    """Width of the sequence model (64: twice the updates per second of 128 on a CPU; a GPU affords more)."""
     n_layers: Annotated[int, POSITIVE] = 2
     """Sequence model layers."""
-    n_heads: Annotated[int, POSITIVE] = 8
+    n_heads: Annotated[int, POSITIVE] = 4
     """Attention heads (transformer)."""
     d_ff: Annotated[int | None, POSITIVE] = None
     """Feed-forward width (transformer; None: 4 * d_model)."""
@@ -134,16 +139,18 @@ class ModelConfig:
     """Normformer's extra LayerNorms (after attention and inside the feed-forward)."""
     state_size: Annotated[int | None, POSITIVE] = None
     """Complex state channels per layer (ssm; None: d_model)."""
-    context_len: Annotated[int, POSITIVE] = 256
-    """Context length L: training windows hold L transitions; rollouts attend to the last L steps."""
+    context_len: Annotated[int | None, POSITIVE] = None
+    """Context length L: training windows hold L transitions; rollouts attend to the last L steps (None: the
+    env's trial length when it states one, at most DEFAULT_CONTEXT_LEN, else DEFAULT_CONTEXT_LEN; the
+    trainer resolves it before the run starts)."""
     max_time: Annotated[int | None, POSITIVE] = None
     """Learned positions: size of the table over the trial's time index (None: context_len + 1; later
     times share the last embedding). Set it to the longest trial when trials are longer than the context."""
-    encoder_hidden: Annotated[tuple[int, ...], POSITIVE] = (128,)
+    encoder_hidden: Annotated[tuple[int, ...], POSITIVE] = (64,)
     """Hidden widths of the timestep encoder MLP."""
-    actor_hidden: Annotated[tuple[int, ...], POSITIVE] = (128,)
+    actor_hidden: Annotated[tuple[int, ...], POSITIVE] = (64,)
     """Hidden widths of the actor head."""
-    critic_hidden: Annotated[tuple[int, ...], POSITIVE] = (128, 128)
+    critic_hidden: Annotated[tuple[int, ...], POSITIVE] = (64, 64)
     """Hidden widths of each critic."""
     box_policy: Literal["tanh_gaussian", "tanh_mixture", "beta"] = "tanh_gaussian"
     """Box actions: the policy family per discount (tanh-squashed Gaussian, mixture of those, or Beta)."""
@@ -153,6 +160,11 @@ class ModelConfig:
     """Compute dtype of the sequence model and critic hidden layers (bfloat16 autocast; Q values, losses,
     weights and rollouts stay float32). Pays on GPUs and on CPUs with AVX-512 BF16 / AMX; auto: bfloat16
     where the device has it in hardware, else float32."""
+
+    @property
+    def context(self) -> int:
+        """`context_len`, or DEFAULT_CONTEXT_LEN while it is left to the env (an agent made outside a run)."""
+        return DEFAULT_CONTEXT_LEN if self.context_len is None else self.context_len
 
 
 @show_ranges_in_help
@@ -279,8 +291,9 @@ class Config:
     """Stop after this many environment steps (summed over actors)."""
     collect_steps: Annotated[int, POSITIVE] = 64
     """Env steps per actor between two rounds of updates."""
-    updates_per_collect: Annotated[int, NON_NEGATIVE] = 8
-    """Gradient updates per round (update-to-data ratio = this / (collect_steps * num_actors))."""
+    updates_per_collect: Annotated[int, NON_NEGATIVE] = 64
+    """Gradient updates per round (update-to-data ratio = this / (collect_steps * num_actors): 1/8 with the
+    default 8 actors; 1/64 left T-Maze 20 unsolved after 60k env steps)."""
     learning_starts: Annotated[int, NON_NEGATIVE] = 1_000
     """Env steps collected before the first update."""
     offline_data: tuple[str, ...] = ()

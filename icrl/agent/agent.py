@@ -166,7 +166,7 @@ class Agent(nn.Module):
         self.seq = make_sequence_model(
             model.kind,
             d_model=d,
-            max_len=model.context_len + 1,  # a window holds L + 1 timesteps
+            max_len=model.context + 1,  # a window holds L + 1 timesteps
             n_layers=model.n_layers,
             n_heads=model.n_heads,
             d_ff=model.d_ff,

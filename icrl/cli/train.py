@@ -193,6 +193,8 @@ def cmd_train(argv: list[str]) -> None:
     quiet = not trainer.dp.main  # under torchrun, rank 0 speaks for all
     if not quiet:
         print(f"icrl: run directory {trainer.run_dir}", flush=True)
+        for line in trainer.key_choices:
+            print(f"icrl: {line}", flush=True)
     try:
         result = trainer.run()
     except TrainingStopped as exc:

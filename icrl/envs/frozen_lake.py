@@ -55,6 +55,7 @@ class MetaFrozenLakeEnv(gym.Env):
         self.attempts = int(attempts)
         self.hole_prob = float(hole_prob)
         self.max_attempt_steps = int(max_attempt_steps or 2 * self.size * self.size)
+        self.max_episode_steps = self.max_attempt_steps  # read by icrl.envs.trial.episode_horizon
         self.one_hot = bool(one_hot)
         self.render_mode = render_mode
         self.start = (0, 0)

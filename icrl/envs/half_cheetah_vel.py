@@ -70,6 +70,7 @@ class HalfCheetahVelEnv(gym.Env):
         self.split = split
         self.velocity_range = None if velocity_range is None else tuple(map(float, velocity_range))
         self.episode_steps = int(episode_steps)
+        self.max_episode_steps = self.episode_steps  # read by icrl.envs.trial.episode_horizon
         self.ctrl_cost_weight = float(ctrl_cost_weight)
         self.render_mode = render_mode
         self.default_trial: dict[str, int] = {"episodes": int(episodes_per_trial)}

@@ -58,6 +58,7 @@ class MetaWorldML1Env(gym.Env):
         self.sawyer.set_task(self.tasks[0])  # sets partial observability before the spaces are read
         self.task_name, self.split = task, split
         self.episode_steps = int(episode_steps)
+        self.max_episode_steps = self.episode_steps  # read by icrl.envs.trial.episode_horizon
         self.render_mode = render_mode
         self.default_trial: dict[str, int] = {"episodes": int(episodes_per_trial)}
         inner = self.sawyer.observation_space

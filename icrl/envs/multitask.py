@@ -29,8 +29,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icrl.envs.minigrid_adapter import is_minigrid_id, make_minigrid_env
 from icrl.envs.popgym_adapter import is_popgym_id, make_popgym_env
-from icrl.envs.trial import NEW_TASK_OPTION, TrialEnd, TrialWrapper
+from icrl.envs.trial import NEW_TASK_OPTION, TrialEnd, TrialWrapper, episode_horizon
 
 FEATURES_KEY = "features"
 MASK_KEY = "action_mask"  # the TrialWrapper names it `obs.action_mask` (icrl.nets.encoders.ACTION_MASK_KEY)
@@ -95,6 +96,8 @@ def load_task_file(path: str | Path) -> list[dict[str, Any]]:
 def _make_inner(env_id: str, kwargs: Mapping[str, Any]) -> gym.Env:
     if is_popgym_id(env_id):
         return make_popgym_env(env_id, **kwargs)
+    if is_minigrid_id(env_id):
+        return make_minigrid_env(env_id, **kwargs)
     return gym.make(env_id, **kwargs)
 
 
@@ -164,6 +167,12 @@ class MultiTaskEnv(gym.Env):
         self._pending_seeds: dict[int, int] = {}
         self.current = fixed_task if fixed_task is not None else 0
         self._started = False
+
+    @property
+    def max_episode_steps(self) -> int | None:
+        """The longest of the tasks' episode limits (None when a task states none)."""
+        limits = [episode_horizon(env) for env in self.envs]
+        return None if None in limits else max(limits)  # type: ignore[type-var]
 
     @property
     def task_name(self) -> str:

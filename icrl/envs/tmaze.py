@@ -41,6 +41,7 @@ class TMazeEnv(gym.Env):
         self.observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.action_space = spaces.Discrete(4)  # left, right, up, down
         self.default_trial: dict[str, int] = {"episodes": 1}
+        self.max_episode_steps = self.length + 1  # read by icrl.envs.trial.episode_horizon
         self._lag_penalty = 1.0 / self.length
         self._goal = GOAL_UP
         self._position = 0

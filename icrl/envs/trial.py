@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icrl.envs.minigrid_adapter import is_minigrid_id, make_minigrid_env
 from icrl.envs.popgym_adapter import is_popgym_id, make_popgym_env
 from icrl.envs.spaces import (
     OBS_KEY,
@@ -188,6 +189,30 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
 
+# Attributes under which envs state their longest episode: icrl's own envs and MultiTaskEnv
+# (`max_episode_steps`), MiniGrid and GoalGrid (`max_steps`), POPGym (`max_episode_length`).
+EPISODE_LIMIT_ATTRIBUTES = ("max_episode_steps", "max_steps", "max_episode_length")
+
+
+def episode_horizon(env: gym.Env) -> int | None:
+    """The most steps one episode of `env` can take, when it says so: the smallest of its registered
+    time limit (`env.spec.max_episode_steps`) and the limits its unwrapped env states
+    (`EPISODE_LIMIT_ATTRIBUTES`); None when it states none."""
+    limits = [getattr(env.spec, "max_episode_steps", None) if env.spec is not None else None]
+    limits += [getattr(env.unwrapped, name, None) for name in EPISODE_LIMIT_ATTRIBUTES]
+    known = [int(x) for x in limits if isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0]
+    return min(known) if known else None
+
+
+def trial_horizon(trial_env: TrialWrapper) -> int | None:
+    """The most steps one trial of `trial_env` can take: its step budget, or its episodes times the inner
+    env's `episode_horizon`; None when the inner env states no episode limit."""
+    if trial_env.steps is not None:
+        return trial_env.steps
+    per_episode = episode_horizon(trial_env.env)
+    return None if per_episode is None else per_episode * trial_env.episodes
+
+
 def default_trial_of(env: gym.Env) -> dict[str, int]:
     """The trial budget an env asks for via `env.unwrapped.default_trial`, else one episode per trial."""
     budget = getattr(env.unwrapped, "default_trial", None)
@@ -207,11 +232,14 @@ def make_trial_env(
 
     With neither `episodes` nor `steps` the env's own `default_trial` is used (every built-in env declares
     one, e.g. `{"episodes": attempts}` for MetaFrozenLake); foreign envs fall back to one episode.
-    POPGym ids (`popgym-*`) import popgym on first use and go through `POPGymAdapter`. `budget_end` says
+    POPGym ids (`popgym-*`) import popgym on first use and go through `POPGymAdapter`; MiniGrid ids
+    (`MiniGrid-*`) import minigrid and observe their image (`icrl.envs.minigrid_adapter`). `budget_end` says
     whether a trial ended by its budget is truncated (bootstrapped) or terminated (see `TrialWrapper`).
     """
     if isinstance(env_id_or_callable, str) and is_popgym_id(env_id_or_callable):
         env = make_popgym_env(env_id_or_callable, **env_kwargs)  # imports popgym lazily
+    elif isinstance(env_id_or_callable, str) and is_minigrid_id(env_id_or_callable):
+        env = make_minigrid_env(env_id_or_callable, **env_kwargs)  # imports minigrid lazily
     elif isinstance(env_id_or_callable, str):
         env = gym.make(env_id_or_callable, **env_kwargs)
     elif isinstance(env_id_or_callable, gym.Env):

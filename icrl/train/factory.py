@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from icrl.agent.agent import Agent, resolve_precision
 from icrl.config import Config
 from icrl.envs.multitask import load_task_file, make_multitask_trial_env, normalize_tasks
 from icrl.envs.space_record import spaces_record
-from icrl.envs.trial import make_trial_env
+from icrl.envs.trial import make_trial_env, trial_horizon
 from icrl.envs.trust import describe_env_failure, make_run_env, run_env_of
 from icrl.replay.relabel import RelabelSpec
 
@@ -142,6 +143,10 @@ class EnvProbe:
     """Its spaces (the trainer checks the agent they give before the run directory exists)."""
     spaces_record: dict[str, Any] | None = None
     """Its inner spaces and trial budget as data (`RUN/spaces.json`, `icrl.envs.space_record`)."""
+    trial_budget: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Its trial budget: `{"episodes": k}` or `{"steps": H}`."""
+    trial_horizon: int | None = None
+    """The most steps one of its trials can take, when the env states it (`icrl.envs.trial.trial_horizon`)."""
 
 
 def probe_env(cfg: Config) -> EnvProbe:
@@ -156,6 +161,8 @@ def probe_env(cfg: Config) -> EnvProbe:
             observation_space=probe.observation_space,
             action_space=probe.action_space,
             spaces_record=spaces_record(probe, cfg.env.id, cfg.env.kwargs),
+            trial_budget={"episodes": probe.episodes} if probe.steps is None else {"steps": probe.steps},
+            trial_horizon=trial_horizon(probe),
         )
     finally:
         probe.close()

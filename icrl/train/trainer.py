@@ -57,6 +57,7 @@ from icrl.train.factory import (
 )
 from icrl.train.learner import Learner
 from icrl.train.logger import NullLogger, RunLogger, WandbSettings, import_wandb
+from icrl.train.resolve import key_choices, resolve_env_defaults
 from icrl.train.run_dir import RunDir, default_run_dir, refuse_finished_run, resume_learner
 from icrl.train.schedule import learning_rate
 from icrl.train.stopping import (
@@ -100,6 +101,12 @@ class Trainer:
         if cfg.wandb and self.dp.main:
             import_wandb()  # not installed: say so before anything is made
         probe = probe_env(cfg)  # makes one env: a bad env id or kwarg fails here
+        # Fields left to the env (None) decided from what it states, before anything is sized or saved.
+        given, cfg = cfg, resolve_env_defaults(cfg, probe.trial_horizon)
+        self.key_choices = key_choices(
+            given, cfg, probe.trial_budget, probe.trial_horizon, probe.action_space
+        )
+        """The run's key settings, a line each (`icrl train` prints them)."""
         self.relabel = env_relabel_spec(cfg, probe)  # None unless --replay.relabel (the env must support it)
         if cfg.env.eval_kwargs:
             check_env_config(eval_env_config(cfg), "evaluation env")

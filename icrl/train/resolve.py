@@ -1,0 +1,91 @@
+"""Settings left to the env, resolved when a run starts, and the key choices a run prints at its start.
+
+A field left at None in the config is decided from what the env states (`EnvProbe`), never from its name:
+
+    model.context_len   the trial's length (`icrl.envs.trial.trial_horizon`), at most DEFAULT_CONTEXT_LEN;
+                        DEFAULT_CONTEXT_LEN when the env states no episode limit
+    model.max_time      learned positions over trials longer than the context: the trial's length + 1, so
+                        every time index of the trial keeps an embedding of its own
+
+The resolved config is what `config.json` records, so a resume, `icrl eval` and `icrl.load_policy` see
+numbers, not None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from gymnasium import spaces
+
+from icrl.config import DEFAULT_CONTEXT_LEN, Config
+
+
+def resolve_env_defaults(cfg: Config, horizon: int | None) -> Config:
+    """`cfg` with its env-derived fields filled in from the trial length `horizon` (None: unknown)."""
+    model = cfg.model
+    if model.context_len is not None:
+        return cfg
+    context = DEFAULT_CONTEXT_LEN if horizon is None else min(horizon, DEFAULT_CONTEXT_LEN)
+    max_time = model.max_time
+    if max_time is None and horizon is not None and horizon > context and model.pos_emb == "learned":
+        max_time = horizon + 1  # time indices 0..horizon
+    return dataclasses.replace(cfg, model=dataclasses.replace(model, context_len=context, max_time=max_time))
+
+
+def _env_name(cfg: Config) -> str:
+    if cfg.env.tasks:
+        return f"multi-task {cfg.env.tasks}"
+    if cfg.env.ids:
+        return f"multi-task {','.join(cfg.env.ids)}"
+    return cfg.env.id
+
+
+def _trial_text(budget: dict[str, Any], horizon: int | None) -> str:
+    if budget.get("steps") is not None:
+        return f"trials of {budget['steps']} steps"
+    episodes = budget.get("episodes", 1)
+    longest = f"at most {horizon:,} steps" if horizon is not None else "no step limit stated by the env"
+    return f"trials of {episodes} episode{'s' if episodes != 1 else ''} ({longest})"
+
+
+def _policy_text(action_space: Any, cfg: Config) -> str:
+    if isinstance(action_space, spaces.Discrete):
+        return f"Discrete({int(action_space.n)}) actions: categorical policy"
+    if isinstance(action_space, spaces.Box):
+        return f"Box{tuple(action_space.shape)} actions: {cfg.model.box_policy} policy"
+    if isinstance(action_space, spaces.MultiBinary):
+        return f"MultiBinary({action_space.n}) actions: Bernoulli policy"
+    return f"{action_space} actions"
+
+
+def key_choices(given: Config, resolved: Config, budget: dict[str, Any], horizon: int | None,
+                action_space: Any) -> list[str]:
+    """The run's key settings as a few lines (`icrl train` prints them at the start): what the env gave,
+    and which values were derived from it rather than set."""
+    model, agent, explore = resolved.model, resolved.agent, resolved.explore
+    if given.model.context_len is not None:
+        context_why = "as set"
+    elif horizon is None:
+        context_why = "the default: the env states no episode limit"
+    elif horizon > DEFAULT_CONTEXT_LEN:
+        context_why = f"the trial is longer ({horizon:,}): sliding windows"
+    else:
+        context_why = "the trial's length"
+    round_steps = resolved.collect_steps * resolved.env.num_actors
+    ratio = resolved.updates_per_collect / round_steps
+    ratio_text = f"1/{1 / ratio:.3g}" if 0 < ratio < 1 else f"{ratio:.3g}"
+    size = f"d_model {model.d_model} x {model.n_layers} layers" if model.kind != "mlp" else "memory-free"
+    sampled = "sampled actions" if explore.sample_actions else "greedy actions"
+    return [
+        f"env {_env_name(resolved)}: {_trial_text(budget, horizon)}; {_policy_text(action_space, resolved)}",
+        f"model {model.kind} ({size}), context {model.context_len} steps ({context_why}), "
+        f"precision {model.precision}",
+        f"updates: {resolved.updates_per_collect} per {round_steps:,} env steps (update-to-data "
+        f"{ratio_text}), batch {resolved.replay.batch_size}, lr {agent.lr:g} after {agent.warmup_updates} "
+        f"warm-up updates, discounts {', '.join(f'{g:g}' for g in resolved.gammas)}",
+        f"exploration: {sampled}, epsilon {explore.eps_start:g} -> {explore.eps_end:g} over "
+        f"{explore.anneal_env_steps:,} env steps",
+        f"budget {resolved.total_env_steps:,} env steps, first update after {resolved.learning_starts:,}; "
+        f"evaluation every {resolved.eval_every} updates on {resolved.eval_trials} trials",
+    ]

@@ -1,0 +1,100 @@
+"""Defaults that learn: a run with no preset and no options but the env solves a short T-Maze, and the
+settings left to the env (the context length) are derived from what it states."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+from icrl.config import DEFAULT_CONTEXT_LEN, Config, EnvConfig, ModelConfig
+from icrl.envs.trial import episode_horizon, make_trial_env, trial_horizon
+from icrl.presets import apply_overrides, preset_config
+from icrl.train.resolve import key_choices, resolve_env_defaults
+from icrl.train.trainer import Trainer
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "budget", "expected"),
+    [
+        ("icrl/TMaze-v0", {"length": 20}, {}, 21),  # length moves + the turn
+        ("icrl/MetaFrozenLake-v0", {"size": 4, "attempts": 5}, {}, 5 * 32),  # attempts x 2 * size^2
+        ("icrl/DarkKeyToDoor-v0", {"trial_length": 100}, {}, 100),  # a step budget
+        ("icrl/GoalGrid-v0", {"max_steps": 40}, {}, 40),
+        ("CartPole-v1", {}, {}, 500),  # the registered time limit
+        ("CartPole-v1", {}, {"episodes": 3}, 1500),
+        ("CartPole-v1", {"max_episode_steps": 50}, {}, 50),  # the caller's limit
+        ("CartPole-v1", {}, {"steps": 64}, 64),
+    ],
+)
+def test_trial_horizon_from_what_the_env_states(env_id, kwargs, budget, expected):
+    env = make_trial_env(env_id, **budget, **kwargs)
+    try:
+        assert trial_horizon(env) == expected
+    finally:
+        env.close()
+
+
+def test_an_env_that_states_no_limit_has_no_horizon():
+    class Endless(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (1,))
+        action_space = gym.spaces.Discrete(2)
+
+    env = make_trial_env(Endless())
+    assert episode_horizon(env.env) is None and trial_horizon(env) is None
+
+
+@pytest.mark.parametrize(
+    ("horizon", "context", "max_time"),
+    [(21, 21, None), (None, DEFAULT_CONTEXT_LEN, None), (1000, DEFAULT_CONTEXT_LEN, 1001)],
+)
+def test_context_len_follows_the_trial(horizon, context, max_time):
+    resolved = resolve_env_defaults(Config(), horizon)
+    assert resolved.model.context_len == context
+    assert resolved.model.max_time == max_time
+
+
+def test_a_set_context_len_is_kept():
+    cfg = Config(model=ModelConfig(context_len=32))
+    assert resolve_env_defaults(cfg, 21) == cfg
+    rope = Config(model=ModelConfig(pos_emb="rope"))  # no position table to size
+    assert resolve_env_defaults(rope, 1000).model.max_time is None
+
+
+def test_key_choices_say_where_the_context_came_from():
+    resolved = resolve_env_defaults(Config(), 21)
+    lines = key_choices(Config(), resolved, {"episodes": 1}, 21, gym.spaces.Discrete(4))
+    text = "\n".join(lines)
+    assert "context 21 steps (the trial's length)" in text
+    assert "update-to-data 1/8" in text and "Discrete(4) actions: categorical policy" in text
+    given = Config(model=ModelConfig(context_len=8))
+    assert "context 8 steps (as set)" in "\n".join(
+        key_choices(given, given, {"steps": 64}, 64, gym.spaces.Box(-1, 1, (2,)))
+    )
+
+
+def test_default_config_solves_short_tmaze(tmp_path):
+    # Only the env, the seed, a budget and the usual test switches: every learning setting is a default.
+    # Seed 0 solved it after about 12k env steps on 2026-12-06; a memory-free policy scores at most 0.5 in
+    # expectation (tests/train/test_learning.py), so 0.95 on 16 trials needs memory.
+    cfg = apply_overrides(
+        preset_config(None),
+        {
+            "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": 8}},
+            "total_env_steps": 30_000,
+            "target_return": 0.99,
+            "checkpoint_every": 0,
+            "tensorboard": False,
+            "progress": False,
+            "seed": 0,
+            "run_dir": str(tmp_path / "run"),
+        },
+    )
+    assert cfg.env == EnvConfig(id="icrl/TMaze-v0", kwargs={"length": 8})
+    trainer = Trainer(cfg)
+    assert trainer.cfg.model.context_len == 9  # the trial's length, not DEFAULT_CONTEXT_LEN
+    result = trainer.run()
+    assert result["eval/return"] >= 0.95, result
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["context_len"] == 9  # a resume or `icrl eval` sees the number
