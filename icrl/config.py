@@ -109,7 +109,11 @@ class EnvConfig:
     `kwargs` go to every task. Empty: the single env `id`."""
     tasks: str | None = None
     """Multi-task: a JSON task list instead of `ids`: [{"id": ..., "kwargs": {...}, "name": ...,
-    "random_return": ..., "best_return": ...}, ...] (docs/multitask.md)."""
+    "random_return": ..., "best_return": ...}, ...] (docs/multitask.md). A run copies it into
+    `task_list` when it starts and reads the file no more."""
+    task_list: tyro.conf.Suppress[tuple[dict[str, Any], ...]] = ()
+    """Multi-task: the task list itself (what a `tasks` file holds), as presets and config.json give it;
+    it wins over the `tasks` file, which a run then names only as its origin."""
     task_id: bool = False
     """Multi-task: append a one-hot task id to the observation (default: the agent infers the task)."""
 
@@ -465,7 +469,7 @@ def check_config(cfg: Config) -> None:
         problems.append("wandb_project must not be empty")
     if cfg.eval_ema and cfg.weights_ema == 0.0:
         problems.append("eval_ema needs a moving average of the weights: set weights_ema (e.g. 0.999)")
-    if cfg.env.ids and cfg.env.tasks:
+    if cfg.env.ids and (cfg.env.tasks or cfg.env.task_list):
         problems.append("give the tasks either as env.ids or as an env.tasks file, not both")
     problems += _offline_problems(cfg)
     if problems:

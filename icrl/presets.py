@@ -400,6 +400,60 @@ def metaworld_reach_w16() -> Config:
     )
 
 
+def amago2_agent(**changes: Any) -> AgentConfig:
+    """The AMAGO-2 update for many tasks at once: a classification critic over symlog return bins and a
+    filtered-imitation actor, both blind to each task's reward scale (PopArt off: the bins fix the scale)."""
+    agent = AgentConfig(critic="classification", actor_objective="imitation", popart=False)
+    return replace(agent, **changes)
+
+
+MULTITASK_GRID_TASKS: tuple[dict[str, Any], ...] = (
+    {"id": "icrl/TMaze-v0", "kwargs": {"length": 20}, "name": "tmaze-20"},
+    {"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 4}, "name": "frozen-lake"},
+    {"id": "icrl/DarkKeyToDoor-v0", "kwargs": {"size": 4, "episode_length": 20}, "name": "dark-key-door"},
+    {"id": "icrl/GoalGrid-v0", "name": "goal-grid"},
+)
+"""The grid tasks of `multitask-grid`, in trials of 100 steps each (as many episodes as fit)."""
+
+
+@preset("multitask-grid")
+def multitask_grid() -> Config:
+    """One agent over T-Maze 20, MetaFrozenLake 4x4, DarkKeyToDoor 4x4 and GoalGrid 5x5 (AMAGO-2 update).
+
+    A task drawn per trial of 100 steps, the whole trial in context; the agent is not told the task and
+    must infer it from the trial. The tasks' single-env presets' grid settings; no learning run recorded."""
+    return grid_meta(
+        EnvConfig(task_list=copy.deepcopy(MULTITASK_GRID_TASKS), trial_steps=100),
+        context_len=100,
+        agent=amago2_agent(),
+        total_env_steps=400_000,
+        exp_name="multitask-grid",
+    )
+
+
+@preset("multitask-popgym")
+def multitask_popgym() -> Config:
+    """One agent over the six POPGym Easy envs of the POPGym benchmark (AMAGO-2 update, popgym-cpu's model).
+
+    A task drawn per episode; observations padded to the widest, actions masked per task. No learning run
+    recorded."""
+    base = popgym_cpu()
+    ids = tuple(
+        f"popgym-{name}-v0"
+        for name in (
+            "RepeatPreviousEasy", "RepeatFirstEasy", "AutoencodeEasy",
+            "CountRecallEasy", "PositionOnlyCartPoleEasy", "MineSweeperEasy",
+        )
+    )  # fmt: skip
+    return replace(
+        base,
+        env=EnvConfig(ids=ids, num_actors=12),
+        agent=amago2_agent(lr=base.agent.lr, warmup_updates=base.agent.warmup_updates),
+        total_env_steps=600_000,
+        exp_name="multitask-popgym",
+    )
+
+
 @preset("bench-s")
 def bench_s() -> Config:
     """The speed benchmark's config S: T-Maze 255, 256 timesteps of context, d_model 128, 3 layers.

@@ -157,6 +157,10 @@ def test_two_task_run_trains_resumes_and_plots(tmp_path):
     trainer.close()
     names = [p.name for p in (run / "buffer" / "fifo").iterdir()]
     assert any(n.endswith("-K0000.npz") for n in names) and any(n.endswith("-K0001.npz") for n in names)
+    saved = json.loads((run / "config.json").read_text())["env"]
+    assert saved["task_list"] == TMAZES and saved["tasks"] == str(tasks_file.resolve())
+    # The run keeps its own copy: a task list changed (or gone) after the start does not change the run.
+    tasks_file.write_text(json.dumps([{"id": "CartPole-v1"}]))
     resume_run(run, {"total_env_steps": 160})
     evals = [r for r in read_metrics(run) if "eval/return" in r]
     assert evals[-1]["env_steps"] == 160
@@ -298,3 +302,22 @@ def test_mixed_action_sizes_train_and_evaluate(tmp_path):
     assert losses and np.isfinite(losses).all()
     stored = np.load(next((run / "buffer" / "fifo").iterdir()))
     assert stored["obs.action_mask"].shape[1] == 4 and "obs" not in stored  # the mask is replayed per step
+
+
+# Every task's trials must stay readable in one replay (GoalGrid reports achieved goals, the others don't).
+@pytest.mark.filterwarnings("error:icrl.replay. skipping unreadable trial file:RuntimeWarning")
+@pytest.mark.parametrize("name", ["multitask-grid", "multitask-popgym"])
+def test_multitask_presets_train_and_evaluate_every_task(tmp_path, name):
+    from icrl.presets import apply_overrides, preset_config
+    from icrl.train.trainer import Trainer
+
+    small = {
+        "env": {"num_actors": 2}, "total_env_steps": 400, "learning_starts": 200, "collect_steps": 100,
+        "updates_per_collect": 2, "eval_every": 0, "eval_trials": 1, "checkpoint_every": 0,
+        "tensorboard": False, "progress": False, "run_dir": str(tmp_path / name),
+    }  # fmt: skip
+    cfg = apply_overrides(preset_config(name), small)
+    result = Trainer(cfg).run()
+    names = [task["name"] for task in env_tasks(cfg)]
+    assert len(names) == (4 if name == "multitask-grid" else 6)
+    assert all(f"eval/{task}/return" in result for task in names), sorted(result)

@@ -32,6 +32,7 @@ from gymnasium import spaces
 from icrl.envs.minigrid_adapter import is_minigrid_id, make_minigrid_env
 from icrl.envs.popgym_adapter import is_popgym_id, make_popgym_env
 from icrl.envs.trial import NEW_TASK_OPTION, TrialEnd, TrialWrapper, episode_horizon
+from icrl.replay.relabel import ACHIEVED_KEY
 
 FEATURES_KEY = "features"
 MASK_KEY = "action_mask"  # the TrialWrapper names it `obs.action_mask` (icrl.nets.encoders.ACTION_MASK_KEY)
@@ -191,7 +192,10 @@ class MultiTaskEnv(gym.Env):
         return out
 
     def _info(self, info: Mapping[str, Any]) -> dict[str, Any]:
-        return {**info, "task": self.task_name, "task_index": self.current}
+        # Without a task's achieved goals (hindsight relabelling is for single goal-conditioned envs): the
+        # collector would store them with that task's trials only, and the replay reads one trial layout.
+        kept = {key: value for key, value in info.items() if key != ACHIEVED_KEY}
+        return {**kept, "task": self.task_name, "task_index": self.current}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

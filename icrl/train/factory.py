@@ -21,9 +21,16 @@ from icrl.envs.trust import describe_env_failure, make_run_env, run_env_of
 from icrl.replay.relabel import RelabelSpec
 
 
+def is_multitask(cfg: Config) -> bool:
+    """Whether `cfg` trains on several tasks (`env.ids`, `env.tasks` or `env.task_list`)."""
+    return bool(cfg.env.ids or cfg.env.tasks or cfg.env.task_list)
+
+
 def env_tasks(cfg: Config) -> list[dict[str, Any]] | None:
     """The run's normalised task list (`icrl.envs.multitask.normalize_tasks`) when it is multi-task
-    (`env.ids` or `env.tasks`), else None. `env.kwargs` go to every task."""
+    (`env.ids`, `env.task_list` or an `env.tasks` file), else None. `env.kwargs` go to every task."""
+    if cfg.env.task_list:
+        return normalize_tasks(list(cfg.env.task_list), cfg.env.kwargs)
     if cfg.env.tasks:
         return normalize_tasks(load_task_file(cfg.env.tasks), cfg.env.kwargs)
     if cfg.env.ids:
@@ -95,8 +102,9 @@ def make_checked_env(cfg: Config, what: str = "env") -> gym.Env:
     try:
         return env_factory(cfg)()
     except (ValueError, TypeError, ImportError, gym.error.Error) as exc:  # also: a module or an extra missing
-        if cfg.env.ids or cfg.env.tasks:  # the tasks, not the unused single-env id, are what failed
-            tasks = cfg.env.tasks or ",".join(cfg.env.ids)
+        if is_multitask(cfg):  # the tasks, not the unused single-env id, are what failed
+            listed = ",".join(str(task.get("id")) for task in cfg.env.task_list)
+            tasks = cfg.env.tasks or ",".join(cfg.env.ids) or listed
             reason = " ".join(str(exc).split())
             raise SetupError(f"multi-task {what} ({tasks}) cannot be made: {reason}") from exc
         raise SetupError(describe_env_failure(what, cfg, exc)) from exc

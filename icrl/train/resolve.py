@@ -34,6 +34,8 @@ def resolve_env_defaults(cfg: Config, horizon: int | None) -> Config:
 
 
 def _env_name(cfg: Config) -> str:
+    if cfg.env.task_list:
+        return f"multi-task {','.join(str(t.get('name') or t.get('id')) for t in cfg.env.task_list)}"
     if cfg.env.tasks:
         return f"multi-task {cfg.env.tasks}"
     if cfg.env.ids:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from icrl.agent.agent import Agent, acting_head
 from icrl.config import Config, check_config
 from icrl.data.dataset import check_dataset_spaces, copy_into_store
+from icrl.envs.multitask import load_task_file
 from icrl.envs.trust import load_run_config
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
@@ -135,9 +136,12 @@ class Trainer:
     def _open(self, resume: bool, within_trial: Callable[[np.ndarray], np.ndarray] | None) -> None:
         """Build the run's pieces in a fixed order (the seeds and RNG draws depend on it), under the lock."""
         cfg = self.cfg = dataclasses.replace(self.cfg, run_dir=str(self.run_dir))
-        if not resume and cfg.env.tasks is not None:  # a task list read later from any directory is this one
-            tasks = str(Path(cfg.env.tasks).resolve())
-            cfg = self.cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, tasks=tasks))
+        if not resume and cfg.env.tasks is not None and not cfg.env.task_list:
+            # The run keeps its own copy of the task list: the file may change or move after the start.
+            copied = tuple(load_task_file(cfg.env.tasks))
+            origin = str(Path(cfg.env.tasks).resolve())
+            env = dataclasses.replace(cfg.env, tasks=origin, task_list=copied)
+            cfg = self.cfg = dataclasses.replace(cfg, env=env)
         if self.dp.main and not resume:
             self.directory.write_config(cfg)
         if self.dp.main and self._spaces_record is not None:  # also on resume: the config may have changed
