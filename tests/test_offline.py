@@ -107,6 +107,34 @@ def test_a_dataset_of_another_env_fails_before_the_run_directory_exists(dataset,
     assert not run.exists()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not_npz", "missing_key"])
+def test_a_damaged_dataset_trial_fails_before_the_run_starts(dataset, tmp_path, tiny_config, damage):
+    import shutil
+
+    from icrl.data.dataset import dataset_trial_paths
+    from icrl.replay.format import load_trial, save_trial
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    victim = dataset_trial_paths(copy)[1]
+    if damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:40])
+    elif damage == "not_npz":
+        victim.write_text("not a trial")
+    else:
+        trial = load_trial(victim)
+        trial.pop("obs")
+        victim.unlink()
+        save_trial(victim, trial)
+    run = tmp_path / "run"
+    with pytest.raises(DatasetError) as caught:
+        Trainer(tiny_config(run, offline_data=(str(copy),)), run)
+    message = str(caught.value)
+    assert "\n" not in message and victim.name in message
+    assert damage != "missing_key" or "'obs'" in message
+    assert not run.exists()
+
+
 def test_offline_settings_need_a_dataset(tiny_config):
     from icrl.config import check_config
 

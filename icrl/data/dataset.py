@@ -91,10 +91,33 @@ def check_dataset_spaces(
                     f"dataset {directory} has {key} {json.dumps(info.get(key))} but the env's is "
                     f"{json.dumps(expected)}; use a dataset of this env (and trial budget)"
                 )
-        if not dataset_trial_paths(directory):
+        paths = dataset_trial_paths(directory)
+        if not paths:
             raise DatasetError(f"dataset {directory} holds no trial in {PROTECTED}/; rebuild it")
+        for path in paths:  # every file, before a run directory exists: not a traceback mid-run
+            _check_trial_file(path, observation_space)
         infos.append(info)
     return infos
+
+
+def _check_trial_file(path: Path, observation_space: gym.Space) -> None:
+    """DatasetError naming `path` (and the key) when it is not a readable trial of these observations."""
+    try:
+        trial = load_trial(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any damage (zip, zlib, layout) is the same answer here
+        reason = f"{type(exc).__name__}: {exc}"
+        raise DatasetError(f"{path} is not a readable trial ({reason}); rebuild the dataset") from None
+    spaces_by_key = getattr(observation_space, "spaces", {})
+    for key, space in spaces_by_key.items():
+        if key not in trial:
+            raise DatasetError(f"{path} has no {key!r} array; rebuild the dataset")
+        if tuple(trial[key].shape[1:]) != tuple(space.shape):
+            raise DatasetError(
+                f"{path}: {key!r} rows have shape {tuple(trial[key].shape[1:])}, the env's "
+                f"{tuple(space.shape)}; rebuild the dataset"
+            )
 
 
 def dataset_trial_paths(directory: str | os.PathLike) -> list[Path]:
