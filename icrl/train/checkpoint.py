@@ -36,6 +36,9 @@ LATEST = "latest.json"
 FILES = "files"  # state.json's record of each tensor file's size and sha256
 
 
+REPLACED_SUFFIX = ".replaced"  # a checkpoint folder renamed aside while its same-tag successor moves in
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Replace `path` with `data` in one rename: readers see the old file or the new one, never half. The
     data reach the disk before the rename (fsync), so a machine that loses power right after cannot leave
@@ -218,10 +221,32 @@ def _write_checkpoint_dir(
         save_file(ema_weights, str(tmp / EMA_FILE))
     meta = {**meta, FILES: {p.name: _file_record(p) for p in sorted(tmp.glob("*.safetensors"))}}
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    if final.exists():  # the same tag again (e.g. the finished checkpoint at the last update count)
+        # A folder cannot replace a folder in one rename: the old one is renamed aside first, and a kill
+        # between the two renames leaves it there, put back by `restore_replaced` when the run resumes.
+        aside = root / f".{name}{REPLACED_SUFFIX}"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(final, aside)
+        os.replace(tmp, final)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
     return final
+
+
+def restore_replaced(root: str | Path) -> list[str]:
+    """Put back a checkpoint renamed aside by a save that was killed before its replacement was in place
+    (`_write_checkpoint_dir`); remove those whose replacement is in place. Only the run's writer calls it
+    (under the run lock). Returns the names put back."""
+    restored = []
+    for aside in Path(root).glob(f".ckpt_*{REPLACED_SUFFIX}"):
+        final = aside.with_name(aside.name[1 : -len(REPLACED_SUFFIX)])
+        if final.exists() or final.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, final)
+            restored.append(final.name)
+    return restored
 
 
 class NonFiniteCheckpointError(ValueError):
@@ -269,8 +294,10 @@ def save_checkpoint(
     weights["__torch_rng__"] = torch.get_rng_state()
     final = _write_checkpoint_dir(root, f"ckpt_{tag}", weights, meta, optimizer_tensors, ema_weights)
     write_text_atomic(root / LATEST, json.dumps({"checkpoint": final.name}, indent=1))
-    checkpoints = sorted(p for p in root.glob("ckpt_*") if p.is_dir())
-    for old in checkpoints[:-keep] if keep > 0 else []:
+    # The newest `keep` counting this one, among those below it: checkpoints named above it (left by a run
+    # that resumed from an older intact one because those were damaged) neither count nor go.
+    below = sorted(p for p in root.glob("ckpt_*") if p.is_dir() and p.name < final.name)
+    for old in below[: max(0, len(below) - (keep - 1))] if keep > 0 else []:
         if not _kept_for_good(old.name, keep_every):
             shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob(".ckpt_*.tmp"):  # left by a writer killed mid-save (one writer per run)

@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 
 from icrl.config import Config
 from icrl.envs.space_record import SPACES_FILE
-from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, write_text_atomic
+from icrl.train.checkpoint import latest_checkpoint, load_checkpoint, restore_replaced, write_text_atomic
 from icrl.train.ema import EMA_FILE
 from icrl.train.factory import SetupError
 from icrl.train.learner import Learner
@@ -120,6 +120,9 @@ class RunDir:
         write_text_atomic(self.path / SPACES_FILE, json.dumps(record))
 
     def latest_checkpoint(self) -> Path | None:
+        """The newest intact checkpoint, once a checkpoint renamed aside by a killed save is put back (the
+        run's writer asks, under the lock)."""
+        restore_replaced(self.path / "checkpoints")
         return latest_checkpoint(self.path / "checkpoints")
 
     def release(self) -> None:

@@ -207,6 +207,62 @@ def test_keep_prunes_old_checkpoints(tmp_path):
     shutil.rmtree(root)
 
 
+def test_rotation_never_removes_the_checkpoint_it_just_wrote(tmp_path):
+    agent = torch.nn.Linear(2, 2)
+    root = tmp_path / "checkpoints"
+    for i in (1, 2, 7, 8, 9):
+        save_checkpoint(root, f"{i:09d}", agent, extra={"updates": i}, keep=0)  # keep=0: keep them all
+    # A run resumed from update 2 (7-9 damaged) writes update 3: it stays, with the newest below it.
+    written = save_checkpoint(root, "000000003", agent, extra={"updates": 3}, keep=3)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert written.exists() and latest_checkpoint(root) == written
+    assert names == ["ckpt_000000001", "ckpt_000000002", "ckpt_000000003", "ckpt_000000007",
+                     "ckpt_000000008", "ckpt_000000009"]  # fmt: skip
+    save_checkpoint(root, "000000004", agent, extra={"updates": 4}, keep=3)
+    assert not (root / "ckpt_000000001").exists() and (root / "ckpt_000000002").exists()
+
+
+def test_a_kill_while_replacing_the_same_tag_loses_nothing(tmp_path, monkeypatch):
+    import icrl.train.checkpoint as checkpoint
+    from icrl.train.run_dir import RunDir
+
+    agent = torch.nn.Linear(2, 2)
+    root = tmp_path / "run" / "checkpoints"
+    save_checkpoint(root, "000000004", agent, extra={"updates": 4})
+    with torch.no_grad():
+        agent.weight.fill_(3.0)
+    save_checkpoint(root, "000000005", agent, extra={"updates": 5})
+    real_replace, calls = checkpoint.os.replace, []
+
+    def killed_after_the_old_one_moved_aside(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:  # the new folder's rename: the process dies here
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", killed_after_the_old_one_moved_aside)
+    with torch.no_grad():
+        agent.weight.fill_(9.0)
+    try:
+        save_checkpoint(root, "000000005", agent, extra={"updates": 5})
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(checkpoint.os, "replace", real_replace)
+    assert calls[0] == ("ckpt_000000005", ".ckpt_000000005.replaced")
+    assert not (root / "ckpt_000000005").exists()
+    # The run's writer (a resume, under the lock) puts the old one back: nothing of update 5 is lost.
+    restored = RunDir(tmp_path / "run").latest_checkpoint()
+    assert restored == root / "ckpt_000000005"
+    target = torch.nn.Linear(2, 2)
+    assert load_checkpoint(restored, target, restore_rng=False) == {"updates": 5}
+    assert torch.all(target.weight == 3.0)
+    # An uninterrupted rewrite leaves nothing aside.
+    save_checkpoint(root, "000000005", agent, extra={"updates": 5})
+    assert not list(root.glob(".*replaced"))
+    load_checkpoint(latest_checkpoint(root), target, restore_rng=False)
+    assert torch.all(target.weight == 9.0)
+
+
 def test_resume_continues_the_critic_subset_rng(tmp_path, tiny_config):
     """The generator that draws the critic subsets is checkpointed: a resumed trainer draws what the
     original would have drawn next, not the draws of a fresh seed."""
