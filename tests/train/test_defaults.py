@@ -50,16 +50,18 @@ def test_an_env_that_states_no_limit_has_no_horizon():
     [(21, 21, None), (None, DEFAULT_CONTEXT_LEN, None), (1000, DEFAULT_CONTEXT_LEN, 1001)],
 )
 def test_context_len_follows_the_trial(horizon, context, max_time):
-    resolved = resolve_env_defaults(Config(), horizon)
+    learned = Config(model=ModelConfig(pos_emb="learned"))  # a position table, sized to the whole trial
+    resolved = resolve_env_defaults(learned, horizon)
     assert resolved.model.context_len == context
     assert resolved.model.max_time == max_time
+    assert resolve_env_defaults(Config(), horizon).model.context_len == context
 
 
 def test_a_set_context_len_is_kept():
     cfg = Config(model=ModelConfig(context_len=32))
     assert resolve_env_defaults(cfg, 21) == cfg
-    rope = Config(model=ModelConfig(pos_emb="rope"))  # no position table to size
-    assert resolve_env_defaults(rope, 1000).model.max_time is None
+    rope = Config()  # rotary positions (the default): no position table to size
+    assert rope.model.pos_emb == "rope" and resolve_env_defaults(rope, 1000).model.max_time is None
 
 
 def test_key_choices_say_where_the_context_came_from():
