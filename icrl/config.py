@@ -179,12 +179,13 @@ class AgentConfig:
 
     gamma: Annotated[float, RATE] = 0.999
     """Main discount: the one the rollout policy uses unless `acting_gamma` names another."""
-    extra_gammas: Annotated[tuple[float, ...], RATE] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995)
-    """Additional discounts trained in parallel (multi-gamma)."""
+    extra_gammas: Annotated[tuple[float, ...] | None, RATE] = None
+    """Additional discounts trained in parallel (multi-gamma). None: the action kind's (ACTION_KIND_DEFAULTS:
+    six for Discrete actions, 0.95 alone for Box and MultiBinary)."""
     acting_gamma: float | None = None
     """Discount whose actor head acts in rollouts and evaluation, one of the trained ones (None: `gamma`)."""
-    num_critics: Annotated[int, POSITIVE] = 4
-    """Critics in the ensemble."""
+    num_critics: Annotated[int | None, POSITIVE] = None
+    """Critics in the ensemble (None: the action kind's: 4 for Discrete actions, 2 for Box, MultiBinary)."""
     critic_subset: Annotated[int, POSITIVE] = 2
     """Targets take the minimum over a random subset of this many critics."""
     tau: Annotated[float, RATE] = 0.003
@@ -220,8 +221,9 @@ class AgentConfig:
     actor_objective: Literal["amago", "imitation"] = "amago"
     """amago: pg_weight x (-Q) + bc_weight x filtered BC. imitation: filtered BC only (AMAGO-2), no -Q term
     whatever pg_weight says, and the critic targets average the critics instead of a subset's minimum."""
-    num_action_samples: Annotated[int, POSITIVE] = 4
-    """Box/MultiBinary actions: actions sampled per discount for the critic target's value, -Q and filter."""
+    num_action_samples: Annotated[int | None, POSITIVE] = None
+    """Box/MultiBinary actions: actions sampled per discount for the critic target's value, -Q and filter
+    (None: the action kind's, 2)."""
     action_bound_eps: Annotated[float, BELOW_ONE] = 1e-3
     """Box actions: stored actions are clipped to ±(1 - this) before the BC log-likelihood (finite atanh)."""
     lr: Annotated[float, POSITIVE_REAL] = 1e-4
@@ -234,6 +236,26 @@ class AgentConfig:
     """AdamW weight decay."""
     grad_clip: Annotated[float, POSITIVE_REAL] = 1.0
     """Gradient-norm clip."""
+
+
+# The agent fields left to the action kind (None in AgentConfig), by whether actions are sampled to be
+# judged (Box, MultiBinary) or all scored at once (Discrete). With sampled actions every critic judges each
+# discount's samples at every timestep (batch x window x discounts x samples rows per critic, the bulk of
+# an update on a CPU): Pendulum-v1 with the Discrete numbers trained at 0.5 updates/s on one core, with
+# these at 5 (the continuous-control presets' numbers, measured on Pendulum, HalfCheetahVel and Meta-World).
+ACTION_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "discrete": {
+        "extra_gammas": (0.1, 0.9, 0.95, 0.97, 0.99, 0.995), "num_critics": 4, "num_action_samples": 4
+    },
+    "sampled": {"extra_gammas": (0.95,), "num_critics": 2, "num_action_samples": 2},
+}
+
+
+def agent_for_action_kind(agent: AgentConfig, sampled_actions: bool) -> AgentConfig:
+    """`agent` with its fields left to the action kind (None) filled in from ACTION_KIND_DEFAULTS."""
+    defaults = ACTION_KIND_DEFAULTS["sampled" if sampled_actions else "discrete"]
+    unset = {name: value for name, value in defaults.items() if getattr(agent, name) is None}
+    return dataclasses.replace(agent, **unset) if unset else agent
 
 
 @show_ranges_in_help
@@ -352,8 +374,12 @@ class Config:
 
     @property
     def gammas(self) -> tuple[float, ...]:
-        """All discounts, the main one last (its index is -1)."""
-        extra = tuple(g for g in self.agent.extra_gammas if g != self.agent.gamma)
+        """All discounts, the main one last (its index is -1); extra ones left to the action kind (None)
+        count as the Discrete kind's until the trainer resolves them (`agent_for_action_kind`)."""
+        extra_gammas = self.agent.extra_gammas
+        if extra_gammas is None:
+            extra_gammas = ACTION_KIND_DEFAULTS["discrete"]["extra_gammas"]
+        extra = tuple(g for g in extra_gammas if g != self.agent.gamma)
         return (*extra, self.agent.gamma)
 
 
@@ -455,6 +481,8 @@ def check_config(cfg: Config) -> None:
         if any(item is not None and item not in bounds for item in items):
             problems.append(f"{path} must be {bounds}, got {value!r}")
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
+    if critics is None:  # left to the action kind: the fewest it may get
+        critics = min(kind["num_critics"] for kind in ACTION_KIND_DEFAULTS.values())
     if subset > critics:
         problems.append(f"agent.critic_subset ({subset}) must be <= agent.num_critics ({critics})")
     if cfg.agent.critic == "classification" and cfg.agent.popart:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from icrl.agent import losses
-from icrl.config import AgentConfig, ModelConfig
+from icrl.config import AgentConfig, ModelConfig, agent_for_action_kind
 from icrl.nets.distributions import Bernoulli, Categorical
 from icrl.nets.heads import (
     BoxPolicy,
@@ -381,6 +381,7 @@ def make_action_kind(space: gym.Space, agent: AgentConfig, model: ModelConfig | 
     Box policy family (`model.box_policy`; the default config when None), `agent` the critic readout
     (`agent.critic`, `agent.critic_bins*`) and whether the -Q term is built (`agent.actor_objective`)."""
     kind: ActionKind
+    agent = agent_for_action_kind(agent, not isinstance(space, gym.spaces.Discrete))  # fields left to it
     if isinstance(space, gym.spaces.Discrete):
         kind = DiscreteActions(space)
     elif isinstance(space, gym.spaces.Box):

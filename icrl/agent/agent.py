@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from icrl.agent import losses
 from icrl.agent.action_kinds import Policy, critic_hidden_dtype, make_action_kind
 from icrl.agent.popart import PopArt
-from icrl.config import AgentConfig, ModelConfig
+from icrl.config import AgentConfig, ModelConfig, agent_for_action_kind
 from icrl.nets.distributions import Categorical
 from icrl.nets.encoders import ACTION_MASK_KEY, TimestepEncoder
 from icrl.nets.sequence import FLOAT32_KINDS, make_sequence_model
@@ -156,6 +156,8 @@ class Agent(nn.Module):
     ) -> None:
         super().__init__()
         _check_precision(model)
+        # Fields left to the action kind (None) as a run resolves them (`icrl.train.resolve`).
+        agent = agent_for_action_kind(agent, not isinstance(action_space, gym.spaces.Discrete))
         self.model_cfg, self.agent_cfg = model, agent
         self.action_kind = make_action_kind(action_space, agent, model)
         self.register_buffer("gammas", torch.tensor(gammas, dtype=torch.float32))

@@ -19,6 +19,7 @@ from icrl.envs.space_record import spaces_record
 from icrl.envs.trial import make_trial_env, trial_horizon
 from icrl.envs.trust import describe_env_failure, make_run_env, run_env_of
 from icrl.replay.relabel import RelabelSpec
+from icrl.train.resolve import resolve_action_defaults
 
 
 def is_multitask(cfg: Config) -> bool:
@@ -132,6 +133,9 @@ def env_relabel_spec(cfg: Config, probe: EnvProbe) -> RelabelSpec | None:
 
 
 def build_agent(cfg: Config, obs_space: Any, action_space: Any) -> Agent:
+    """The agent of `cfg` for these (trial-wrapped) spaces; fields left to the env are resolved as a run
+    resolves them (`icrl.train.resolve`), so an agent built from an unresolved config is the run's."""
+    cfg = resolve_action_defaults(cfg, action_space)
     model = resolve_precision(cfg.model, cfg.device)
     return Agent(obs_space, action_space, model, cfg.agent, cfg.gammas)
 

@@ -7,6 +7,10 @@ A field left at None in the config is decided from what the env states (`EnvProb
     model.max_time      learned positions over trials longer than the context: the trial's length + 1, so
                         every time index of the trial keeps an embedding of its own
 
+    agent.extra_gammas, agent.num_critics, agent.num_action_samples
+                        the action kind's (`icrl.config.ACTION_KIND_DEFAULTS`): fewer for Box and
+                        MultiBinary actions, whose critics judge sampled actions
+
 The resolved config is what `config.json` records, so a resume, `icrl eval` and `icrl.load_policy` see
 numbers, not None.
 """
@@ -18,11 +22,22 @@ from typing import Any
 
 from gymnasium import spaces
 
-from icrl.config import DEFAULT_CONTEXT_LEN, Config
+from icrl.config import DEFAULT_CONTEXT_LEN, Config, agent_for_action_kind
 
 
-def resolve_env_defaults(cfg: Config, horizon: int | None) -> Config:
-    """`cfg` with its env-derived fields filled in from the trial length `horizon` (None: unknown)."""
+def resolve_action_defaults(cfg: Config, action_space: Any) -> Config:
+    """`cfg` with its agent fields left to the action kind filled in (`icrl.config.ACTION_KIND_DEFAULTS`):
+    Box and MultiBinary actions are sampled to be judged, Discrete ones all scored at once."""
+    sampled = not isinstance(action_space, spaces.Discrete)
+    agent = agent_for_action_kind(cfg.agent, sampled)
+    return cfg if agent is cfg.agent else dataclasses.replace(cfg, agent=agent)
+
+
+def resolve_env_defaults(cfg: Config, horizon: int | None, action_space: Any = None) -> Config:
+    """`cfg` with its env-derived fields filled in from the trial length `horizon` (None: unknown) and,
+    given one, the agent-facing `action_space`."""
+    if action_space is not None:
+        cfg = resolve_action_defaults(cfg, action_space)
     model = cfg.model
     if model.context_len is not None:
         return cfg
@@ -41,6 +56,10 @@ def _env_name(cfg: Config) -> str:
     if cfg.env.ids:
         return f"multi-task {','.join(cfg.env.ids)}"
     return cfg.env.id
+
+
+def _samples_text(action_space: Any, samples: int | None) -> str:
+    return "" if isinstance(action_space, spaces.Discrete) else f", {samples} sampled actions per discount"
 
 
 def _trial_text(budget: dict[str, Any], horizon: int | None) -> str:
@@ -85,7 +104,8 @@ def key_choices(given: Config, resolved: Config, budget: dict[str, Any], horizon
         f"precision {model.precision}",
         f"updates: {resolved.updates_per_collect} per {round_steps:,} env steps (update-to-data "
         f"{ratio_text}), batch {resolved.replay.batch_size}, lr {agent.lr:g} after {agent.warmup_updates} "
-        f"warm-up updates, discounts {', '.join(f'{g:g}' for g in resolved.gammas)}",
+        f"warm-up updates, discounts {', '.join(f'{g:g}' for g in resolved.gammas)}, "
+        f"{agent.num_critics} critics{_samples_text(action_space, agent.num_action_samples)}",
         f"exploration: {sampled}, epsilon {explore.eps_start:g} -> {explore.eps_end:g} over "
         f"{explore.anneal_env_steps:,} env steps",
         f"budget {resolved.total_env_steps:,} env steps, first update after {resolved.learning_starts:,}; "

@@ -103,7 +103,8 @@ class Trainer:
             import_wandb()  # not installed: say so before anything is made
         probe = probe_env(cfg)  # makes one env: a bad env id or kwarg fails here
         # Fields left to the env (None) decided from what it states, before anything is sized or saved.
-        given, cfg = cfg, resolve_env_defaults(cfg, probe.trial_horizon)
+        given, cfg = cfg, resolve_env_defaults(cfg, probe.trial_horizon, probe.action_space)
+        acting_head(cfg.gammas, cfg.agent.acting_gamma)  # again: the discounts may be the action kind's
         self.key_choices = key_choices(
             given, cfg, probe.trial_budget, probe.trial_horizon, probe.action_space
         )

@@ -14,7 +14,10 @@ from icrl.train.factory import build_agent
 
 def _agent(max_time):
     cfg = build_config(
-        {"env": {"kwargs": {"length": 5}}, "model": {"d_model": 16, "n_heads": 2, "context_len": 8}},
+        {
+            "env": {"kwargs": {"length": 5}},
+            "model": {"d_model": 16, "n_heads": 2, "context_len": 8, "pos_emb": "learned"},
+        },
         {"model": {"max_time": max_time}},
     )
     env = make_trial_env(cfg.env.id, **cfg.env.kwargs)

@@ -76,6 +76,31 @@ def test_key_choices_say_where_the_context_came_from():
     )
 
 
+def test_the_action_kind_decides_the_critic_settings():
+    from icrl.config import ACTION_KIND_DEFAULTS, AgentConfig
+    from icrl.train.factory import build_agent
+    from icrl.train.resolve import resolve_action_defaults
+
+    discrete = resolve_action_defaults(Config(), gym.spaces.Discrete(4))
+    # Discrete actions keep the numbers every preset was measured with.
+    assert discrete.gammas == (0.1, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999)
+    assert (discrete.agent.num_critics, discrete.agent.num_action_samples) == (4, 4)
+    box = resolve_action_defaults(Config(), gym.spaces.Box(-1, 1, (2,)))
+    assert box.gammas == (0.95, 0.999) and box.agent.num_critics == 2 and box.agent.num_action_samples == 2
+    binary = resolve_action_defaults(Config(), gym.spaces.MultiBinary(3))
+    assert binary.agent == box.agent
+    # A value that is set stays, whatever the kind.
+    chosen = Config(agent=AgentConfig(num_critics=5, extra_gammas=(0.9,)))
+    assert resolve_action_defaults(chosen, gym.spaces.Box(-1, 1, (2,))).agent.num_critics == 5
+    assert resolve_action_defaults(chosen, gym.spaces.Box(-1, 1, (2,))).gammas == (0.9, 0.999)
+    assert set(ACTION_KIND_DEFAULTS) == {"discrete", "sampled"}
+    # An agent built from the unresolved defaults is the one a run builds.
+    env = make_trial_env("Pendulum-v1")
+    agent = build_agent(Config(), env.observation_space, env.action_space)
+    assert agent.agent_cfg.num_critics == 2 and tuple(agent.gammas.tolist()) == pytest.approx((0.95, 0.999))
+    env.close()
+
+
 def test_default_config_solves_short_tmaze(tmp_path):
     # Only the env, the seed, a budget and the usual test switches: every learning setting is a default.
     # Seed 0 solved it after about 12k env steps on 2026-12-06; a memory-free policy scores at most 0.5 in

@@ -17,6 +17,7 @@ def tmaze_config(tmp_path, kind: str, length: int, steps: int, seed: int = 0):
         "env": {"id": "icrl/TMaze-v0", "kwargs": {"length": length}, "num_actors": 8},
         "model": {
             "kind": kind,
+            "pos_emb": "learned",  # what these bars were measured with
             "context_len": length + 1,
             "d_model": 64,
             "n_layers": 2,

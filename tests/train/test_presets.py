@@ -14,7 +14,8 @@ import pytest
 from icrl.config import Config, config_from_dict
 from icrl.presets import PRESETS, build_config, preset_config, preset_summaries
 
-RECORDED: dict[str, dict] = {'bench-s': {'env.kwargs': {'length': 255},
+RECORDED: dict[str, dict] = {'bench-s': {'agent.num_critics': 4,
+             'env.kwargs': {'length': 255},
              'exp_name': 'bench-s',
              'model.actor_hidden': [128],
              'model.context_len': 255,
@@ -312,24 +313,24 @@ RECORDED: dict[str, dict] = {'bench-s': {'env.kwargs': {'length': 255},
                  'model.pos_emb': 'learned',
                  'target_return': 0.99}}
 # sha256 of `preset_config(name).to_json()`.
-SHA256: dict[str, str] = {'bench-s': 'b6be977197712dfec713009d2a74da59cc23e1fa9c50796e74ee413984668ee7',
- 'dark-key-door': '0d3b395937181cbfbce8d076efba0f7982aa92a6ec73c4b2c23da9dfca255ebb',
- 'frozen-lake': '49311e290ae9a70507f08b8d00960ff6e9cda93678a7dc674ab96735951c3be3',
- 'goal-grid': 'c15839e9f15212eb89992cd3bf6b1b9a2ee7c75516f672b19e8138e38b4fd63d',
- 'goal-grid-relabel': 'a99d265a3518539f077ac3fcf89a97a1e0ca3af77a0e56aafb093f768fde8218',
+SHA256: dict[str, str] = {'bench-s': '49f4f2e2016606771332b024c08990c7186013b96232ef4b1eda9dd1eb7e0b11',
+ 'dark-key-door': '03cf45377213f26866808460209f7c333fe927fc1989e6bd2f03715c729efd36',
+ 'frozen-lake': '32a2a0214a45fffb04fd9200f4c94ef451ad995f699d4318d44e9eea10a31e0c',
+ 'goal-grid': '0c8e789e484e6737ef05f0e23b3156f24a8fe277ca80db62cfc058a037be066a',
+ 'goal-grid-relabel': 'f3896aefe1fa22b006248b3aae1398de88b0b3e7e85e076714aa01725ff646a3',
  'half-cheetah-vel': '725a536b8f1f888fb073fb727f62c9043bbccce7a5192f13a0c2971e3cece51d',
  'metaworld-reach': 'a3d1223da036f73931a78aba27c697cf204ebcbd5079dfacf3dc564b2bb48ac4',
  'metaworld-reach-w16': '9ddc9f22a3ae32792e0ac2d3e5ead470109aa6fb3c17d95e46cb19b6c7364b11',
- 'multitask-grid': '0c7bacd075894d8101d240fe263882bd7f2aaf8cf7f99b0833dcf9a8aa518731',
- 'multitask-popgym': '0854022e6ca8a000ac29178e05787224406b26bbe908df79663bba47d13b00c4',
+ 'multitask-grid': '89a6a6380e2bcb526cb1489ed684fce8e7c92273f9f5d0def16a88d0bcdd877f',
+ 'multitask-popgym': '40d5ad8242ae83bc784aa7ef28714b21782df7ffcfd383a49047848c6ae8c670',
  'pendulum': 'dd38535fbbe03a3838040b237b3604345709371aacd647dceb6de1d9ac4c9d21',
- 'popgym-cpu': '2433f9522d1c62939cdfc00405eaa587ab0c983214608e56aed107f4153f5c50',
- 'popgym-paper': '4ad73f97e314925c20826c267fcdc110400d708b5e59763cc2a60de752fb9c7e',
- 'tmaze-10k': '3ffbeab25f27fd31a5f66db114b792605609aa3b60265f52723db4c221e86f38',
- 'tmaze-200': '0bb44f2769b9bf80b89c037a597f4c83e48ef25b24b21920c8aabb100fc33610',
- 'tmaze-50': 'd1a7d7bdf79c0a8dce0d3848c59acac245c0cad0ea3bf1cf7c52e02e5995a65a',
- 'tmaze-quick': '257ad94687f75d7639074dc5b7847bfed05d28773c8139f2306749ec9bb1d600'}
-DEFAULTS_SHA256 = 'e71b23ced1e719cd655602e34fd93c483d8304f6ddbfb18b508ad10acb12ba86'
+ 'popgym-cpu': '3690c7fb06a268cbda881fe4236877b8439b08d267bb21fd4cb89c2526c59969',
+ 'popgym-paper': '5d3bc2f92bda834ee26a7a6cf58ce44aa375a266ae6afa2ee770c863a649a23b',
+ 'tmaze-10k': '29fae56945b4ba431d48e6bdb379e3f6faee582f4ee3f95b9e7a7fb8d9badb37',
+ 'tmaze-200': '7f7377d94e3f035eb96df207876045bf5c109c47c0a9a7b1e2ceb2d7df6705dc',
+ 'tmaze-50': '69fd524b15b97af9628b953b393986977771a2700348683ce3e56d215a21e986',
+ 'tmaze-quick': 'a39abbf7c90c37d668148d1fd9aa327214d82c941fa4033e784f658095e60a56'}
+DEFAULTS_SHA256 = '59154cd4bcae25f836d2cbc04161f145dcf5ee112463d35dc6946fd9ee7d71f9'
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
