@@ -112,13 +112,17 @@ def _median(values: list[float]) -> str:
     return f"{statistics.median(values):,.0f}" if values else "-"
 
 
+def _number(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
 def _final(runs: list[dict[str, Any]]) -> str:
     finals = [r["final"] for r in runs if "final" in r]
     failed = len(runs) - len(finals)
     if not finals:
         return f"failed ({runs[0]['failed']})" if runs else "-"
     estimate = mean_se(finals) if len(finals) > 1 else None
-    text = f"{estimate.mean:.3g} ± {estimate.se:.2g}" if estimate else f"{finals[0]:.3g}"
+    text = f"{_number(estimate.mean)} ± {_number(estimate.se)}" if estimate else _number(finals[0])
     return text + (f" ({failed} failed)" if failed else "")
 
 
@@ -143,8 +147,8 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
             if reached else "-"
         )  # fmt: skip
         lines.append(
-            f"| {case.env_id} {kwargs} | {case.steps:,} | {case.metric} | {target} | {_final(default)} "
-            f"| {seeds_ok} | {to_target} | {_final(control)} |"
+            f"| {f'{case.env_id} {kwargs}'.strip()} | {case.steps:,} | {case.metric} | {target} "
+            f"| {_final(default)} | {seeds_ok} | {to_target} | {_final(control)} |"
         )
     return "\n".join(lines)
 
