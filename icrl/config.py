@@ -146,8 +146,7 @@ class ModelConfig:
     """Complex state channels per layer (ssm; None: d_model)."""
     context_len: Annotated[int | None, POSITIVE] = None
     """Context length L: training windows hold L transitions; rollouts attend to the last L steps (None: the
-    env's trial length when it states one, at most DEFAULT_CONTEXT_LEN, else DEFAULT_CONTEXT_LEN; the
-    trainer resolves it before the run starts)."""
+    env's trial length when it states an episode limit, at most 256, else 256; set when the run starts)."""
     max_time: Annotated[int | None, POSITIVE] = None
     """Learned positions: size of the table over the trial's time index (None: context_len + 1; later
     times share the last embedding). Set it to the longest trial when trials are longer than the context."""
@@ -180,8 +179,8 @@ class AgentConfig:
     gamma: Annotated[float, RATE] = 0.999
     """Main discount: the one the rollout policy uses unless `acting_gamma` names another."""
     extra_gammas: Annotated[tuple[float, ...] | None, RATE] = None
-    """Additional discounts trained in parallel (multi-gamma). None: the action kind's (ACTION_KIND_DEFAULTS:
-    six for Discrete actions, 0.95 alone for Box and MultiBinary)."""
+    """Additional discounts trained in parallel (multi-gamma). None: the action kind's: 0.1 0.9 0.95 0.97 0.99
+    0.995 for Discrete actions, 0.95 alone for Box and MultiBinary (set when the run starts)."""
     acting_gamma: float | None = None
     """Discount whose actor head acts in rollouts and evaluation, one of the trained ones (None: `gamma`)."""
     num_critics: Annotated[int | None, POSITIVE] = None
