@@ -14,6 +14,7 @@ extra) is a row that says so.
     .venv/bin/python benchmarks/defaults.py                          # the whole matrix, 3 seeds
     .venv/bin/python benchmarks/defaults.py --envs tmaze-20 tmaze-50 --jobs 2
     .venv/bin/python benchmarks/defaults.py --list                   # the matrix, one line each
+    .venv/bin/python benchmarks/defaults.py --report                 # the table of the runs done so far
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--root", type=Path, default=Path("runs/defaults"), help="where the runs go")
     parser.add_argument("--list", action="store_true", help="print the matrix and stop")
+    parser.add_argument("--report", action="store_true", help="print the table of the runs done; train none")
     args = parser.parse_args()
     if args.list:
         for name, case in MATRIX.items():
@@ -171,6 +173,11 @@ def main() -> None:
         return
     start = time.time()
     jobs = [(name, seed, kind) for name in args.envs for kind in args.kinds for seed in args.seeds]
+    if args.report:
+        done = [args.root / f"{name}__{kind}__{seed}" / "result.json" for name, seed, kind in jobs]
+        results = [json.loads(path.read_text()) for path in done if path.exists()]
+        print(table(results, args.envs))
+        return
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda job: run_one(*job, args.root, args.threads), jobs))
     print(table(results, args.envs))
