@@ -117,6 +117,16 @@ class EnvConfig:
     task_id: bool = False
     """Multi-task: append a one-hot task id to the observation (default: the agent infers the task)."""
 
+    @property
+    def multitask(self) -> bool:
+        """Whether this trains one agent on several tasks (`ids`, `tasks` or `task_list`)."""
+        return bool(self.ids or self.tasks or self.task_list)
+
+    def describe_tasks(self) -> str:
+        """The tasks in one line, for messages: the task file, else the listed tasks' names, else the ids."""
+        listed = ",".join(str(task.get("name") or task.get("id")) for task in self.task_list)
+        return self.tasks or listed or ",".join(self.ids)
+
 
 @show_ranges_in_help
 @dataclass

@@ -26,6 +26,7 @@ def is_minigrid_id(env_id: str) -> bool:
 def make_minigrid_env(env_id: str, **kwargs: Any) -> gym.Env:
     """The MiniGrid env `env_id` (its keyword arguments as `gym.make` takes them) observing its image only;
     ImportError naming the extra when minigrid is not installed."""
-    import_optional("minigrid", "MiniGrid envs need the minigrid extra: pip install 'icrl[minigrid]'")
-    wrappers = import_optional("minigrid.wrappers", "MiniGrid envs need the minigrid extra")
+    # Importing minigrid.wrappers imports minigrid, which registers the MiniGrid-* ids.
+    missing = "MiniGrid envs need the minigrid extra: pip install 'icrl[minigrid]'"
+    wrappers = import_optional("minigrid.wrappers", missing)
     return wrappers.ImgObsWrapper(gym.make(env_id, **kwargs))

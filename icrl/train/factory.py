@@ -22,11 +22,6 @@ from icrl.replay.relabel import RelabelSpec
 from icrl.train.resolve import resolve_action_defaults
 
 
-def is_multitask(cfg: Config) -> bool:
-    """Whether `cfg` trains on several tasks (`env.ids`, `env.tasks` or `env.task_list`)."""
-    return bool(cfg.env.ids or cfg.env.tasks or cfg.env.task_list)
-
-
 def env_tasks(cfg: Config) -> list[dict[str, Any]] | None:
     """The run's normalised task list (`icrl.envs.multitask.normalize_tasks`) when it is multi-task
     (`env.ids`, `env.task_list` or an `env.tasks` file), else None. `env.kwargs` go to every task."""
@@ -103,10 +98,8 @@ def make_checked_env(cfg: Config, what: str = "env") -> gym.Env:
     try:
         return env_factory(cfg)()
     except (ValueError, TypeError, ImportError, gym.error.Error) as exc:  # also: a module or an extra missing
-        if is_multitask(cfg):  # the tasks, not the unused single-env id, are what failed
-            listed = ",".join(str(task.get("id")) for task in cfg.env.task_list)
-            tasks = cfg.env.tasks or ",".join(cfg.env.ids) or listed
-            reason = " ".join(str(exc).split())
+        if cfg.env.multitask:  # the tasks, not the unused single-env id, are what failed
+            reason, tasks = " ".join(str(exc).split()), cfg.env.describe_tasks()
             raise SetupError(f"multi-task {what} ({tasks}) cannot be made: {reason}") from exc
         raise SetupError(describe_env_failure(what, cfg, exc)) from exc
 

@@ -49,13 +49,7 @@ def resolve_env_defaults(cfg: Config, horizon: int | None, action_space: Any = N
 
 
 def _env_name(cfg: Config) -> str:
-    if cfg.env.task_list:
-        return f"multi-task {','.join(str(t.get('name') or t.get('id')) for t in cfg.env.task_list)}"
-    if cfg.env.tasks:
-        return f"multi-task {cfg.env.tasks}"
-    if cfg.env.ids:
-        return f"multi-task {','.join(cfg.env.ids)}"
-    return cfg.env.id
+    return f"multi-task {cfg.env.describe_tasks()}" if cfg.env.multitask else cfg.env.id
 
 
 def _samples_text(action_space: Any, samples: int | None) -> str:

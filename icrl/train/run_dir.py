@@ -40,8 +40,7 @@ FINISHED = "finished"
 
 
 def default_run_dir(cfg: Config) -> Path:
-    multitask = cfg.env.ids or cfg.env.tasks or cfg.env.task_list
-    env = "multitask" if multitask else re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env.id)
+    env = "multitask" if cfg.env.multitask else re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env.id)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{env}__{cfg.exp_name}__{cfg.seed}__{stamp}"
 

@@ -89,10 +89,9 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> None:
         refuse_inside_a_collector()  # an unguarded script re-run by a spawned collector
-        # A bad value, schedule, acting discount, device or env fails here, before the run directory exists.
+        # A bad value, schedule, device, env or acting discount fails here, before the run directory exists.
         check_config(cfg)
         learning_rate(cfg.agent.lr, 0, cfg.agent.warmup_updates, 0.0, cfg.agent.lr_decay_to)
-        acting_head(cfg.gammas, cfg.agent.acting_gamma)
         # Under torchrun: join the data-parallel group (each rank on its own GPU); else a single process.
         device = check_device(cfg.device)
         self.dp = from_environment(device)
@@ -104,7 +103,7 @@ class Trainer:
         probe = probe_env(cfg)  # makes one env: a bad env id or kwarg fails here
         # Fields left to the env (None) decided from what it states, before anything is sized or saved.
         given, cfg = cfg, resolve_env_defaults(cfg, probe.trial_horizon, probe.action_space)
-        acting_head(cfg.gammas, cfg.agent.acting_gamma)  # again: the discounts may be the action kind's
+        acting_head(cfg.gammas, cfg.agent.acting_gamma)  # among the discounts, once the action kind set them
         self.key_choices = key_choices(
             given, cfg, probe.trial_budget, probe.trial_horizon, probe.action_space
         )

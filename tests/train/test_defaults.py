@@ -103,8 +103,8 @@ def test_the_action_kind_decides_the_critic_settings():
 
 def test_default_config_solves_short_tmaze(tmp_path):
     # Only the env, the seed, a budget and the usual test switches: every learning setting is a default.
-    # Seed 0 solved it after about 12k env steps on 2026-12-06; a memory-free policy scores at most 0.5 in
-    # expectation (tests/train/test_learning.py), so 0.95 on 16 trials needs memory.
+    # A memory-free policy scores at most 0.5 in expectation (tests/train/test_learning.py), so 0.95 on 16
+    # trials needs memory.
     cfg = apply_overrides(
         preset_config(None),
         {
