@@ -205,8 +205,9 @@ class AgentConfig:
     """Weight of the filtered behaviour-cloning actor term."""
     critic_weight: Annotated[float, NON_NEGATIVE] = 10.0
     """Weight of the critic loss in the total loss."""
-    filter: Literal["binary", "exp", "leaky"] = "binary"
-    """Advantage filter of the behaviour-cloning term."""
+    filter: Literal["binary", "exp", "leaky", "none"] = "binary"
+    """Advantage filter of the behaviour-cloning term (none: every action imitated; with pg_weight 0 that is
+    plain behaviour cloning)."""
     exp_filter_beta: Annotated[float, POSITIVE_REAL] = 1.0
     """Temperature of the exponential filter."""
     reward_multiplier: float = 1.0

@@ -18,7 +18,7 @@ from torch import Tensor
 from icrl.nets.distributions import to_device_async
 
 ReduceMode = Literal["min_random_subset", "mean", "min"]
-FilterKind = Literal["binary", "exp", "leaky"]
+FilterKind = Literal["binary", "exp", "leaky", "none"]
 
 
 # ---------------------------------------------------------------------------------------------- masking
@@ -189,7 +189,8 @@ def filter_weights(
 ) -> Tensor:
     """Advantage filter f(A), elementwise, without gradient.
 
-    binary: 1[A > 0]; exp: min(exp(A / beta), clip); leaky: 1 if A > 0 else ``leak``.
+    binary: 1[A > 0]; exp: min(exp(A / beta), clip); leaky: 1 if A > 0 else ``leak``; none: 1 (plain
+    behaviour cloning, the imitation baseline).
     """
     with torch.no_grad():
         a = advantage.detach()
@@ -200,6 +201,8 @@ def filter_weights(
             return torch.exp((a / beta).clamp(max=math.log(clip)))
         if kind == "leaky":
             return torch.where(a > 0, torch.ones_like(a), torch.full_like(a, leak))
+        if kind == "none":
+            return torch.ones_like(a)
         raise ValueError(f"unknown filter {kind!r}")
 
 

@@ -178,6 +178,7 @@ def test_filter_weights():
         filter_weights(adv, "exp", beta=2.0, clip=20.0)[2], torch.tensor(math.exp(0.25))
     )
     torch.testing.assert_close(filter_weights(adv, "leaky", leak=0.01), torch.tensor([0.01, 0.01, 1.0, 1.0]))
+    torch.testing.assert_close(filter_weights(adv, "none"), torch.ones(4))  # plain behaviour cloning
     with pytest.raises(ValueError):
         filter_weights(adv, "nope")
 
