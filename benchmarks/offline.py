@@ -1,4 +1,4 @@
-"""Learning from data: offline icrl against plain imitation and the data, and offline-to-online from random data.
+"""Learning from data: offline icrl against plain imitation and the data; offline-to-online from random data.
 
 For each env and seed, the source policy is the run of `benchmarks/defaults.py` (`icrl train ENV --seed S`
 with the defaults, trained here if its directory has no `result.json`). From it `icrl collect` writes four
@@ -109,7 +109,8 @@ class Bench:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 run_logged(
                     icrl_command(
-                        "collect", str(self.source(name, seed)), "--trials", str(PART_TRIALS), "--out", str(out),
+                        "collect", str(self.source(name, seed)), "--trials", str(PART_TRIALS),
+                        "--out", str(out),
                         "--epsilon", str(epsilon), "--seed", str(100_000 * offset + 1_000 * seed),
                         "--threads", str(self.threads),
                     ),
@@ -151,7 +152,8 @@ class Bench:
         run_logged(
             icrl_command(
                 "train", defaults.env_id, *env_options, "--offline-data", *data, *budget, "--seed", str(seed),
-                "--run-dir", str(run_dir), "--threads", str(self.threads), "--no-progress", "--no-tensorboard",
+                "--run-dir", str(run_dir), "--threads", str(self.threads),
+                "--no-progress", "--no-tensorboard",
             ),
             log,
         )  # fmt: skip
@@ -207,7 +209,8 @@ def _cell(values: list[float]) -> str:
 
 def offline_table(bench: Bench, names: list[str], seeds: list[int]) -> str:
     lines = [
-        f"| env | dataset | trained policy | dataset mean | offline icrl ({EVAL_TRIALS} trials) | icrl / policy | "
+        f"| env | dataset | trained policy | dataset mean | offline icrl ({EVAL_TRIALS} trials) "
+        "| icrl / policy | "
         "imitation only | seeds: icrl ≥ 0.9 policy, > dataset, > imitation |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -242,7 +245,8 @@ def offline_table(bench: Bench, names: list[str], seeds: list[int]) -> str:
 
 def online_table(bench: Bench, names: list[str], seeds: list[int]) -> str:
     lines = [
-        "| env | target | offline-to-online (random data): env steps to target, per seed | online from scratch "
+        "| env | target | offline-to-online (random data): env steps to target, per seed "
+        "| online from scratch "
         "| seeds where offline-to-online is sooner |",
         "|---|---|---|---|---|",
     ]
@@ -262,7 +266,8 @@ def online_table(bench: Bench, names: list[str], seeds: list[int]) -> str:
                 counted += 1
                 sooner += int(a is not None and (b is None or a < b))
         lines.append(
-            f"| {name} | {case.online_metric} ≥ {case.online_target} | {' / '.join(o2o)} | {' / '.join(scratch)} | "
+            f"| {name} | {case.online_metric} ≥ {case.online_target} | {' / '.join(o2o)} "
+            f"| {' / '.join(scratch)} | "
             f"{sooner}/{counted} |"
         )
     return "\n".join(lines)
