@@ -147,7 +147,7 @@ class Bench:
                 str(case.offline_updates),
                 *METHODS[method],
             ]
-        log = run_dir.with_suffix(".log")
+        log = run_dir.parent / f"{run_dir.name}.log"  # not with_suffix: the name has dots (mixed-0.3)
         log.unlink(missing_ok=True)
         run_logged(
             icrl_command(
