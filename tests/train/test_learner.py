@@ -78,3 +78,29 @@ def test_one_process_is_left_as_it_is(tiny_trainer) -> None:
         assert trainer.learner.average_gradients is hook
     finally:
         trainer.close()
+
+
+def test_the_fused_optimizer_step_matches_the_per_tensor_one(tiny_trainer) -> None:
+    """The learner's AdamW runs fused on the CPU; from the same weights and gradients it lands where torch's
+    reference (foreach) AdamW does, within float rounding. PopArt off: it rescales output weights inside the
+    loss, before the optimiser sees them."""
+    trainer = tiny_trainer(agent={"popart": False})
+    try:
+        learner = trainer.learner
+        assert learner.optimizer.defaults["fused"] is True
+        reference_params = [p.detach().clone().requires_grad_() for p in learner.agent.trainable_parameters()]
+        reference = torch.optim.AdamW(
+            reference_params, lr=learner.cfg.lr, weight_decay=learner.cfg.weight_decay, foreach=True
+        )
+        for _ in range(3):
+            learner.step(trainer.loader.next_batch(), progress=0.1)
+            for mine, theirs in zip(learner.agent.trainable_parameters(), reference_params, strict=True):
+                theirs.grad = None if mine.grad is None else mine.grad.clone()
+            for group in reference.param_groups:
+                group["lr"] = learner.optimizer.param_groups[0]["lr"]
+            reference.step()
+            for mine, theirs in zip(learner.agent.trainable_parameters(), reference_params, strict=True):
+                torch.testing.assert_close(mine.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
+                theirs.data.copy_(mine.detach())  # the next step starts from the learner's weights again
+    finally:
+        trainer.close()
