@@ -114,6 +114,12 @@ class EnvConfig:
     task_list: tyro.conf.Suppress[tuple[dict[str, Any], ...]] = ()
     """Multi-task: the task list itself (what a `tasks` file holds), as presets and config.json give it;
     it wins over the `tasks` file, which a run then names only as its origin."""
+    eval_tasks: str | None = None
+    """Multi-task: a JSON task list (the `tasks` format) that evaluation plays instead of the training tasks,
+    e.g. held-out tasks; their spaces must match the training tasks'. A run copies it into
+    `eval_task_list`."""
+    eval_task_list: tyro.conf.Suppress[tuple[dict[str, Any], ...]] = ()
+    """Multi-task: the evaluation task list itself (what an `eval_tasks` file holds; wins over the file)."""
     task_id: bool = False
     """Multi-task: append a one-hot task id to the observation (default: the agent infers the task)."""
 
@@ -510,6 +516,10 @@ def check_config(cfg: Config) -> None:
         problems.append("eval_ema needs a moving average of the weights: set weights_ema (e.g. 0.999)")
     if cfg.env.ids and (cfg.env.tasks or cfg.env.task_list):
         problems.append("give the tasks either as env.ids or as an env.tasks file, not both")
+    if (cfg.env.eval_tasks or cfg.env.eval_task_list) and not cfg.env.multitask:
+        problems.append(
+            "env.eval_tasks replaces the training tasks of a multi-task run: give env.ids or env.tasks"
+        )
     problems += _offline_problems(cfg)
     if problems:
         raise ValueError("invalid config: " + "; ".join(problems))

@@ -403,10 +403,11 @@ def metaworld_reach_w16() -> Config:
     )
 
 
-def amago2_agent(**changes: Any) -> AgentConfig:
+def amago2_agent(base: AgentConfig | None = None, **changes: Any) -> AgentConfig:
     """The AMAGO-2 update for many tasks at once: a classification critic over symlog return bins and a
-    filtered-imitation actor, both blind to each task's reward scale (PopArt off: the bins fix the scale)."""
-    agent = AgentConfig(critic="classification", actor_objective="imitation", popart=False)
+    filtered-imitation actor, both blind to each task's reward scale (PopArt off: the bins fix the scale);
+    the other fields from `base` (default: the defaults)."""
+    agent = replace(base or AgentConfig(), critic="classification", actor_objective="imitation", popart=False)
     return replace(agent, **changes)
 
 
@@ -454,6 +455,53 @@ def multitask_popgym() -> Config:
         agent=amago2_agent(lr=base.agent.lr, warmup_updates=base.agent.warmup_updates),
         total_env_steps=600_000,
         exp_name="multitask-popgym",
+    )
+
+
+ML10_TRAIN = (
+    "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-close-v3", "button-press-topdown-v3",
+    "peg-insert-side-v3", "window-open-v3", "sweep-v3", "basketball-v3",
+)  # fmt: skip
+"""Meta-World ML10's 10 training task families (metaworld.ML10().train_classes)."""
+ML10_TEST = ("drawer-open-v3", "door-close-v3", "shelf-place-v3", "sweep-into-v3", "lever-pull-v3")
+"""ML10's 5 held-out task families (metaworld.ML10().test_classes)."""
+
+
+def metaworld_tasks(families: tuple[str, ...], split: str) -> tuple[dict[str, Any], ...]:
+    """A task list of Meta-World ML1 families, each with its hidden goals of `split`."""
+    return tuple(
+        {"id": "icrl/MetaWorldML1-v0", "kwargs": {"task": name, "split": split}, "name": name[: -len("-v3")]}
+        for name in families
+    )
+
+
+@preset("metaworld-ml10")
+def metaworld_ml10() -> Config:
+    """Meta-World ML10 (needs icrl[metaworld]): one agent over 10 task families, scored on 5 held-out ones.
+
+    A family and a hidden goal per trial of 3 episodes of 150 steps, the whole trial in context; the agent
+    is not told the family. Evaluation plays the 5 held-out families (`env.eval_task_list`). The AMAGO-2
+    update, the continuous-control critic settings. Sized for a GPU: it builds and runs on a CPU, but its
+    budget there is days; no learning run recorded."""
+    return Config(
+        env=EnvConfig(
+            task_list=metaworld_tasks(ML10_TRAIN, "train"),
+            eval_task_list=metaworld_tasks(ML10_TEST, "test"),
+            kwargs={"episode_steps": 150, "episodes_per_trial": 3},
+            num_actors=20,
+        ),
+        model=wide_model(d_model=256, n_layers=3, d_ff=1024, context_len=450),
+        agent=amago2_agent(continuous_agent()),
+        explore=ExplorationConfig(eps_start=0.5, eps_end=0.1, anneal_env_steps=500_000),
+        replay=ReplayConfig(batch_size=32),
+        collect_steps=50,
+        updates_per_collect=100,
+        learning_starts=20_000,
+        total_env_steps=10_000_000,
+        eval_every=2_000,
+        eval_trials=10,
+        checkpoint_every=2_000,
+        exp_name="metaworld-ml10",
     )
 
 

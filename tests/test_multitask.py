@@ -91,6 +91,27 @@ def test_disagreeing_default_budgets_need_a_budget_and_names_are_checked():
         check_config(make_tiny_config(env={"ids": ["icrl/TMaze-v0"], "tasks": "tasks.json"}))
 
 
+def test_a_task_reward_scale_multiplies_that_task_only():
+    """Two copies of the same T-Maze, one scaled by 100: the same actions give rewards 100x apart; a scale
+    that is not a positive finite number is refused."""
+    tasks = [
+        {"id": "icrl/TMaze-v0", "kwargs": {"length": 4}, "name": "plain"},
+        {"id": "icrl/TMaze-v0", "kwargs": {"length": 4}, "name": "scaled", "reward_scale": 100.0},
+    ]
+    rewards = {}
+    for k in (0, 1):
+        env = MultiTaskEnv(tasks, fixed_task=k)
+        env.reset(seed=3)
+        rewards[k] = [float(env.step(action)[1]) for action in (0, 0, 1, 1, 2, 3)]
+        env.close()
+    assert any(r != 0.0 for r in rewards[0])
+    np.testing.assert_allclose(rewards[1], [100.0 * r for r in rewards[0]], rtol=1e-6)
+    assert normalize_tasks(tasks)[0]["reward_scale"] == 1.0
+    for bad in (0.0, -1.0, float("inf"), "10", True):
+        with pytest.raises(ValueError, match="reward_scale"):
+            normalize_tasks([{"id": "icrl/TMaze-v0", "reward_scale": bad}])
+
+
 def test_ids_with_commas_and_common_kwargs():
     cfg = make_tiny_config(env={"ids": ["icrl/TMaze-v0,CartPole-v1"], "kwargs": {}})
     assert [t["name"] for t in env_tasks(cfg)] == ["icrl_TMaze-v0", "CartPole-v1"]
@@ -321,3 +342,74 @@ def test_multitask_presets_train_and_evaluate_every_task(tmp_path, name):
     names = [task["name"] for task in env_tasks(cfg)]
     assert len(names) == (4 if name == "multitask-grid" else 6)
     assert all(f"eval/{task}/return" in result for task in names), sorted(result)
+
+
+def test_held_out_tasks_are_what_evaluation_plays(tmp_path):
+    """`env.eval_tasks`: training plays the training tasks, evaluation (during the run and `icrl eval`)
+    the held-out ones, from the run's own copy of the file; spaces that differ fail before the run."""
+    from icrl.train.evaluate import evaluate_run
+    from icrl.train.factory import SetupError
+    from icrl.train.trainer import Trainer
+
+    train = [{"id": "icrl/TMaze-v0", "kwargs": {"length": 4}, "name": "short"}]
+    held_out = [{"id": "icrl/TMaze-v0", "kwargs": {"length": 6}, "name": "long"}]
+    (tmp_path / "train.json").write_text(json.dumps(train))
+    (tmp_path / "test.json").write_text(json.dumps(held_out))
+    run = tmp_path / "run"
+    env = {"tasks": str(tmp_path / "train.json"), "eval_tasks": str(tmp_path / "test.json"), "kwargs": {}}
+    cfg = make_tiny_config(run, env=env, total_env_steps=100, eval_every=4, eval_trials=2)
+    result = Trainer(cfg).run()
+    assert "eval/long/return" in result and not any(key.startswith("eval/short/") for key in result)
+    saved = json.loads((run / "config.json").read_text())["env"]
+    assert [t["name"] for t in saved["eval_task_list"]] == ["long"]
+    (tmp_path / "test.json").unlink()  # the run keeps its copy
+    assert evaluate_run(run, trials=1)["eval/trials"] == 1
+
+    with pytest.raises(SetupError, match="evaluation env's observation space"):
+        wider = [{"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 4}, "name": "lake"}]
+        env = {"task_list": train, "eval_task_list": wider, "kwargs": {}, "trial_episodes": 1}
+        Trainer(make_tiny_config(tmp_path / "mismatch", env=env))
+    assert not (tmp_path / "mismatch").exists()
+    with pytest.raises(ValueError, match="eval_tasks replaces the training tasks"):
+        check_config(make_tiny_config(env={"eval_tasks": "x.json"}))
+
+
+@pytest.mark.filterwarnings("ignore:.*maximum and minimum values are equal")  # Meta-World's goal slots
+def test_metaworld_ml10_trains_on_ten_families_and_evaluates_the_five_held_out():
+    pytest.importorskip("metaworld")
+    from icrl.presets import ML10_TEST, ML10_TRAIN, apply_overrides, preset_config
+    from icrl.train.evaluate import eval_env_config
+    from icrl.train.factory import env_factory
+
+    cfg = preset_config("metaworld-ml10")
+    assert [t["kwargs"]["task"] for t in env_tasks(cfg)] == list(ML10_TRAIN)
+    assert [t["kwargs"]["task"] for t in env_tasks(eval_env_config(cfg))] == list(ML10_TEST)
+    assert not set(ML10_TRAIN) & set(ML10_TEST)
+    small = {
+        "env": {"num_actors": 1}, "model": {"d_model": 32, "n_heads": 2, "d_ff": 64, "n_layers": 1},
+        "total_env_steps": 300, "learning_starts": 150, "collect_steps": 150, "updates_per_collect": 1,
+        "eval_every": 0, "eval_trials": 1, "checkpoint_every": 0, "tensorboard": False, "progress": False,
+    }  # fmt: skip
+    cfg = apply_overrides(cfg, small)
+    env = env_factory(cfg)()
+    assert env.observation_space["obs"].shape == (39,) and env.steps is None and env.episodes == 3
+    env.close()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*maximum and minimum values are equal")
+def test_metaworld_ml10_runs(tmp_path):
+    pytest.importorskip("metaworld")
+    from icrl.presets import apply_overrides, preset_config
+    from icrl.train.trainer import Trainer
+
+    small = {
+        "env": {"num_actors": 1}, "model": {"d_model": 32, "n_heads": 2, "d_ff": 64, "n_layers": 1},
+        "total_env_steps": 300, "learning_starts": 150, "collect_steps": 150, "updates_per_collect": 1,
+        "eval_every": 0, "eval_trials": 1, "checkpoint_every": 0, "tensorboard": False, "progress": False,
+        "run_dir": str(tmp_path / "ml10"),
+    }  # fmt: skip
+    result = Trainer(apply_overrides(preset_config("metaworld-ml10"), small)).run()
+    assert sorted(k.split("/")[1] for k in result if k.endswith("/trials") and k.count("/") == 2) == sorted(
+        ["drawer-open", "door-close", "shelf-place", "sweep-into", "lever-pull"]
+    )

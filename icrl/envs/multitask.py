@@ -14,12 +14,15 @@ Spaces are unified so one agent fits every task:
   task does not have (a >= n_k) is still mapped to `a % n_k` inside the env. Equal sizes keep the plain Box
   observation. Other action spaces must be equal across tasks.
 `info["task"]` names the current task and `info["task_index"]` gives its index (the collector stores it
-with each trial, for the replay's per-task quota and balanced sampling).
+with each trial, for the replay's per-task quota and balanced sampling). A task's `reward_scale` multiplies
+its rewards (the reward-scale stress test of `benchmarks/multitask.py`; its `random_return` and
+`best_return` are then in the scaled units).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,7 +40,7 @@ from icrl.replay.relabel import ACHIEVED_KEY
 FEATURES_KEY = "features"
 MASK_KEY = "action_mask"  # the TrialWrapper names it `obs.action_mask` (icrl.nets.encoders.ACTION_MASK_KEY)
 Observation = np.ndarray | dict[str, np.ndarray]
-TASK_KEYS = frozenset({"id", "kwargs", "name", "random_return", "best_return"})
+TASK_KEYS = frozenset({"id", "kwargs", "name", "random_return", "best_return", "reward_scale"})
 
 
 def task_name_of(env_id: str) -> str:
@@ -48,9 +51,10 @@ def task_name_of(env_id: str) -> str:
 def normalize_tasks(
     tasks: Sequence[Mapping[str, Any]], common_kwargs: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """Task specs as a list of `{"id", "kwargs", "name", "random_return", "best_return"}` dicts (the last
-    two None where not given). `common_kwargs` go to every task, under each task's own kwargs. Raises
-    ValueError on unknown keys, a missing id or duplicate names."""
+    """Task specs as a list of `{"id", "kwargs", "name", "random_return", "best_return", "reward_scale"}`
+    dicts (the references None where not given, the scale 1.0). `common_kwargs` go to every task, under each
+    task's own kwargs. Raises ValueError on unknown keys, a missing id, a scale that is not a positive finite
+    number or duplicate names."""
     if not tasks:
         raise ValueError("a multi-task env needs at least one task")
     out: list[dict[str, Any]] = []
@@ -68,6 +72,9 @@ def normalize_tasks(
         kwargs = task.get("kwargs") or {}
         if not isinstance(kwargs, Mapping):
             raise ValueError(f"task {i}: 'kwargs' must be a JSON object, got {kwargs!r}")
+        scale = task.get("reward_scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
+            raise ValueError(f"task {i}: 'reward_scale' must be a positive finite number, got {scale!r}")
         out.append(
             {
                 "id": task["id"],
@@ -75,6 +82,7 @@ def normalize_tasks(
                 "name": str(task.get("name") or task_name_of(task["id"])),
                 "random_return": task.get("random_return"),
                 "best_return": task.get("best_return"),
+                "reward_scale": float(scale),
             }
         )
     names = [t["name"] for t in out]
@@ -134,6 +142,7 @@ class MultiTaskEnv(gym.Env):
     ) -> None:
         self.tasks = normalize_tasks(tasks)
         self.names = [t["name"] for t in self.tasks]
+        self._scales = [t["reward_scale"] for t in self.tasks]
         self.envs = [_make_inner(t["id"], t["kwargs"]) for t in self.tasks]
         num = len(self.envs)
         if fixed_task is not None and not 0 <= fixed_task < num:
@@ -226,6 +235,8 @@ class MultiTaskEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]:
         inner_obs, reward, terminated, truncated, info = self.envs[self.current].step(self.map_action(action))
+        scale = self._scales[self.current]
+        reward = reward if scale == 1.0 else float(reward) * scale  # unscaled tasks keep their reward type
         return self._observation(inner_obs), reward, terminated, truncated, self._info(info)
 
     def close(self) -> None:

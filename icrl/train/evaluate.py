@@ -30,6 +30,7 @@ import torch
 
 from icrl.agent.agent import Agent, acting_head
 from icrl.config import Config
+from icrl.envs.multitask import load_task_file
 from icrl.envs.trust import load_run_config
 from icrl.envs.vector import make_vector_env
 from icrl.train.collector import OBS_FIRST, OBS_TIME, PREV_INPUTS, Collector, TrialStats, trial_stats
@@ -168,11 +169,16 @@ def eval_env_config(
     cfg: Config, env_overrides: dict[str, Any] | None = None, use_eval_kwargs: bool = True
 ) -> Config:
     """`cfg` with the env kwargs that evaluation uses: `kwargs`, then `eval_kwargs`, then `env_overrides`
-    (e.g. `icrl eval RUN --env.split test`); `eval_kwargs` is emptied (already applied). Without
-    `use_eval_kwargs`, the training kwargs with the overrides (validation envs: `icrl select`)."""
+    (e.g. `icrl eval RUN --env.split test`); `eval_kwargs` is emptied (already applied). A multi-task run's
+    evaluation task list (`eval_task_list` or the `eval_tasks` file) replaces its training tasks. Without
+    `use_eval_kwargs`, the training kwargs and tasks with the overrides (validation envs: `icrl select`)."""
     eval_kwargs = cfg.env.eval_kwargs if use_eval_kwargs else {}
     kwargs = {**cfg.env.kwargs, **eval_kwargs, **(env_overrides or {})}
-    return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, kwargs=kwargs, eval_kwargs={}))
+    env = dataclasses.replace(cfg.env, kwargs=kwargs, eval_kwargs={}, eval_tasks=None, eval_task_list=())
+    eval_tasks = cfg.env.eval_task_list or (load_task_file(cfg.env.eval_tasks) if cfg.env.eval_tasks else ())
+    if use_eval_kwargs and eval_tasks:  # held-out tasks replace the training ones
+        env = dataclasses.replace(env, ids=(), tasks=None, task_list=tuple(eval_tasks))
+    return dataclasses.replace(cfg, env=env)
 
 
 def play_trials(
@@ -223,8 +229,8 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
     """`play_trials`, summarised as `eval/...` metrics (EvaluationStopped when `should_stop` says so). A
-    multi-task config plays `num_trials` trials of every task (`evaluate_tasks`)."""
-    tasks = env_tasks(cfg)
+    multi-task config plays `num_trials` trials of every evaluation task (`evaluate_tasks`)."""
+    tasks = env_tasks(eval_env_config(cfg))  # the held-out tasks where the run names some
     if tasks is not None:
         return evaluate_tasks(agent, cfg, tasks, num_trials, seed, greedy, should_stop)
     played = play_trials(agent, cfg, num_trials, seed, greedy, should_stop=should_stop)

@@ -104,6 +104,24 @@ def make_checked_env(cfg: Config, what: str = "env") -> gym.Env:
         raise SetupError(describe_env_failure(what, cfg, exc)) from exc
 
 
+def check_eval_env(eval_cfg: Config, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Make one evaluation env (`eval_cfg`: the run's config as `eval_env_config` made it) and check that it
+    fits the agent trained on the training env's spaces; SetupError naming both spaces otherwise."""
+    env = make_checked_env(eval_cfg, "evaluation env")
+    try:
+        for what, theirs, ours in (
+            ("observation", env.observation_space, observation_space),
+            ("action", env.action_space, action_space),
+        ):
+            if theirs != ours:
+                raise SetupError(
+                    f"the evaluation env's {what} space {theirs} differs from the training env's {ours}: "
+                    "an agent trained on one cannot act in the other"
+                )
+    finally:
+        env.close()
+
+
 def check_env_config(cfg: Config, what: str = "env") -> None:
     """Make and close one env of `cfg`, so that a wrong id or keyword argument fails at once, before a
     run directory exists (not at the first evaluation, thousands of updates later, for `eval_kwargs`)."""

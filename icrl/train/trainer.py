@@ -50,7 +50,7 @@ from icrl.train.factory import (
     SetupError,
     build_agent,
     check_device,
-    check_env_config,
+    check_eval_env,
     env_factory,
     env_relabel_spec,
     env_tasks,
@@ -109,8 +109,12 @@ class Trainer:
         )
         """The run's key settings, a line each (`icrl train` prints them)."""
         self.relabel = env_relabel_spec(cfg, probe)  # None unless --replay.relabel (the env must support it)
-        if cfg.env.eval_kwargs:
-            check_env_config(eval_env_config(cfg), "evaluation env")
+        if cfg.env.eval_kwargs or cfg.env.eval_tasks or cfg.env.eval_task_list:
+            try:
+                eval_cfg = eval_env_config(cfg)
+            except ValueError as exc:  # an unreadable eval_tasks file
+                raise SetupError(str(exc)) from exc
+            check_eval_env(eval_cfg, probe.observation_space, probe.action_space)
         # The actor processes, the agent's shapes and the memory to train it, before anything is written:
         # a start that fails here leaves nothing behind to block a corrected one.
         check_actors(cfg)
@@ -136,12 +140,12 @@ class Trainer:
     def _open(self, resume: bool, within_trial: Callable[[np.ndarray], np.ndarray] | None) -> None:
         """Build the run's pieces in a fixed order (the seeds and RNG draws depend on it), under the lock."""
         cfg = self.cfg = dataclasses.replace(self.cfg, run_dir=str(self.run_dir))
-        if not resume and cfg.env.tasks is not None and not cfg.env.task_list:
-            # The run keeps its own copy of the task list: the file may change or move after the start.
-            copied = tuple(load_task_file(cfg.env.tasks))
-            origin = str(Path(cfg.env.tasks).resolve())
-            env = dataclasses.replace(cfg.env, tasks=origin, task_list=copied)
-            cfg = self.cfg = dataclasses.replace(cfg, env=env)
+        # The run keeps its own copy of its task lists: the files may change or move after the start.
+        for file_key, list_key in (("tasks", "task_list"), ("eval_tasks", "eval_task_list")):
+            path = getattr(cfg.env, file_key)
+            if not resume and path is not None and not getattr(cfg.env, list_key):
+                copied = {file_key: str(Path(path).resolve()), list_key: tuple(load_task_file(path))}
+                cfg = self.cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, **copied))
         if self.dp.main and not resume:
             self.directory.write_config(cfg)
         if self.dp.main and self._spaces_record is not None:  # also on resume: the config may have changed
