@@ -317,6 +317,11 @@ def test_mixed_action_sizes_train_and_evaluate(tmp_path):
     trainer.close()
     assert result["eval/tmaze/trials"] == result["eval/CartPole-v1/trials"] == 2
     assert np.isfinite(result["eval/return"])
+    from icrl.train.evaluate import evaluate_run
+
+    saved = evaluate_run(run, trials=3)  # `icrl eval`: N trials of every task, per-task keys as in training
+    assert saved["eval/tmaze/trials"] == saved["eval/CartPole-v1/trials"] == 3 and saved["eval/trials"] == 6
+    assert len(json.loads((run / "eval.json").read_text())["trial_episode_returns"]) == 6
     from icrl.train.logger import read_metrics
 
     losses = [r["loss/total"] for r in read_metrics(run) if "loss/total" in r]
@@ -363,7 +368,8 @@ def test_held_out_tasks_are_what_evaluation_plays(tmp_path):
     saved = json.loads((run / "config.json").read_text())["env"]
     assert [t["name"] for t in saved["eval_task_list"]] == ["long"]
     (tmp_path / "test.json").unlink()  # the run keeps its copy
-    assert evaluate_run(run, trials=1)["eval/trials"] == 1
+    held_out = evaluate_run(run, trials=1)  # `icrl eval`: every held-out task, per task
+    assert held_out["eval/long/trials"] == held_out["eval/trials"] == 1
 
     with pytest.raises(SetupError, match="evaluation env's observation space"):
         wider = [{"id": "icrl/MetaFrozenLake-v0", "kwargs": {"size": 4}, "name": "lake"}]

@@ -140,8 +140,9 @@ def build_train_config(argv: list[str]) -> Config:
         )
     overrides: dict[str, Any] = {"env": {}}
     if env_id is not None and env_id != base.env.id:
-        # A preset's env kwargs (training and evaluation) belong to its env.
-        overrides["env"] = {"id": env_id, "kwargs": {}, "eval_kwargs": {}}
+        # A preset's env kwargs (training and evaluation) and tasks belong to its env.
+        tasks = {"ids": [], "task_list": [], "eval_task_list": []}
+        overrides["env"] = {"id": env_id, "kwargs": {}, "eval_kwargs": {}, **tasks}
     if env_kwargs:
         overrides["env"]["kwargs"] = {
             **(base.env.kwargs if "kwargs" not in overrides["env"] else {}),
@@ -155,7 +156,20 @@ def build_train_config(argv: list[str]) -> Config:
     base = apply_overrides(base, overrides)
     presets = "\n".join(f"  {name}: {summary}" for name, summary in preset_summaries().items())
     description = f"{TRAIN_DESCRIPTION}\n\nPresets:\n{presets}"
-    return tyro.cli(Config, default=base, args=rest, prog="icrl train", description=description)
+    cfg = tyro.cli(Config, default=base, args=rest, prog="icrl train", description=description)
+    return _drop_replaced_task_lists(cfg, rest)
+
+
+def _drop_replaced_task_lists(cfg: Config, argv: list[str]) -> Config:
+    """A task file or ids typed on the command line replace the starting config's inline task list (which
+    would otherwise win over the file), and an eval-tasks file its inline evaluation list."""
+    typed = {arg.split("=", 1)[0].replace("_", "-") for arg in argv if arg.startswith("--env.")}
+    env = cfg.env
+    if typed & {"--env.tasks", "--env.ids"}:
+        env = dataclasses.replace(env, task_list=())
+    if "--env.eval-tasks" in typed:
+        env = dataclasses.replace(env, eval_task_list=())
+    return dataclasses.replace(cfg, env=env)
 
 
 TRUST_FLAG = "--trust-env-module"  # consent to the module a --config file's env id names

@@ -254,21 +254,39 @@ def evaluate_tasks(
     greedy: bool = True,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
-    """Multi-task evaluation: `num_trials` trials of each task, its task pinned in the evaluation envs.
-    Rows: `eval/<task>/...` per task (`summarize_trials`), `eval/<task>/normalized` where the task list
-    gives `random_return` and `best_return`, the pooled `eval/...` over all trials with `eval/return` the
-    mean over tasks, and `eval/normalized_mean` over the tasks that have references."""
+    """Multi-task evaluation: `num_trials` trials of each task, its task pinned in the evaluation envs
+    (`play_tasks`), summarised by `summarize_tasks`."""
+    return summarize_tasks(play_tasks(agent, cfg, tasks, num_trials, seed, greedy, should_stop=should_stop))
+
+
+def play_tasks(
+    agent: Agent,
+    cfg: Config,
+    tasks: list[dict[str, Any]],
+    num_trials: int,
+    seed: int,
+    greedy: bool = True,
+    **play: Any,
+) -> list[tuple[dict[str, Any], list[TrialStats]]]:
+    """`num_trials` trials of each of `tasks` (the normalised task list of `cfg`'s evaluation envs), task k
+    pinned and seeded `seed + k`; `play` goes to `play_trials` (first_steps, forget_episodes, should_stop)."""
     eval_cfg = eval_env_config(cfg)
-    out: dict[str, float] = {}
-    everything: list[TrialStats] = []
-    task_returns: list[float] = []
-    normalized: list[float] = []
+    per_task = []
     for k, task in enumerate(tasks):
         env_fn = env_factory(eval_cfg, fixed_task=k)
-        played = play_trials(
-            agent, eval_cfg, num_trials, seed + k, greedy, env_fn=env_fn, should_stop=should_stop
-        )
-        everything.extend(played)
+        played = play_trials(agent, eval_cfg, num_trials, seed + k, greedy, env_fn=env_fn, **play)
+        per_task.append((task, played))
+    return per_task
+
+
+def summarize_tasks(per_task: list[tuple[dict[str, Any], list[TrialStats]]]) -> dict[str, float]:
+    """Rows: `eval/<task>/...` per task (`summarize_trials`), `eval/<task>/normalized` where the task list
+    gives `random_return` and `best_return`, the pooled `eval/...` over all trials with `eval/return` the
+    mean over tasks, and `eval/normalized_mean` over the tasks that have references."""
+    out: dict[str, float] = {}
+    task_returns: list[float] = []
+    normalized: list[float] = []
+    for task, played in per_task:
         prefix = f"eval/{task['name']}"
         summary = summarize_trials(played, prefix)
         out.update(summary)
@@ -280,7 +298,7 @@ def evaluate_tasks(
         if score is not None:
             out[f"{prefix}/normalized"] = score
             normalized.append(score)
-    out.update(summarize_trials(everything, "eval"))
+    out.update(summarize_trials([trial for _, played in per_task for trial in played], "eval"))
     if task_returns:
         out["eval/return"] = float(np.mean(task_returns))
     if normalized:
@@ -404,16 +422,15 @@ def evaluate_run(
     )
     eval_cfg = eval_env_config(cfg, env_overrides)
     check_env_config(eval_cfg, "evaluation env")  # a bad --env.KEY: one SetupError, not a traceback
-    played = play_trials(
-        agent,
-        eval_cfg,
-        trials or cfg.eval_trials,
-        seed=seed,
-        greedy=greedy,
-        first_steps=first_steps,
-        forget_episodes=forget_episodes,
-        should_stop=should_stop,
-    )
+    play = {"first_steps": first_steps, "forget_episodes": forget_episodes, "should_stop": should_stop}
+    tasks = env_tasks(eval_cfg)
+    if tasks is None:
+        played = play_trials(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy, **play)
+        summary = summarize_trials(played, "eval")
+    else:  # every task, `trials` each, as the training-time evaluations play them
+        per_task = play_tasks(agent, eval_cfg, tasks, trials or cfg.eval_trials, seed, greedy, **play)
+        played = [trial for _, task_played in per_task for trial in task_played]
+        summary = summarize_tasks(per_task)
     result = {
         "checkpoint": ckpt.name,
         "env_steps": extra.get("env_steps"),
@@ -427,7 +444,7 @@ def evaluate_run(
         **({} if first_steps is None else {"first_steps": first_steps}),
         **({"forget_episodes": True} if forget_episodes else {}),
         **({"weights": "ema"} if weights == "ema" else {}),
-        **summarize_trials(played, "eval"),
+        **summary,
     }
     # The file also keeps every trial's episode returns, in play order (trial k of every actor, then
     # k + 1): two runs evaluated with the same seed and env kwargs meet the same tasks in the same order,

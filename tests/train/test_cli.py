@@ -10,6 +10,7 @@ import torch
 
 from icrl.cli import build_train_config, main, parse_value, split_train_args
 from icrl.config import load_config
+from icrl.presets import preset_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -307,3 +308,20 @@ def test_compare_several_pairs_adds_the_between_pair_estimate(tmp_path, capsys):
         main(["compare", a1, b, a2])
     with pytest.raises(SystemExit, match="icrl compare: seed differs"):
         main(["compare", a1, b, _eval_file(tmp_path / "a3.json", [[0.0], [0.0]], seed=6), b])
+
+
+def test_tasks_typed_on_the_command_line_replace_a_presets_task_list(tmp_path):
+    from icrl.cli import build_train_config
+
+    tasks = tmp_path / "tasks.json"
+    cfg = build_train_config(["--preset", "multitask-grid", "--env.tasks", str(tasks)])
+    assert cfg.env.tasks == str(tasks) and cfg.env.task_list == ()
+    cfg = build_train_config(["--preset", "multitask-grid", "--env.ids", "icrl/TMaze-v0,CartPole-v1"])
+    assert cfg.env.task_list == () and cfg.env.ids == ("icrl/TMaze-v0,CartPole-v1",)
+    cfg = build_train_config(["--preset", "metaworld-ml10", "--env.eval-tasks", str(tasks)])
+    assert cfg.env.eval_task_list == () and len(cfg.env.task_list) == 10  # the training tasks stay
+    cfg = build_train_config(["--preset", "multitask-popgym", "--env.ids", "popgym-RepeatFirstEasy-v0"])
+    assert cfg.env.ids == ("popgym-RepeatFirstEasy-v0",)
+    cfg = build_train_config(["CartPole-v1", "--preset", "multitask-grid"])  # a single env of its settings
+    assert not cfg.env.multitask and cfg.model == preset_config("multitask-grid").model
+    assert len(build_train_config(["--preset", "multitask-grid"]).env.task_list) == 4
