@@ -229,10 +229,11 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
     """`play_trials`, summarised as `eval/...` metrics (EvaluationStopped when `should_stop` says so). A
-    multi-task config plays `num_trials` trials of every evaluation task (`evaluate_tasks`)."""
+    multi-task config plays `num_trials` trials of every evaluation task (`play_tasks`)."""
     tasks = env_tasks(eval_env_config(cfg))  # the held-out tasks where the run names some
     if tasks is not None:
-        return evaluate_tasks(agent, cfg, tasks, num_trials, seed, greedy, should_stop)
+        per_task = play_tasks(agent, cfg, tasks, num_trials, seed, greedy, should_stop=should_stop)
+        return summarize_tasks(per_task)
     played = play_trials(agent, cfg, num_trials, seed, greedy, should_stop=should_stop)
     return summarize_trials(played, "eval")
 
@@ -243,20 +244,6 @@ def normalized_return(value: float, random_return: float | None, best_return: fl
     if random_return is None or best_return is None or best_return == random_return:
         return None
     return (value - float(random_return)) / (float(best_return) - float(random_return))
-
-
-def evaluate_tasks(
-    agent: Agent,
-    cfg: Config,
-    tasks: list[dict[str, Any]],
-    num_trials: int,
-    seed: int,
-    greedy: bool = True,
-    should_stop: Callable[[], bool] | None = None,
-) -> dict[str, float]:
-    """Multi-task evaluation: `num_trials` trials of each task, its task pinned in the evaluation envs
-    (`play_tasks`), summarised by `summarize_tasks`."""
-    return summarize_tasks(play_tasks(agent, cfg, tasks, num_trials, seed, greedy, should_stop=should_stop))
 
 
 def play_tasks(
