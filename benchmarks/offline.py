@@ -49,12 +49,16 @@ class OfflineCase:
     pretrain_updates: int
     online_metric: str
     online_target: float
+    online_steps: int | None = None
+    """Env-step budget of the offline-to-online run (None: the defaults' budget). Past the env steps at
+    which the run from scratch got there, a later arrival changes no verdict."""
 
 
 CASES: dict[str, OfflineCase] = {
     "tmaze-50": OfflineCase("tmaze-50", 2_000, 1_000, "eval/return", 0.95),
     # The last of 5 attempts: what was learned in context about this lake.
-    "frozen-lake": OfflineCase("frozen-lake", 4_000, 1_000, "eval/return_episode_4", 0.8),
+    # From scratch it first reaches 0.8 at 18k-42k env steps (seeds 0-2, of a 100k budget).
+    "frozen-lake": OfflineCase("frozen-lake", 4_000, 1_000, "eval/return_episode_4", 0.8, 50_000),
 }
 # part -> (epsilon, collect seed offset); a dataset is two parts.
 PARTS = {"greedy": (0.0, 1), "eps0.3": (0.3, 2), "random": (1.0, 3), "random-b": (1.0, 4)}
@@ -135,7 +139,7 @@ class Bench:
         if method == "online":
             budget = [
                 "--total-env-steps",
-                str(defaults.steps),
+                str(case.online_steps or defaults.steps),
                 "--offline-updates",
                 str(case.pretrain_updates),
             ]
@@ -260,7 +264,8 @@ def online_table(bench: Bench, names: list[str], seeds: list[int]) -> str:
             )
             a = mixed.get("reached_steps") if mixed else None
             b = from_scratch.get("reached_steps") if from_scratch else None
-            o2o.append("-" if mixed is None else f"{a:,}" if a is not None else "not reached")
+            missed = f"not by {mixed['env_steps']:,}" if mixed else "-"
+            o2o.append("-" if mixed is None else f"{a:,}" if a is not None else missed)
             scratch.append("-" if from_scratch is None else f"{b:,}" if b is not None else "not reached")
             if mixed and from_scratch:
                 counted += 1
