@@ -419,3 +419,24 @@ def test_metaworld_ml10_runs(tmp_path):
     assert sorted(k.split("/")[1] for k in result if k.endswith("/trials") and k.count("/") == 2) == sorted(
         ["drawer-open", "door-close", "shelf-place", "sweep-into", "lever-pull"]
     )
+
+
+def test_evaluation_kwargs_win_over_a_tasks_own():
+    """`eval_kwargs` and `icrl eval --env.KEY` overrides apply to every task, over its own kwargs (common
+    `--env.KEY` training kwargs stay under them); training and validation envs keep the tasks' own."""
+    from icrl.train.evaluate import eval_env_config
+
+    tasks = [
+        {"id": "icrl/TMaze-v0", "kwargs": {"length": 4}, "name": "short"},
+        {"id": "icrl/TMaze-v0", "kwargs": {"length": 6}, "name": "long"},
+    ]
+    cfg = make_tiny_config(env={"task_list": tasks, "kwargs": {"length": 9}, "eval_kwargs": {}})
+    assert [t["kwargs"]["length"] for t in env_tasks(eval_env_config(cfg))] == [4, 6]
+    assert [t["kwargs"]["length"] for t in env_tasks(eval_env_config(cfg, {"length": 8}))] == [8, 8]
+    with_eval = make_tiny_config(env={"task_list": tasks, "kwargs": {}, "eval_kwargs": {"length": 7}})
+    assert [t["kwargs"]["length"] for t in env_tasks(eval_env_config(with_eval))] == [7, 7]
+    assert [t["kwargs"]["length"] for t in env_tasks(with_eval)] == [4, 6]  # training
+    validation = eval_env_config(with_eval, use_eval_kwargs=False)
+    assert [t["kwargs"]["length"] for t in env_tasks(validation)] == [4, 6]
+    twice = eval_env_config(eval_env_config(cfg, {"length": 8}))  # applying it again changes nothing
+    assert [t["kwargs"]["length"] for t in env_tasks(twice)] == [8, 8]

@@ -170,14 +170,19 @@ def eval_env_config(
 ) -> Config:
     """`cfg` with the env kwargs that evaluation uses: `kwargs`, then `eval_kwargs`, then `env_overrides`
     (e.g. `icrl eval RUN --env.split test`); `eval_kwargs` is emptied (already applied). A multi-task run's
-    evaluation task list (`eval_task_list` or the `eval_tasks` file) replaces its training tasks. Without
+    evaluation task list (`eval_task_list` or the `eval_tasks` file) replaces its training tasks, and its
+    `eval_kwargs` and `env_overrides` go over every task's own kwargs (common `kwargs` go under them). Without
     `use_eval_kwargs`, the training kwargs and tasks with the overrides (validation envs: `icrl select`)."""
-    eval_kwargs = cfg.env.eval_kwargs if use_eval_kwargs else {}
-    kwargs = {**cfg.env.kwargs, **eval_kwargs, **(env_overrides or {})}
+    over = {**(cfg.env.eval_kwargs if use_eval_kwargs else {}), **(env_overrides or {})}
+    kwargs = {**cfg.env.kwargs, **over}
     env = dataclasses.replace(cfg.env, kwargs=kwargs, eval_kwargs={}, eval_tasks=None, eval_task_list=())
     eval_tasks = cfg.env.eval_task_list or (load_task_file(cfg.env.eval_tasks) if cfg.env.eval_tasks else ())
     if use_eval_kwargs and eval_tasks:  # held-out tasks replace the training ones
         env = dataclasses.replace(env, ids=(), tasks=None, task_list=tuple(eval_tasks))
+    if over and env.multitask:  # what evaluation asks for wins over a task's own setting
+        tasks = env_tasks(dataclasses.replace(cfg, env=env)) or []
+        listed = tuple({**task, "kwargs": {**task["kwargs"], **over}} for task in tasks)
+        env = dataclasses.replace(env, ids=(), tasks=None, task_list=listed)
     return dataclasses.replace(cfg, env=env)
 
 
