@@ -127,8 +127,12 @@ def tmaze_50() -> Config:
 
 @preset("tmaze-quick")
 def tmaze_quick() -> Config:
-    """The `make train` job: T-Maze 50, stopping once solved (a few minutes on 2 cores)."""
-    return replace(tmaze_50(), target_return=0.99, exp_name="tmaze-quick")
+    """The `make train` job: T-Maze 50 with lr 3e-4, stopping once solved (about a minute on 2 cores).
+
+    lr 3e-4 solves it in 13.8k-18.9k env steps (5 seeds) where `tmaze-50`'s 1e-4 needs 18.9k-32.3k; 6e-4
+    was as fast on average but 1e-3 had not solved seed 0 after 35k."""
+    base = tmaze_50()
+    return replace(base, agent=replace(base.agent, lr=3e-4), target_return=0.99, exp_name="tmaze-quick")
 
 
 @preset("tmaze-200")

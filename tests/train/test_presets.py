@@ -405,7 +405,8 @@ RECORDED: dict[str, dict] = {'bench-s': {'agent.num_critics': 4,
               'explore.sample_actions': False,
               'model.context_len': 51,
               'model.pos_emb': 'learned'},
- 'tmaze-quick': {'env.kwargs': {'length': 50},
+ 'tmaze-quick': {'agent.lr': 0.0003,
+                 'env.kwargs': {'length': 50},
                  'eval_every': 128,
                  'exp_name': 'tmaze-quick',
                  'explore.anneal_env_steps': 100000,
@@ -431,7 +432,7 @@ SHA256: dict[str, str] = {'bench-s': 'c3b96b88c0c949ddb2b04515f86185c778783e8002
  'tmaze-10k': '9e4be189d85953ab14d84c6a9a009f5078829e83a134cde50c12f19da18a11f1',
  'tmaze-200': '05c80370f468a2157f9f66ca8ff1b51aaabb8799b2bfac7380fbf188a34f2a7f',
  'tmaze-50': 'd84e1f4a5251603c28c06b0483c8a46167d325408f1ae6344250cd6e67893374',
- 'tmaze-quick': '7dd4a4ecc55dba64bd092ddf9f8ea444f40dedd4e4f451e3a3ad62fafdb1d74d'}
+ 'tmaze-quick': '5dd4738e14a12f55e298d8c13d3d1fec648ab99836a0abacc154b9246ab5a3d5'}
 DEFAULTS_SHA256 = 'cc9d481632d235ae17014206837a65882f5501cd00f95de82a11aba6ef747ce1'
 
 
@@ -481,9 +482,10 @@ def test_each_call_returns_a_fresh_config():
 
 
 def test_derived_presets_change_only_their_own_fields():
-    assert dataclasses.replace(preset_config("tmaze-quick"), target_return=None, exp_name="tmaze-50") == (
-        preset_config("tmaze-50")
-    )
+    quick = preset_config("tmaze-quick")
+    assert quick.agent.lr == 3e-4
+    quick = dataclasses.replace(quick, agent=dataclasses.replace(quick.agent, lr=1e-4))
+    assert dataclasses.replace(quick, target_return=None, exp_name="tmaze-50") == preset_config("tmaze-50")
     w16, reach = preset_config("metaworld-reach-w16"), preset_config("metaworld-reach")
     assert (w16.env, w16.explore) == (reach.env, reach.explore)
     assert w16.model.context_len == 16 and w16.agent.n_step == 3 and w16.agent.bc_weight == 0.0
