@@ -182,8 +182,14 @@ def test_ctrl_c_during_icrl_eval(tmp_path, tiny_config, capsys, monkeypatch, rec
 
     monkeypatch.setattr(Collector, "_step", step)
     capsys.readouterr()
-    with pytest.raises(SystemExit) as raised:
-        main(["eval", str(run), "--trials", "100000"])
+    # A suite started as a background job (`nohup make test &`) inherits SIGINT ignored, and icrl leaves an
+    # ignored signal ignored, as a shell's background job expects: this probe needs Ctrl-C delivered.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit) as raised:
+            main(["eval", str(run), "--trials", "100000"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err.strip()
     record_property("observed", f"exit {raised.value.code} after {len(steps)} steps: {err}")
     assert raised.value.code == 130 and len(steps) <= 51
