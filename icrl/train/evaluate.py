@@ -235,10 +235,9 @@ def evaluate(
 ) -> dict[str, float]:
     """`play_trials`, summarised as `eval/...` metrics (EvaluationStopped when `should_stop` says so). A
     multi-task config plays `num_trials` trials of every evaluation task (`play_tasks`)."""
-    tasks = env_tasks(eval_env_config(cfg))  # the held-out tasks where the run names some
-    if tasks is not None:
-        per_task = play_tasks(agent, cfg, tasks, num_trials, seed, greedy, should_stop=should_stop)
-        return summarize_tasks(per_task)
+    eval_cfg = eval_env_config(cfg)  # the held-out tasks where the run names some
+    if eval_cfg.env.multitask:
+        return summarize_tasks(play_tasks(agent, eval_cfg, num_trials, seed, greedy, should_stop=should_stop))
     played = play_trials(agent, cfg, num_trials, seed, greedy, should_stop=should_stop)
     return summarize_trials(played, "eval")
 
@@ -253,18 +252,17 @@ def normalized_return(value: float, random_return: float | None, best_return: fl
 
 def play_tasks(
     agent: Agent,
-    cfg: Config,
-    tasks: list[dict[str, Any]],
+    eval_cfg: Config,
     num_trials: int,
     seed: int,
     greedy: bool = True,
     **play: Any,
 ) -> list[tuple[dict[str, Any], list[TrialStats]]]:
-    """`num_trials` trials of each of `tasks` (the normalised task list of `cfg`'s evaluation envs), task k
-    pinned and seeded `seed + k`; `play` goes to `play_trials` (first_steps, forget_episodes, should_stop)."""
-    eval_cfg = eval_env_config(cfg)
+    """`num_trials` trials of each task of a multi-task evaluation config (`eval_env_config`'s), task k
+    pinned and seeded `seed + k`, with its normalised task spec; `play` goes to `play_trials`
+    (first_steps, forget_episodes, should_stop)."""
     per_task = []
-    for k, task in enumerate(tasks):
+    for k, task in enumerate(env_tasks(eval_cfg) or []):
         env_fn = env_factory(eval_cfg, fixed_task=k)
         played = play_trials(agent, eval_cfg, num_trials, seed + k, greedy, env_fn=env_fn, **play)
         per_task.append((task, played))
@@ -415,12 +413,11 @@ def evaluate_run(
     eval_cfg = eval_env_config(cfg, env_overrides)
     check_env_config(eval_cfg, "evaluation env")  # a bad --env.KEY: one SetupError, not a traceback
     play = {"first_steps": first_steps, "forget_episodes": forget_episodes, "should_stop": should_stop}
-    tasks = env_tasks(eval_cfg)
-    if tasks is None:
+    if not eval_cfg.env.multitask:
         played = play_trials(agent, eval_cfg, trials or cfg.eval_trials, seed=seed, greedy=greedy, **play)
         summary = summarize_trials(played, "eval")
     else:  # every task, `trials` each, as the training-time evaluations play them
-        per_task = play_tasks(agent, eval_cfg, tasks, trials or cfg.eval_trials, seed, greedy, **play)
+        per_task = play_tasks(agent, eval_cfg, trials or cfg.eval_trials, seed, greedy, **play)
         played = [trial for _, task_played in per_task for trial in task_played]
         summary = summarize_tasks(per_task)
     result = {
