@@ -234,6 +234,11 @@ class AgentConfig:
     """classification critic: lowest bin, in symlog units (-10: returns down to about -2.2e4)."""
     critic_bins_high: Annotated[float, Range(0.0, 30.0, low_open=True)] = 10.0
     """classification critic: highest bin, in symlog units (10: returns up to about 2.2e4)."""
+    conservative_weight: Annotated[float | None, NON_NEGATIVE] = None
+    """Weight of a conservative (CQL-style) critic term, relative to the TD loss: the critics' soft maximum
+    over actions minus the stored action's value (Box/MultiBinary: the policy's sampled actions). Offline,
+    an unchecked critic overvalues actions the data lacks. None: 1 when the run trains from data
+    (--offline-data), else 0 (off)."""
     actor_objective: Literal["amago", "imitation"] = "amago"
     """amago: pg_weight x (-Q) + bc_weight x filtered BC. imitation: filtered BC only (AMAGO-2), no -Q term
     whatever pg_weight says, and the critic targets average the critics instead of a subset's minimum."""
@@ -265,6 +270,17 @@ ACTION_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "sampled": {"extra_gammas": (0.95,), "num_critics": 2, "num_action_samples": 2},
 }
+
+
+DATA_CONSERVATIVE_WEIGHT = 1.0
+"""`agent.conservative_weight` of a run that trains from data and leaves it unset. Measured on the offline
+benchmark (`benchmarks/offline.py`): without it the critic overvalues the actions a dataset lacks and the
+actor follows them (T-Maze 50 from a mixed dataset: 0.0 on 200 trials; with it 1.0)."""
+
+
+def conservative_weight(agent: AgentConfig) -> float:
+    """The conservative critic term's weight, 0 while it is left unset (an agent made outside a run)."""
+    return agent.conservative_weight or 0.0
 
 
 def agent_for_action_kind(agent: AgentConfig, sampled_actions: bool) -> AgentConfig:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from icrl.agent import losses
-from icrl.config import AgentConfig, ModelConfig, agent_for_action_kind
+from icrl.config import AgentConfig, ModelConfig, agent_for_action_kind, conservative_weight
 from icrl.nets.distributions import Bernoulli, Categorical
 from icrl.nets.heads import (
     BoxPolicy,
@@ -58,6 +58,7 @@ class ActorCriticTerms:
     logp_taken: Tensor  # (B, L, G): log pi_g(a_t | s_t), with gradient to the actor
     advantage: Tensor  # (B, L, G): the filter's input, no gradient
     entropy: Tensor  # (B, L): entropy of the main discount's policy (a sample estimate for Box), no gradient
+    conservative: Tensor  # scalar: losses.conservative_penalty with gradient to the critics (0 when off)
 
 
 def frozen_call(module: nn.Module, *args: Tensor) -> Tensor:
@@ -84,6 +85,8 @@ class ActionKind:
     """Classification critic: bin centres (Kb,) in symlog space; None for a regression critic."""
     pg: bool = True
     """Whether `terms` builds the -Q term (False for the imitation objective: no sampling graph for it)."""
+    conservative: bool = False
+    """Whether `terms` builds the conservative critic term (`agent.conservative_weight` > 0)."""
 
     @property
     def num_bins(self) -> int | None:
@@ -97,6 +100,13 @@ class ActionKind:
         if self.bins.device != out.device:  # cached on the critics' device after the first call
             self.bins = self.bins.to(out.device)
         return losses.bins_to_value(out, self.bins)
+
+    def critic_scale(self, out: Tensor) -> Tensor:
+        """Critic output -> values on the critic's own scale, with gradient: the identity for regression
+        critics (PopArt-normalised), the expected symlog bin for classification logits (..., Kb) -> (...)."""
+        if self.bins is None:
+            return out
+        return (torch.softmax(out, dim=-1) * self.bins.to(out.device, out.dtype)).sum(-1)
 
     def build_heads(
         self, d_model: int, num_gammas: int, model: ModelConfig, agent: AgentConfig
@@ -228,7 +238,14 @@ class DiscreteActions(ActionKind):
         with torch.no_grad():
             entropy = -(probs[..., -1, :] * log_probs[..., -1, :]).sum(-1)  # (B, L)
         pg_loss = losses.policy_gradient_loss(q_policy, mask) if self.pg else _no_pg(s_t)
-        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
+        conservative = _no_pg(s_t)
+        if self.conservative:
+            scaled = self.critic_scale(q)  # (B, L, C, G, N)
+            if action_mask is not None:  # actions a task does not have are not candidates
+                scaled = mask_logits(scaled, action_mask[:, :, None, None, :])
+            taken = losses.q_of_actions(scaled, action)  # (B, L, C, G)
+            conservative = losses.conservative_penalty(scaled, taken, mask, soft_max=True)
+        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy, conservative)
 
     def policy(self, actor, h, head=-1, action_mask=None):
         return Categorical(mask_logits(actor(h[:, None])[:, 0, head], action_mask))  # logits (N, n)
@@ -278,6 +295,15 @@ class _SampledActions(ActionKind):
         stored = action[:, :, None, None].expand(B, L, critics.num_gammas, 1, A)  # (B, L, G, 1, A)
         out = critics(s_t, stored)  # (B, L, C, G, 1[, Kb])
         return out[..., 0] if self.bins is None else out[..., 0, :]  # (B, L, C, G[, Kb])
+
+    def _conservative(
+        self, critics: nn.Module, s_t: Tensor, sampled: Tensor, q_taken: Tensor, mask: Tensor
+    ) -> Tensor:
+        """The conservative term against the policy's sampled actions (constants), or 0 when it is off."""
+        if not self.conservative:
+            return _no_pg(s_t)
+        others = self.critic_scale(critics(s_t, sampled.detach()))  # (B, L, C, G, K)
+        return losses.conservative_penalty(others, self.critic_scale(q_taken), mask, soft_max=False)
 
     def _value_taken(self, q_taken: Tensor) -> Tensor:
         """The stored actions' value averaged over the critics, for the filter: (B, L, G), no gradient."""
@@ -339,7 +365,8 @@ class BoxActions(_SampledActions):
         logp_taken = dist.log_prob(stored)  # (B, L, G)
         advantage = losses.sampled_advantage(self._value_taken(q_taken), q_sampled)
         entropy = -logp_sampled[..., -1, :].detach().mean(-1)  # (B, L) Monte-Carlo estimate
-        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
+        conservative = self._conservative(critics, s_t, sampled, q_taken, mask)
+        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy, conservative)
 
 
 class BinaryActions(_SampledActions):
@@ -368,7 +395,8 @@ class BinaryActions(_SampledActions):
         pg_loss = losses.score_function_pg_loss(q_sampled, logp_sampled, mask) if self.pg else _no_pg(s_t)
         logp_taken = dist.log_prob(action[:, :, None].expand_as(logits))  # (B, L, G)
         advantage = losses.sampled_advantage(self._value_taken(q_taken), q_sampled)
-        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy)
+        conservative = self._conservative(critics, s_t, sampled, q_taken, mask)
+        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy, conservative)
 
 
 def _no_pg(like: Tensor) -> Tensor:
@@ -403,4 +431,5 @@ def make_action_kind(space: gym.Space, agent: AgentConfig, model: ModelConfig | 
     if agent.actor_objective not in ("amago", "imitation"):
         raise ValueError(f"agent.actor_objective must be amago or imitation, got {agent.actor_objective!r}")
     kind.pg = agent.actor_objective == "amago"
+    kind.conservative = conservative_weight(agent) > 0
     return kind

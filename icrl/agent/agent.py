@@ -26,6 +26,8 @@ The whole algorithm, one update (`icrl.train.learner.Learner.step` drives it; `A
          regression      losses.critic_loss(Q(s_t, a_t), y, mask)              squared TD error
          classification  losses.classification_critic_loss(logits(s_t, a_t), y, bins, mask)
                          cross entropy against two_hot(symlog(y)) on the bins (AMAGO-2)
+         + conservative_weight x losses.conservative_penalty (optional, CQL-style, for training from
+           data): soft max over actions of Q minus Q(s_t, a_t), on the critic's own scale
     6. actor loss, per discount head (Q, V read from the critics as in 4, so in return units for the
        classification critic):
          filtered BC  losses.filtered_bc_loss(log pi(a_t | s_t), advantage)  weights from
@@ -35,6 +37,7 @@ The whole algorithm, one update (`icrl.train.learner.Learner.step` drives it; `A
        `agent.actor_objective`:
          amago      loss = pg_weight * PG + bc_weight * BC + critic_weight * critic
          imitation  loss = bc_weight * BC + critic_weight * critic        (no PG term is built)
+       (critic = the critic loss of 5 with its conservative term)
     7. step: backward, clip, AdamW; target heads <- lerp(online heads, tau)  (`update_targets`)
 """
 
@@ -54,7 +57,7 @@ from torch import Tensor, nn
 from icrl.agent import losses
 from icrl.agent.action_kinds import Policy, critic_hidden_dtype, make_action_kind
 from icrl.agent.popart import PopArt
-from icrl.config import AgentConfig, ModelConfig, agent_for_action_kind
+from icrl.config import AgentConfig, ModelConfig, agent_for_action_kind, conservative_weight
 from icrl.nets.distributions import Categorical
 from icrl.nets.encoders import ACTION_MASK_KEY, TimestepEncoder
 from icrl.nets.sequence import FLOAT32_KINDS, make_sequence_model
@@ -280,10 +283,13 @@ class Agent(nn.Module):
         bc_loss = losses.filtered_bc_loss(
             terms.logp_taken, terms.advantage, mask, kind=cfg.filter, beta=cfg.exp_filter_beta
         )
+        critic_total = critic_loss
+        if kind.conservative:
+            critic_total = critic_loss + conservative_weight(cfg) * terms.conservative
         if kind.pg:
-            total = pg_weight * terms.pg_loss + cfg.bc_weight * bc_loss + cfg.critic_weight * critic_loss
+            total = pg_weight * terms.pg_loss + cfg.bc_weight * bc_loss + cfg.critic_weight * critic_total
         else:  # imitation: the -Q term does not exist (not even as 0 x a sampled graph)
-            total = cfg.bc_weight * bc_loss + cfg.critic_weight * critic_loss
+            total = cfg.bc_weight * bc_loss + cfg.critic_weight * critic_total
 
         with torch.no_grad():
             q_out = terms.q_taken.unsqueeze(-2 if classify else -1)  # (B, L, C, G, 1[, Kb])
@@ -293,6 +299,7 @@ class Agent(nn.Module):
                 "loss/critic": critic_loss.detach(),
                 "loss/pg": terms.pg_loss.detach(),
                 "loss/bc": bc_loss.detach(),
+                "loss/conservative": terms.conservative.detach(),
                 "stats/q_main": losses.masked_mean(q_main, mask),
                 "stats/target_main": losses.masked_mean(target_main, mask),
                 "stats/entropy_main": losses.masked_mean(terms.entropy, mask),

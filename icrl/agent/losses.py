@@ -179,6 +179,23 @@ def critic_loss(q_taken: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
     return masked_mean((q_taken - target.detach().unsqueeze(-2)).square(), mask)
 
 
+def conservative_penalty(
+    q_others: Tensor, q_taken: Tensor, mask: Tensor | None, soft_max: bool = True
+) -> Tensor:
+    """CQL-style regulariser: how far the critics rank other actions above the stored one -> scalar.
+
+    q_others (B, L, C, G, M): each critic's value of M actions at every position (Discrete: all N actions;
+    Box / MultiBinary: K actions sampled from the policy, as constants); q_taken (B, L, C, G): the stored
+    action's. soft_max: logsumexp over M (CQL(H), for an enumerable action set), else the mean over M (the
+    policy as the proposal). Minimising it pushes down the values of actions the data does not have and
+    pushes up the data's, so a critic trained offline cannot rank an unseen action above what was done.
+    Values are on the critic's own scale (PopArt-normalised, or symlog for the classification critic), so
+    one weight suits any reward scale. Masked mean over (B, L), mean over C and G; gradient to both inputs.
+    """
+    pushed_down = torch.logsumexp(q_others, dim=-1) if soft_max else q_others.mean(-1)
+    return masked_mean(pushed_down - q_taken, mask)
+
+
 # ---------------------------------------------------------------------------------------------- actor
 def filter_weights(
     advantage: Tensor,

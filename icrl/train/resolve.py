@@ -11,6 +11,9 @@ A field left at None in the config is decided from what the env states (`EnvProb
                         the action kind's (`icrl.config.ACTION_KIND_DEFAULTS`): fewer for Box and
                         MultiBinary actions, whose critics judge sampled actions
 
+    agent.conservative_weight
+                        DATA_CONSERVATIVE_WEIGHT when the run trains from data (`offline_data`), else 0
+
 The resolved config is what `config.json` records, so a resume, `icrl eval` and `icrl.load_policy` see
 numbers, not None.
 """
@@ -22,7 +25,13 @@ from typing import Any
 
 from gymnasium import spaces
 
-from icrl.config import DEFAULT_CONTEXT_LEN, Config, agent_for_action_kind
+from icrl.config import (
+    DATA_CONSERVATIVE_WEIGHT,
+    DEFAULT_CONTEXT_LEN,
+    Config,
+    agent_for_action_kind,
+    conservative_weight,
+)
 
 
 def resolve_action_defaults(cfg: Config, action_space: Any) -> Config:
@@ -33,9 +42,18 @@ def resolve_action_defaults(cfg: Config, action_space: Any) -> Config:
     return cfg if agent is cfg.agent else dataclasses.replace(cfg, agent=agent)
 
 
+def resolve_data_defaults(cfg: Config) -> Config:
+    """`cfg` with `agent.conservative_weight` filled in: on for a run that trains from data, else off."""
+    if cfg.agent.conservative_weight is not None:
+        return cfg
+    weight = DATA_CONSERVATIVE_WEIGHT if cfg.offline_data else 0.0
+    return dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, conservative_weight=weight))
+
+
 def resolve_env_defaults(cfg: Config, horizon: int | None, action_space: Any = None) -> Config:
     """`cfg` with its env-derived fields filled in from the trial length `horizon` (None: unknown) and,
-    given one, the agent-facing `action_space`."""
+    given one, the agent-facing `action_space`; and with the settings that follow from training from data."""
+    cfg = resolve_data_defaults(cfg)
     if action_space is not None:
         cfg = resolve_action_defaults(cfg, action_space)
     model = cfg.model
@@ -92,6 +110,13 @@ def key_choices(given: Config, resolved: Config, budget: dict[str, Any], horizon
     ratio_text = f"1/{1 / ratio:.3g}" if 0 < ratio < 1 else f"{ratio:.3g}"
     size = f"d_model {model.d_model} x {model.n_layers} layers" if model.kind != "mlp" else "memory-free"
     sampled = "sampled actions" if explore.sample_actions else "greedy actions"
+    data = []
+    if resolved.offline_data:
+        weight_why = "as set" if given.agent.conservative_weight is not None else "training from data"
+        data = [
+            f"data: {len(resolved.offline_data)} dataset(s), {resolved.offline_updates:,} updates on them "
+            f"first; conservative critic weight {conservative_weight(agent):g} ({weight_why})"
+        ]
     return [
         f"env {_env_name(resolved)}: {_trial_text(budget, horizon)}; {_policy_text(action_space, resolved)}",
         f"model {model.kind} ({size}), context {model.context_len} steps ({context_why}), "
@@ -104,4 +129,5 @@ def key_choices(given: Config, resolved: Config, budget: dict[str, Any], horizon
         f"{explore.anneal_env_steps:,} env steps",
         f"budget {resolved.total_env_steps:,} env steps, first update after {resolved.learning_starts:,}; "
         f"evaluation every {resolved.eval_every} updates on {resolved.eval_trials} trials",
+        *data,
     ]

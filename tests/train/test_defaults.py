@@ -59,7 +59,7 @@ def test_context_len_follows_the_trial(horizon, context, max_time):
 
 def test_a_set_context_len_is_kept():
     cfg = Config(model=ModelConfig(context_len=32))
-    assert resolve_env_defaults(cfg, 21) == cfg
+    assert resolve_env_defaults(cfg, 21).model == cfg.model
     rope = Config()  # rotary positions (the default): no position table to size
     assert rope.model.pos_emb == "rope" and resolve_env_defaults(rope, 1000).model.max_time is None
 
@@ -74,6 +74,23 @@ def test_key_choices_say_where_the_context_came_from():
     assert "context 8 steps (as set)" in "\n".join(
         key_choices(given, given, {"steps": 64}, 64, gym.spaces.Box(-1, 1, (2,)))
     )
+
+
+def test_training_from_data_turns_the_conservative_critic_on():
+    from icrl.config import DATA_CONSERVATIVE_WEIGHT, AgentConfig
+
+    online = resolve_env_defaults(Config(), 21)
+    assert online.agent.conservative_weight == 0.0
+    data = Config(offline_data=("some/dataset",), total_env_steps=0, offline_updates=100)
+    resolved = resolve_env_defaults(data, 21)
+    assert resolved.agent.conservative_weight == DATA_CONSERVATIVE_WEIGHT > 0
+    text = "\n".join(key_choices(data, resolved, {"episodes": 1}, 21, gym.spaces.Discrete(4)))
+    assert f"conservative critic weight {DATA_CONSERVATIVE_WEIGHT:g} (training from data)" in text
+    chosen = Config(agent=AgentConfig(conservative_weight=0.25), offline_data=("d",), offline_updates=1)
+    resolved = resolve_env_defaults(chosen, 21)
+    assert resolved.agent.conservative_weight == 0.25
+    assert "weight 0.25 (as set)" in "\n".join(key_choices(chosen, resolved, {}, 21, gym.spaces.Discrete(4)))
+    assert "conservative" not in "\n".join(key_choices(Config(), online, {}, 21, gym.spaces.Discrete(4)))
 
 
 def test_the_action_kind_decides_the_critic_settings():
