@@ -298,6 +298,13 @@ def test_losses_are_finite_and_ignore_invalid_actions_with_masks(tmp_path):
     assert (terms.entropy <= np.log(2) + 1e-5).all()  # entropy over the 2 valid actions only
     unmasked = kind.terms(agent.actor, agent.critics, s, action, batch["mask"], gen)
     assert (unmasked.logp_taken[:, 1] < -50).all()  # without the mask action 0 is all but ruled out
+    # The conservative critic term's soft maximum runs over the task's valid actions only.
+    kind.conservative = True
+    terms = kind.terms(agent.actor, agent.critics, s, action, batch["mask"], gen, action_mask=mask)
+    q = agent.critics(s)  # (B, L, C, G, 4), regression: the critic's own scale
+    ran = DiscreteActions.executed_action(action, mask)[:, :, None, None, None].expand(*q.shape[:-1], 1)
+    want = (torch.logsumexp(q[..., :2], -1) - q.gather(-1, ran).squeeze(-1)).mean()
+    torch.testing.assert_close(terms.conservative, want)
 
 
 def test_mixed_action_sizes_train_and_evaluate(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from icrl.cli import main
+from icrl.config import DATA_CONSERVATIVE_WEIGHT
 from icrl.data.collect import collect_dataset
 from icrl.data.dataset import DatasetError
 from icrl.replay import ReplayStore, TrialSampler
@@ -41,6 +42,17 @@ def test_offline_only_training_runs_and_checkpoints(dataset, tmp_path, tiny_conf
     assert max(r.get("updates", 0) for r in rows) == 6 and all(r.get("env_steps", 0) == 0 for r in rows)
 
 
+def test_offline_only_training_turns_the_conservative_critic_on(dataset, tmp_path, tiny_config):
+    """The run records the weight it resolved, and its logged losses carry the term (a row per 50 updates)."""
+    run = tmp_path / "run"
+    cfg = tiny_config(run, total_env_steps=0, offline_data=(str(dataset),), offline_updates=50, eval_every=0)
+    Trainer(cfg, run).run()
+    recorded = json.loads((run / "config.json").read_text())["agent"]["conservative_weight"]
+    assert recorded == DATA_CONSERVATIVE_WEIGHT > 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss/conservative"] > 0 for r in rows if "loss/conservative" in r] == [True]
+
+
 def test_offline_to_online_draws_the_fraction_from_the_data(dataset, tmp_path, tiny_config):
     run = tmp_path / "run"
     cfg = tiny_config(
@@ -62,6 +74,8 @@ def test_offline_to_online_draws_the_fraction_from_the_data(dataset, tmp_path, t
     assert sampler.protected_draws == 2 * trainer.updates
     counts = ReplayStore(run / "buffer", max_fifo_trials=10, owner=False).counts()
     assert counts["protected"] == 6 and counts["fifo"] > 0
+    # A run that goes online keeps the conservative critic term off unless told.
+    assert json.loads((run / "config.json").read_text())["agent"]["conservative_weight"] == 0.0
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5, 1.0])

@@ -12,7 +12,9 @@ A field left at None in the config is decided from what the env states (`EnvProb
                         MultiBinary actions, whose critics judge sampled actions
 
     agent.conservative_weight
-                        DATA_CONSERVATIVE_WEIGHT when the run trains from data (`offline_data`), else 0
+                        DATA_CONSERVATIVE_WEIGHT for an offline-only run (`offline_data` and no env steps
+                        to train on), else 0: online experience corrects the critic, and the penalty would
+                        hold it to the data's actions
 
 The resolved config is what `config.json` records, so a resume, `icrl eval` and `icrl.load_policy` see
 numbers, not None.
@@ -43,10 +45,10 @@ def resolve_action_defaults(cfg: Config, action_space: Any) -> Config:
 
 
 def resolve_data_defaults(cfg: Config) -> Config:
-    """`cfg` with `agent.conservative_weight` filled in: on for a run that trains from data, else off."""
+    """`cfg` with `agent.conservative_weight` filled in: on for an offline-only run, else off."""
     if cfg.agent.conservative_weight is not None:
         return cfg
-    weight = DATA_CONSERVATIVE_WEIGHT if cfg.offline_data else 0.0
+    weight = DATA_CONSERVATIVE_WEIGHT if cfg.offline_data and cfg.total_env_steps == 0 else 0.0
     return dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, conservative_weight=weight))
 
 
@@ -112,7 +114,10 @@ def key_choices(given: Config, resolved: Config, budget: dict[str, Any], horizon
     sampled = "sampled actions" if explore.sample_actions else "greedy actions"
     data = []
     if resolved.offline_data:
-        weight_why = "as set" if given.agent.conservative_weight is not None else "training from data"
+        if given.agent.conservative_weight is not None:
+            weight_why = "as set"
+        else:
+            weight_why = "offline only" if resolved.total_env_steps == 0 else "off: the run goes online"
         data = [
             f"data: {len(resolved.offline_data)} dataset(s), {resolved.offline_updates:,} updates on them "
             f"first; conservative critic weight {conservative_weight(agent):g} ({weight_why})"

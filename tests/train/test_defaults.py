@@ -3,6 +3,7 @@ settings left to the env (the context length) are derived from what it states.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -76,7 +77,7 @@ def test_key_choices_say_where_the_context_came_from():
     )
 
 
-def test_training_from_data_turns_the_conservative_critic_on():
+def test_offline_only_training_turns_the_conservative_critic_on():
     from icrl.config import DATA_CONSERVATIVE_WEIGHT, AgentConfig
 
     online = resolve_env_defaults(Config(), 21)
@@ -85,7 +86,12 @@ def test_training_from_data_turns_the_conservative_critic_on():
     resolved = resolve_env_defaults(data, 21)
     assert resolved.agent.conservative_weight == DATA_CONSERVATIVE_WEIGHT > 0
     text = "\n".join(key_choices(data, resolved, {"episodes": 1}, 21, gym.spaces.Discrete(4)))
-    assert f"conservative critic weight {DATA_CONSERVATIVE_WEIGHT:g} (training from data)" in text
+    assert f"conservative critic weight {DATA_CONSERVATIVE_WEIGHT:g} (offline only)" in text
+    then_online = dataclasses.replace(data, total_env_steps=10_000)
+    resolved = resolve_env_defaults(then_online, 21)
+    assert resolved.agent.conservative_weight == 0.0
+    text = "\n".join(key_choices(then_online, resolved, {}, 21, gym.spaces.Discrete(4)))
+    assert "conservative critic weight 0 (off: the run goes online)" in text
     chosen = Config(agent=AgentConfig(conservative_weight=0.25), offline_data=("d",), offline_updates=1)
     resolved = resolve_env_defaults(chosen, 21)
     assert resolved.agent.conservative_weight == 0.25
