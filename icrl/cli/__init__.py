@@ -1,7 +1,7 @@
 """The `icrl` command line: train, resume, eval, compare, select, average, plot, bench, collect, dataset.
 
 icrl train ENV_ID [--preset NAME | --config FILE] [--env.KEY VALUE ...] [--eval-env.KEY VALUE ...]
-           [options]   (options: icrl train --help; the options win over the preset or the file)
+           [--import MODULE ...] [options]   (options: icrl train --help; they win over the preset or file)
 icrl resume RUN_DIR [--total-env-steps N] [--set KEY=VALUE ...]
 icrl eval RUN_DIR [--trials N] [--sampled] [--checkpoint C] [--acting-gamma G] [--env.KEY VALUE ...]
            [--first-steps K] [--forget-episodes] [--weights live|ema] [--device D]

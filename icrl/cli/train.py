@@ -14,6 +14,7 @@ is for `icrl train MODULE:EnvId` (the consent that `icrl eval` asks for a run di
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import sys
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from icrl.cli.common import (
     parse_overrides,
     parse_value,
     split_prefixed_kwargs,
+    usage_error,
 )
 from icrl.config import Config, EnvConfig, config_from_dict
 from icrl.envs.trust import env_module_of
@@ -41,7 +43,9 @@ _ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | se
 )
 TRAIN_DESCRIPTION = (
     "Train an agent. Usage: icrl train ENV_ID [--preset NAME | --config FILE] [--env.KEY VALUE ...] "
-    "[--eval-env.KEY VALUE ...] [options]. "
+    "[--eval-env.KEY VALUE ...] [--import MODULE ...] [options]. "
+    "--import MODULE imports a module first, e.g. one that registers the env ids of a task list "
+    "(repeatable). "
     "--preset NAME starts from a named config (below); --config FILE from a JSON or YAML config file (a "
     "run's config.json, or some fields of one: the rest keep their defaults); options given here win over "
     "both. "
@@ -175,18 +179,38 @@ def _drop_replaced_task_lists(cfg: Config, argv: list[str]) -> Config:
 TRUST_FLAG = "--trust-env-module"  # consent to the module a --config file's env id names
 
 
-def _pop_option(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
-    """(the value of `flag` in argv or None, argv without it)."""
+def _pop_options(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
+    """(every value of `flag` in argv, in order; argv without them)."""
     rest: list[str] = []
-    value = None
+    values: list[str] = []
     i = 0
     while i < len(argv):
         if argv[i].split("=", 1)[0] == flag:
             _, value, i = option_value(argv, i)
+            values.append(value)
         else:
             rest.append(argv[i])
         i += 1
-    return value, rest
+    return values, rest
+
+
+def _pop_option(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """(the last value of `flag` in argv or None, argv without it)."""
+    values, rest = _pop_options(argv, flag)
+    return (values[-1] if values else None), rest
+
+
+def import_env_modules(modules: list[str]) -> None:
+    """`icrl train --import MODULE`: import each module the user named (e.g. one that registers the env
+    ids of a task list) before any env is made; one line, exit status 2, for a module that is not there."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+                raise  # the module is there; something it imports is not: its own traceback says what
+            usage_error("train", f"--import {name}: no module named {exc.name!r} (install it, or put its "
+                        "folder on PYTHONPATH)")
 
 
 def cmd_train(argv: list[str]) -> None:
@@ -196,6 +220,8 @@ def cmd_train(argv: list[str]) -> None:
     from icrl.train.trainer import NonFiniteError, Trainer, TrainingStopped
     from icrl.train.writable import check_folder_writable
 
+    modules, argv = _pop_options(argv, "--import")
+    import_env_modules(modules)
     cfg = build_train_config(argv)
     try:
         # a run directory under a file, or on a read-only disk: one line before any work

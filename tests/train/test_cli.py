@@ -325,3 +325,36 @@ def test_tasks_typed_on_the_command_line_replace_a_presets_task_list(tmp_path):
     cfg = build_train_config(["CartPole-v1", "--preset", "multitask-grid"])  # a single env of its settings
     assert not cfg.env.multitask and cfg.model == preset_config("multitask-grid").model
     assert len(build_train_config(["--preset", "multitask-grid"]).env.task_list) == 4
+
+
+def test_train_imports_a_module_that_registers_task_ids(tmp_path, tiny_cli, monkeypatch, capsys):
+    """`icrl train --import MODULE`: the module registers a plain id that a task list then names (a
+    MODULE:EnvId id in a task list is refused with a message that points to this option)."""
+    import gymnasium as gym
+
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "icrl_test_registers.py").write_text(
+        "import gymnasium as gym\n"
+        "from icrl.envs.tmaze import TMazeEnv\n"
+        "if 'icrl-test/Imported-v0' not in gym.registry:\n"
+        "    gym.register('icrl-test/Imported-v0', entry_point=TMazeEnv, kwargs={'length': 4})\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    assert "icrl-test/Imported-v0" not in gym.registry
+    run = tmp_path / "run"
+    args = ["train", "--env.ids", "icrl-test/Imported-v0,icrl/TMaze-v0", "--env.trial-episodes", "1",
+            *tiny_cli, "--total-env-steps", "60", "--eval-every", "0", "--checkpoint-every", "0",
+            "--run-dir", str(run)]
+    try:
+        main([*args[:1], "--import", "icrl_test_registers", *args[1:]])
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert rows[-1]["env_steps"] >= 60 and "eval/icrl-test_Imported-v0/return" in rows[-1]
+    finally:
+        gym.registry.pop("icrl-test/Imported-v0", None)
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--import", "icrl_test_no_such_module", *args[1:-1], str(tmp_path / "other")])
+    assert info.value.code == 2
+    assert "--import icrl_test_no_such_module: no module named 'icrl_test_no_such_module'" in (
+        capsys.readouterr().err
+    )
