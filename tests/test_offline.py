@@ -40,6 +40,7 @@ def test_offline_only_training_runs_and_checkpoints(dataset, tmp_path, tiny_conf
     assert counts == {"fifo": 0, "protected": 6}  # copied: the run stands alone
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(r.get("updates", 0) for r in rows) == 6 and all(r.get("env_steps", 0) == 0 for r in rows)
+    assert [r["updates"] for r in rows if "loss/total" in r] == [6]  # the last updates' losses are logged
 
 
 def test_offline_only_training_turns_the_conservative_critic_on(dataset, tmp_path, tiny_config):

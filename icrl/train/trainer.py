@@ -322,8 +322,9 @@ class Trainer:
                 (run_async if cfg.collectors else run_sync)(self, state)
             except NonFiniteError as exc:  # bad data or diverged updates: checkpoint the good weights, stop
                 raise self._stopped_nonfinite(exc) from None
-            if state.stopped:  # stop fast: log what is pending, no final evaluation
-                self.logging.write_row(state, pending=True)
+            # The last updates' losses (fewer than a row's worth since the last row): logged, whether the
+            # run finished or was stopped (then fast: no final evaluation).
+            self.logging.write_row(state, pending=True)
             # The final evaluation (unless stopped) and the final checkpoint: finished, unless a stop signal
             # came (also one that cut the final evaluation short: a resume then makes it).
             self.callbacks.on_end(state)
