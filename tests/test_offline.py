@@ -177,3 +177,23 @@ def test_a_stopped_offline_run_resumes_its_offline_updates_without_copying_again
     resume_run(run)
     assert "ckpt_000000006" in (run / "checkpoints" / "latest.json").read_text()
     assert ReplayStore(run / "buffer", max_fifo_trials=1, owner=False).counts()["protected"] == 6
+
+
+def test_a_finished_offline_run_trains_on_with_more_offline_updates(dataset, tmp_path, tiny_config):
+    from icrl.train.stopping import RunFinished
+    from icrl.train.trainer import resume_run
+
+    run = tmp_path / "run"
+    cfg = tiny_config(run, total_env_steps=0, offline_data=(str(dataset),), offline_updates=4, eval_every=0)
+    Trainer(cfg, run).run()
+    with pytest.raises(RunFinished, match=r"--set offline_updates=N` with N > 4"):
+        resume_run(run)  # finished: the message says how to train on
+    with pytest.raises(RunFinished):
+        resume_run(run, {"offline_updates": 4})  # not more than it made
+    resume_run(run, {"offline_updates": 8})
+    assert "ckpt_000000008" in (run / "checkpoints" / "latest.json").read_text()
+    assert json.loads((run / "config.json").read_text())["offline_updates"] == 8  # a later resume keeps it
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(r.get("env_steps", 0) == 0 for r in rows)  # still offline only
+    with pytest.raises(RunFinished):
+        resume_run(run)

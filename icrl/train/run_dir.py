@@ -162,10 +162,13 @@ def resume_learner(ckpt: Path, learner: Learner) -> dict[str, Any]:
     return extra
 
 
-def refuse_finished_run(run_dir: str | Path, total_env_steps: int | None = None) -> None:
+def refuse_finished_run(
+    run_dir: str | Path, total_env_steps: int | None = None, offline_updates: int | None = None
+) -> None:
     """RunFinished when the run's latest checkpoint says the run finished (its budget spent, or its target
     return reached), unless `total_env_steps` is a larger budget than both the run's and the env steps it
-    made. Only reads: a finished run is left exactly as it is (no metrics row, no checkpoint rewritten)."""
+    made, or, for a run that trains from data, `offline_updates` is more updates than it made. Only reads:
+    a finished run is left exactly as it is (no metrics row, no checkpoint rewritten)."""
     run_dir = Path(run_dir)
     with warnings.catch_warnings():  # a damaged checkpoint is reported once, by the trainer that loads one
         warnings.simplefilter("ignore")
@@ -176,14 +179,23 @@ def refuse_finished_run(run_dir: str | Path, total_env_steps: int | None = None)
     reason = extra.get(FINISHED)
     if reason is None:
         return
-    budget = json.loads((run_dir / "config.json").read_text()).get("total_env_steps", 0)
-    env_steps = extra.get("env_steps", 0)
+    config = json.loads((run_dir / "config.json").read_text())
+    budget = config.get("total_env_steps", 0)
+    env_steps, updates = extra.get("env_steps", 0), extra.get("updates", 0)
     least = max(budget, env_steps)
     if total_env_steps is not None and total_env_steps > least:
         return
+    from_data = bool(config.get("offline_data"))
+    if from_data and offline_updates is not None and offline_updates > (updates or 0):
+        return
     why = "an evaluation reached its target_return" if reason == "target" else "its budget was spent"
+    more_data = (
+        f"; or more updates on its data: `icrl resume {run_dir} --set offline_updates=N` with N > {updates}"
+        if from_data and env_steps == 0
+        else ""
+    )
     raise RunFinished(
         f"{run_dir} has finished ({why}: env_steps={env_steps} of total_env_steps={budget}, "
-        f"updates={extra.get('updates')}); nothing was changed. To train on, give a larger budget: "
-        f"`icrl resume {run_dir} --total-env-steps N` with N > {least}"
+        f"updates={updates}); nothing was changed. To train on, give a larger budget: "
+        f"`icrl resume {run_dir} --total-env-steps N` with N > {least}{more_data}"
     )

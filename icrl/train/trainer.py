@@ -414,7 +414,8 @@ def resume_run(
     only with `trust_env_module` or MODULE in `imports` (modules imported first), never from the current or
     run directory, also in actor and collector processes (`icrl.envs.trust`); else UntrustedEnvModule."""
     cfg = load_run_config(run_dir, trust_env_module, imports, overrides)
-    refuse_finished_run(run_dir, (overrides or {}).get("total_env_steps"))
+    overrides = overrides or {}
+    refuse_finished_run(run_dir, overrides.get("total_env_steps"), overrides.get("offline_updates"))
     trainer = Trainer(cfg, run_dir, resume=True)
     if overrides and trainer.dp.main:
         # Persist the new settings (budget, device, window), or a later plain `icrl resume` would go back to
