@@ -221,3 +221,18 @@ def test_import_of_a_local_minari_dataset_builds_the_same_trials(tmp_path, monke
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     with pytest.raises(DatasetError, match="no local Minari dataset"):
         import_episodes("minari:tmaze/absent-v0", tmp_path / "other", "icrl/TMaze-v0")
+
+
+def test_a_minari_dataset_cannot_choose_a_module_to_import(tmp_path, monkeypatch):
+    """A dataset is data: the env id it records is used only when it names no Python module (a
+    `MODULE:EnvId` id would import MODULE and run its code); the user may still give that id with --env."""
+    import sys
+    import types
+
+    from icrl.data import importer
+
+    spec = types.SimpleNamespace(id="icrl_test_evil_module:Env-v0", kwargs={})
+    monkeypatch.setattr(importer, "_minari_source", lambda dataset_id: (spec, []))
+    with pytest.raises(DatasetError, match="names a Python module to import"):
+        import_episodes("minari:evil/data-v0", tmp_path / "out", trial_episodes=1)
+    assert "icrl_test_evil_module" not in sys.modules and not (tmp_path / "out").exists()

@@ -32,6 +32,7 @@ import numpy as np
 from icrl.data.dataset import DatasetError, building_dir, describe_space, return_summary, write_dataset_info
 from icrl.envs.spaces import make_action_encoder
 from icrl.envs.trial import TrialWrapper, make_trial_env, trial_observation
+from icrl.envs.trust import env_module_of
 from icrl.replay.store import ReplayStore
 
 Episode = dict[str, np.ndarray]
@@ -239,6 +240,12 @@ def import_episodes(
         dataset_id = str(source)[len(MINARI_PREFIX) :]
         spec, sources = _minari_source(dataset_id)
         if env_id is None and spec is not None:
+            if env_module_of(spec.id) is not None:  # a dataset is data: it must not pick code to import
+                raise DatasetError(
+                    f"the Minari dataset {dataset_id!r} records the env id {spec.id!r}, which names a Python "
+                    f"module to import (running its code); give the env yourself: --env ID (that id, if you "
+                    "trust the module)"
+                )
             env_id, env_kwargs = spec.id, {**spec.kwargs, **env_kwargs}
         origin: dict[str, Any] = {"kind": "import", "minari": dataset_id, "episodes": len(sources)}
     else:
