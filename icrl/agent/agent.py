@@ -299,12 +299,13 @@ class Agent(nn.Module):
                 "loss/critic": critic_loss.detach(),
                 "loss/pg": terms.pg_loss.detach(),
                 "loss/bc": bc_loss.detach(),
-                "loss/conservative": terms.conservative.detach(),
                 "stats/q_main": losses.masked_mean(q_main, mask),
                 "stats/target_main": losses.masked_mean(target_main, mask),
                 "stats/entropy_main": losses.masked_mean(terms.entropy, mask),
                 "stats/filter_frac_main": losses.masked_mean((terms.advantage[..., -1] > 0).float(), mask),
             }
+            if kind.conservative:  # only where the term exists: online runs get no always-zero column
+                stats["loss/conservative"] = terms.conservative.detach()
         return LossOutput(total, stats)
 
     def _denormalize(self, q: Tensor) -> Tensor:
