@@ -559,5 +559,16 @@ def _offline_problems(cfg: Config) -> list[str]:
     return problems
 
 
+RECORDED_AS_OFF = (("agent", "conservative_weight", 0.0),)
+"""(section, field, value) of the settings a run's config.json may lack because it predates them."""
+
+
 def load_config(path: str | Path) -> Config:
-    return config_from_dict(json.loads(Path(path).read_text()))
+    """A run's recorded config (its config.json). A run recorded before a setting existed was trained
+    without it: such settings are read as off, not left to be resolved anew (`RECORDED_AS_OFF`)."""
+    data = json.loads(Path(path).read_text())
+    for section, key, off in RECORDED_AS_OFF:
+        if isinstance(data.get(section), dict) and key not in data[section]:
+            data[section] = {**data[section], key: off}
+    return config_from_dict(data)
+

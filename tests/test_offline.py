@@ -44,7 +44,8 @@ def test_offline_only_training_runs_and_checkpoints(dataset, tmp_path, tiny_conf
 
 
 def test_offline_only_training_turns_the_conservative_critic_on(dataset, tmp_path, tiny_config):
-    """The run records the weight it resolved, and its logged losses carry the term (a row per 50 updates)."""
+    """The run records the weight it resolved, and its metrics have the term's column (a row per 50
+    updates; for Discrete actions the term is > 0 whenever it is computed: logsumexp exceeds every value)."""
     run = tmp_path / "run"
     cfg = tiny_config(run, total_env_steps=0, offline_data=(str(dataset),), offline_updates=50, eval_every=0)
     Trainer(cfg, run).run()
@@ -197,3 +198,40 @@ def test_a_finished_offline_run_trains_on_with_more_offline_updates(dataset, tmp
     assert all(r.get("env_steps", 0) == 0 for r in rows)  # still offline only
     with pytest.raises(RunFinished):
         resume_run(run)
+
+
+def test_an_offline_run_taken_online_by_resume_turns_the_conservative_term_off(
+    dataset, tmp_path, tiny_config
+):
+    from icrl.train.stopping import RunFinished
+    from icrl.train.trainer import resume_run
+
+    def weight(run):
+        return json.loads((run / "config.json").read_text())["agent"]["conservative_weight"]
+
+    runs = {}
+    for name in ("auto", "told"):
+        run = runs[name] = tmp_path / name
+        cfg = tiny_config(
+            run, total_env_steps=0, offline_data=(str(dataset),), offline_updates=4, eval_every=0
+        )
+        Trainer(cfg, run).run()
+        assert weight(run) == DATA_CONSERVATIVE_WEIGHT
+    resume_run(runs["auto"], {"total_env_steps": 40})  # online now: off, as a run started online
+    assert weight(runs["auto"]) == 0.0
+    resume_run(runs["told"], {"total_env_steps": 40, "agent": {"conservative_weight": 0.5}})
+    assert weight(runs["told"]) == 0.5
+    # It has gone online: more updates "on its data" are no longer an offline phase to continue.
+    with pytest.raises(RunFinished) as info:
+        resume_run(runs["auto"], {"offline_updates": 1_000})
+    assert "offline_updates" not in str(info.value)
+
+
+def test_a_run_recorded_before_the_conservative_term_reads_it_as_off(tmp_path):
+    from icrl.config import Config, load_config
+
+    path = tmp_path / "config.json"
+    data = json.loads(Config(offline_data=("d",), total_env_steps=0, offline_updates=1).to_json())
+    del data["agent"]["conservative_weight"]
+    path.write_text(json.dumps(data))
+    assert load_config(path).agent.conservative_weight == 0.0  # trained without it: not resolved anew

@@ -190,7 +190,8 @@ def conservative_penalty(
     policy as the proposal). Minimising it pushes down the values of actions the data does not have and
     pushes up the data's, so a critic trained offline cannot rank an unseen action above what was done.
     Values are on the critic's own scale (PopArt-normalised, or symlog for the classification critic), so
-    one weight suits any reward scale. Masked mean over (B, L), mean over C and G; gradient to both inputs.
+    one weight suits any reward scale there (a regression critic without PopArt: raw returns). Masked mean
+    over (B, L), mean over C and G; gradient to both inputs.
     """
     pushed_down = torch.logsumexp(q_others, dim=-1) if soft_max else q_others.mean(-1)
     return masked_mean(pushed_down - q_taken, mask)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import multiprocessing
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -121,8 +123,9 @@ def _start_config(preset: str | None, config_file: str | None) -> Config:
     return load_config_file(config_file) if config_file is not None else preset_config(preset)
 
 
-def build_train_config(argv: list[str]) -> Config:
-    """`icrl train`'s config from its arguments (the order of sources: this module's docstring)."""
+def build_train_config(argv: list[str], imported: Sequence[str] = ()) -> Config:
+    """`icrl train`'s config from its arguments (the order of sources: this module's docstring);
+    `imported`: the modules of `--import`, which also consent to a config file's MODULE:EnvId id."""
     from icrl.presets import apply_overrides, preset_summaries
 
     eval_env_kwargs, argv = split_prefixed_kwargs(argv, "eval-env.", "train")
@@ -135,11 +138,12 @@ def build_train_config(argv: list[str]) -> Config:
     except ValueError as exc:  # unknown preset, a bad config file: a one-line message, not a traceback
         raise SystemExit(f"icrl train: {exc}") from None
     module = env_module_of(base.env.id) if config_file is not None and env_id is None else None
-    if module is not None and not trusted:
+    if module is not None and not trusted and module not in imported:
         # A config file may come with a downloaded run: its env id is not one the user typed.
         raise SystemExit(
             f"icrl train: the config file's env id {base.env.id!r} would import the Python module "
-            f"{module!r}, running its code: if you trust it, add {TRUST_FLAG} (or type the id: icrl train "
+            f"{module!r}, running its code: if you trust it, add {TRUST_FLAG} or --import {module} (or type "
+            "the id: icrl train "
             f"{base.env.id} --config FILE)"
         )
     overrides: dict[str, Any] = {"env": {}}
@@ -204,6 +208,8 @@ def import_env_modules(modules: list[str]) -> None:
     """`icrl train --import MODULE`: import each module the user named (e.g. one that registers the env
     ids of a task list) before any env is made; one line, exit status 2, for a module that is not there."""
     for name in modules:
+        if not name or not all(part.isidentifier() for part in name.split(".")):
+            usage_error("train", f"--import {name!r}: not a module name (a dotted name such as my_envs.grid)")
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -222,7 +228,14 @@ def cmd_train(argv: list[str]) -> None:
 
     modules, argv = _pop_options(argv, "--import")
     import_env_modules(modules)
-    cfg = build_train_config(argv)
+    cfg = build_train_config(argv, imported=modules)
+    spawned = cfg.collectors or (cfg.env.asynchronous and multiprocessing.get_start_method() != "fork")
+    if modules and spawned:  # a spawned process starts afresh: the module's registrations are not there
+        usage_error(
+            "train",
+            "--import registers envs in this process only; its collector or actor processes start afresh: "
+            "drop --collectors / --env.asynchronous, or name a single env as MODULE:EnvId",
+        )
     try:
         # a run directory under a file, or on a read-only disk: one line before any work
         check_folder_writable(cfg.run_dir or "runs", "run directory")

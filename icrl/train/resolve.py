@@ -52,6 +52,16 @@ def resolve_data_defaults(cfg: Config) -> Config:
     return dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, conservative_weight=weight))
 
 
+def going_online(recorded: Config, overrides: dict[str, Any]) -> dict[str, Any]:
+    """`icrl resume` overrides for a run: an offline-only run that a new budget takes online turns its
+    conservative critic term off, as a run started online would, unless the overrides set it."""
+    agent = overrides.get("agent") if isinstance(overrides.get("agent"), dict) else {}
+    budget = overrides.get("total_env_steps")
+    if recorded.total_env_steps != 0 or not budget or "conservative_weight" in agent:
+        return overrides
+    return {**overrides, "agent": {**agent, "conservative_weight": 0.0}}
+
+
 def resolve_env_defaults(cfg: Config, horizon: int | None, action_space: Any = None) -> Config:
     """`cfg` with its env-derived fields filled in from the trial length `horizon` (None: unknown) and,
     given one, the agent-facing `action_space`; and with the settings that follow from training from data."""

@@ -185,13 +185,13 @@ def refuse_finished_run(
     least = max(budget, env_steps)
     if total_env_steps is not None and total_env_steps > least:
         return
-    from_data = bool(config.get("offline_data"))
-    if from_data and offline_updates is not None and offline_updates > (updates or 0):
+    offline_only = bool(config.get("offline_data")) and budget == 0 and env_steps == 0
+    if offline_only and offline_updates is not None and offline_updates > (updates or 0):
         return
     why = "an evaluation reached its target_return" if reason == "target" else "its budget was spent"
     more_data = (
         f"; or more updates on its data: `icrl resume {run_dir} --set offline_updates=N` with N > {updates}"
-        if from_data and env_steps == 0
+        if offline_only
         else ""
     )
     raise RunFinished(

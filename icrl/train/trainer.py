@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from icrl.agent.agent import Agent, acting_head
-from icrl.config import Config, check_config
+from icrl.config import Config, check_config, load_config
 from icrl.data.dataset import check_dataset_spaces, copy_into_store
 from icrl.envs.multitask import load_task_file
 from icrl.envs.trust import load_run_config
@@ -58,7 +58,7 @@ from icrl.train.factory import (
 )
 from icrl.train.learner import Learner
 from icrl.train.logger import NullLogger, RunLogger, WandbSettings, import_wandb
-from icrl.train.resolve import key_choices, resolve_env_defaults
+from icrl.train.resolve import going_online, key_choices, resolve_env_defaults
 from icrl.train.run_dir import RunDir, default_run_dir, refuse_finished_run, resume_learner
 from icrl.train.schedule import learning_rate
 from icrl.train.stopping import (
@@ -413,8 +413,8 @@ def resume_run(
     """Continue a run from its latest checkpoint and its replay buffer. A `MODULE:EnvId` env id is imported
     only with `trust_env_module` or MODULE in `imports` (modules imported first), never from the current or
     run directory, also in actor and collector processes (`icrl.envs.trust`); else UntrustedEnvModule."""
+    overrides = going_online(load_config(Path(run_dir) / "config.json"), dict(overrides or {}))
     cfg = load_run_config(run_dir, trust_env_module, imports, overrides)
-    overrides = overrides or {}
     refuse_finished_run(run_dir, overrides.get("total_env_steps"), overrides.get("offline_updates"))
     trainer = Trainer(cfg, run_dir, resume=True)
     if overrides and trainer.dp.main:

@@ -358,3 +358,26 @@ def test_train_imports_a_module_that_registers_task_ids(tmp_path, tiny_cli, monk
     assert "--import icrl_test_no_such_module: no module named 'icrl_test_no_such_module'" in (
         capsys.readouterr().err
     )
+    for bad in ("", ".relative"):
+        with pytest.raises(SystemExit) as info:
+            main(["train", f"--import={bad}", *args[1:-1], str(tmp_path / "other")])
+        assert info.value.code == 2 and "not a module name" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # collector processes would not have the module's envs
+        main(["train", "--import", "icrl_test_registers", *args[1:-1], str(tmp_path / "other"),
+              "--collectors", "1"])
+    assert info.value.code == 2 and "start afresh" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
+def test_import_consents_to_a_config_files_module_env_id(tmp_path):
+    from icrl.cli.train import build_train_config
+    from icrl.config import Config
+
+    path = tmp_path / "config.json"
+    data = json.loads(Config().to_json())
+    data["env"]["id"] = "icrl_test_cfgmod:Env-v0"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="--import icrl_test_cfgmod"):
+        build_train_config(["--config", str(path)])  # not typed by the user: refused, nothing imported
+    cfg = build_train_config(["--config", str(path)], imported=["icrl_test_cfgmod"])
+    assert cfg.env.id == "icrl_test_cfgmod:Env-v0"
