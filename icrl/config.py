@@ -571,4 +571,3 @@ def load_config(path: str | Path) -> Config:
         if isinstance(data.get(section), dict) and key not in data[section]:
             data[section] = {**data[section], key: off}
     return config_from_dict(data)
-

@@ -104,9 +104,7 @@ class ActionKind:
     def critic_scale(self, out: Tensor) -> Tensor:
         """Critic output -> values on the critic's own scale, with gradient: the identity for regression
         critics (PopArt-normalised), the expected symlog bin for classification logits (..., Kb) -> (...)."""
-        if self.bins is None:
-            return out
-        return (torch.softmax(out, dim=-1) * self.bins.to(out.device, out.dtype)).sum(-1)
+        return out if self.bins is None else losses.expected_bin(out, self.bins)
 
     def build_heads(
         self, d_model: int, num_gammas: int, model: ModelConfig, agent: AgentConfig
@@ -237,8 +235,8 @@ class DiscreteActions(ActionKind):
         logp_taken = log_probs.gather(-1, a_index).squeeze(-1)  # (B, L, G)
         with torch.no_grad():
             entropy = -(probs[..., -1, :] * log_probs[..., -1, :]).sum(-1)  # (B, L)
-        pg_loss = losses.policy_gradient_loss(q_policy, mask) if self.pg else _no_pg(s_t)
-        conservative = _no_pg(s_t)
+        pg_loss = losses.policy_gradient_loss(q_policy, mask) if self.pg else _absent_term(s_t)
+        conservative = _absent_term(s_t)
         if self.conservative:
             scaled = self.critic_scale(q)  # (B, L, C, G, N)
             if action_mask is not None:  # actions a task does not have are not candidates
@@ -301,7 +299,7 @@ class _SampledActions(ActionKind):
     ) -> Tensor:
         """The conservative term against the policy's sampled actions (constants), or 0 when it is off."""
         if not self.conservative:
-            return _no_pg(s_t)
+            return _absent_term(s_t)
         others = self.critic_scale(critics(s_t, sampled.detach()))  # (B, L, C, G, K)
         return losses.conservative_penalty(others, self.critic_scale(q_taken), mask, soft_max=False)
 
@@ -359,7 +357,7 @@ class BoxActions(_SampledActions):
             with torch.no_grad():
                 sampled, logp_sampled = dist.rsample(self.num_samples, generator)
                 q_sampled = self.value(critics(s_t, sampled)).mean(2)
-            pg_loss = _no_pg(s_t)
+            pg_loss = _absent_term(s_t)
         B, L, G = q_taken.shape[0], q_taken.shape[1], q_taken.shape[3]
         stored = action.clamp(-self.bound, self.bound)[:, :, None].expand(B, L, G, self.action_dim)
         logp_taken = dist.log_prob(stored)  # (B, L, G)
@@ -392,15 +390,18 @@ class BinaryActions(_SampledActions):
         with torch.no_grad():
             q_sampled = self.value(critics(s_t, sampled)).mean(2)  # (B, L, G, K)
             entropy = dist.entropy()[..., -1]  # (B, L)
-        pg_loss = losses.score_function_pg_loss(q_sampled, logp_sampled, mask) if self.pg else _no_pg(s_t)
+        pg_loss = _absent_term(s_t)
+        if self.pg:
+            pg_loss = losses.score_function_pg_loss(q_sampled, logp_sampled, mask)
         logp_taken = dist.log_prob(action[:, :, None].expand_as(logits))  # (B, L, G)
         advantage = losses.sampled_advantage(self._value_taken(q_taken), q_sampled)
         conservative = self._conservative(critics, s_t, sampled, q_taken, mask)
         return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy, conservative)
 
 
-def _no_pg(like: Tensor) -> Tensor:
-    """The absent -Q term of the imitation objective: a scalar 0 without gradient."""
+def _absent_term(like: Tensor) -> Tensor:
+    """A loss term the config leaves out (the -Q term of the imitation objective, the conservative term
+    when its weight is 0): a scalar 0 without gradient."""
     return torch.zeros((), dtype=like.dtype, device=like.device)
 
 

@@ -319,9 +319,14 @@ def two_hot_cross_entropy(logits: Tensor, target: Tensor, bins: Tensor, symlog_t
     return -(soft * F.log_softmax(logits, dim=-1)).sum(-1)
 
 
+def expected_bin(logits: Tensor, bins: Tensor) -> Tensor:
+    """A classification critic's value in symlog units: sum_k softmax(logits)_k bins_k: (..., K) -> (...)."""
+    return (F.softmax(logits, dim=-1) * bins.to(logits.device, logits.dtype)).sum(-1)
+
+
 def bins_to_value(logits: Tensor, bins: Tensor) -> Tensor:
-    """Value of a classification critic: symexp(sum_k softmax(logits)_k bins_k): (..., K) -> (...)."""
-    return symexp((F.softmax(logits, dim=-1) * bins.to(logits.dtype)).sum(-1))
+    """Value of a classification critic: symexp of :func:`expected_bin`: (..., K) -> (...)."""
+    return symexp(expected_bin(logits, bins))
 
 
 def classification_critic_loss(
