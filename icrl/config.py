@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -23,8 +24,9 @@ import tyro
 @dataclass(frozen=True)
 class Range:
     """The allowed values of a numeric field, declared in its type: `Annotated[int, Range(1, MAX_ACTORS)]`.
-    A bound of None is unbounded; an open end excludes its bound. `check_config` skips an optional field
-    left at None and checks a tuple field element by element."""
+    A bound of None is unbounded; an open end excludes its bound; infinities and NaN are never in a range
+    (`--agent.conservative-weight inf` would turn every loss into inf). `check_config` skips an optional
+    field left at None and checks a tuple field element by element."""
 
     low: float | None
     high: float | None = None
@@ -32,16 +34,21 @@ class Range:
     high_open: bool = False
 
     def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)
         return above and below
 
-    def __str__(self) -> str:  # as in the error messages: ">= 1", "in (0.0, 1.0]"
+    def __str__(self) -> str:  # as in the error messages: ">= 1", "in (0.0, 1.0]", "finite"
+        if self.low is None and self.high is None:
+            return "finite"
         if self.high is None:
             return f"{'>' if self.low_open else '>='} {self.low}"
         return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
 
 
+FINITE = Range(None)  # any real number but inf and NaN
 POSITIVE = Range(1)  # counts and sizes
 NON_NEGATIVE = Range(0)  # 0 often means "off"
 POSITIVE_REAL = Range(0.0, low_open=True)
@@ -166,6 +173,10 @@ class ModelConfig:
     max_time: Annotated[int | None, POSITIVE] = None
     """Learned positions: size of the table over the trial's time index (None: context_len + 1; later
     times share the last embedding). Set it to the longest trial when trials are longer than the context."""
+    small_image_cnn: Literal["grid", "deep"] = "grid"
+    """CNN of uint8 images under 36 pixels a side (grid views such as MiniGrid's 7x7): grid = 2x2
+    convolutions of 16-32-64 channels and one max-pool; deep = three 3x3 convolutions of 32-64 channels,
+    140x the multiply-adds (runs recorded before 2026-12-07 have it). Larger images use the DQN stack."""
     encoder_hidden: Annotated[tuple[int, ...], POSITIVE] = (64,)
     """Hidden widths of the timestep encoder MLP."""
     actor_hidden: Annotated[tuple[int, ...], POSITIVE] = (64,)
@@ -197,7 +208,7 @@ class AgentConfig:
     extra_gammas: Annotated[tuple[float, ...] | None, RATE] = None
     """Additional discounts trained in parallel (multi-gamma). None: the action kind's: 0.1 0.9 0.95 0.97 0.99
     0.995 for Discrete actions, 0.95 alone for Box and MultiBinary (set when the run starts)."""
-    acting_gamma: float | None = None
+    acting_gamma: Annotated[float | None, RATE] = None
     """Discount whose actor head acts in rollouts and evaluation, one of the trained ones (None: `gamma`)."""
     num_critics: Annotated[int | None, POSITIVE] = None
     """Critics in the ensemble (None: the action kind's: 4 for Discrete actions, 2 for Box, MultiBinary)."""
@@ -216,7 +227,7 @@ class AgentConfig:
     plain behaviour cloning)."""
     exp_filter_beta: Annotated[float, POSITIVE_REAL] = 1.0
     """Temperature of the exponential filter."""
-    reward_multiplier: float = 1.0
+    reward_multiplier: Annotated[float, FINITE] = 1.0
     """Rewards are multiplied by this inside the critic target."""
     n_step: Annotated[int, POSITIVE] = 1
     """n of the n-step critic targets (1: one-step TD)."""
@@ -251,7 +262,7 @@ class AgentConfig:
     """AdamW learning rate."""
     warmup_updates: Annotated[int, NON_NEGATIVE] = 200
     """Linear learning-rate warm-up length, in updates."""
-    lr_decay_to: float = 1.0
+    lr_decay_to: Annotated[float, NON_NEGATIVE] = 1.0
     """After warm-up the learning rate falls linearly to lr x this at total_env_steps (1.0: constant)."""
     weight_decay: Annotated[float, NON_NEGATIVE] = 1e-4
     """AdamW weight decay."""
@@ -380,7 +391,7 @@ class Config:
     """Per-update decay of a moving average of the weights, saved for `icrl eval --weights ema` (0: off)."""
     eval_ema: bool = False
     """Also evaluate that moving average at each evaluation, on the same trials (logged as eval_ema/...)."""
-    target_return: float | None = None
+    target_return: Annotated[float | None, FINITE] = None
     """Stop early once the evaluation return reaches this (None: never)."""
     run_dir: str | None = None
     """Run directory (default: runs/<env>__<exp>__<seed>__<time>)."""
@@ -513,7 +524,9 @@ def check_config(cfg: Config) -> None:
             value = getattr(value, part)
         items = value if isinstance(value, tuple) else (value,)
         if any(item is not None and item not in bounds for item in items):
-            problems.append(f"{path} must be {bounds}, got {value!r}")
+            infinite = any(item is not None and not math.isfinite(item) for item in items)
+            finite = "finite and " if infinite and str(bounds) != "finite" else ""
+            problems.append(f"{path} must be {finite}{bounds}, got {value!r}")
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
     if critics is None:  # left to the action kind: the fewest it may get
         critics = min(kind["num_critics"] for kind in ACTION_KIND_DEFAULTS.values())
@@ -559,15 +572,16 @@ def _offline_problems(cfg: Config) -> list[str]:
     return problems
 
 
-RECORDED_AS_OFF = (("agent", "conservative_weight", 0.0),)
-"""(section, field, value) of the settings a run's config.json may lack because it predates them."""
+RECORDED_BEFORE = (("agent", "conservative_weight", 0.0), ("model", "small_image_cnn", "deep"))
+"""(section, field, value) of the settings a run's config.json may lack because it predates them: the
+value such a run was trained with (the term off, the image CNN of the time)."""
 
 
 def load_config(path: str | Path) -> Config:
     """A run's recorded config (its config.json). A run recorded before a setting existed was trained
-    without it: such settings are read as off, not left to be resolved anew (`RECORDED_AS_OFF`)."""
+    without it: such settings are read as what it had then, not as today's defaults (`RECORDED_BEFORE`)."""
     data = json.loads(Path(path).read_text())
-    for section, key, off in RECORDED_AS_OFF:
+    for section, key, then in RECORDED_BEFORE:
         if isinstance(data.get(section), dict) and key not in data[section]:
-            data[section] = {**data[section], key: off}
+            data[section] = {**data[section], key: then}
     return config_from_dict(data)

@@ -167,7 +167,9 @@ class Agent(nn.Module):
         self.acting_head = acting_head(gammas, agent.acting_gamma)
         num_gammas = len(gammas)
         d = model.d_model
-        self.encoder = TimestepEncoder(obs_space, d, hidden=model.encoder_hidden)
+        self.encoder = TimestepEncoder(
+            obs_space, d, hidden=model.encoder_hidden, small_image_cnn=model.small_image_cnn
+        )
         self.seq = make_sequence_model(
             model.kind,
             d_model=d,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from icrl.nets.encoders import TimestepEncoder, symlog
+from icrl.nets.encoders import ImageCNN, TimestepEncoder, symlog
 
 S = gym.spaces
 
@@ -104,6 +107,32 @@ def test_image_observations_use_a_cnn(shape):
     flat = TimestepEncoder(space, d_model=16, image="flatten")
     assert flat.in_features == int(np.prod(shape)) + 5
     assert flat(obs).shape == (2, 3, 16)
+
+
+@pytest.mark.parametrize("side", [2, 3, 5, 7, 9, 20, 35])
+def test_small_images_get_the_grid_stack_down_to_a_small_map(side):
+    cnn = ImageCNN((side, side, 3), out_dim=8)
+    convs = [layer for layer in cnn.convs if isinstance(layer, nn.Conv2d)]
+    assert all(conv.kernel_size == (2, 2) for conv in convs) and 1 <= len(convs) <= 3
+    assert [conv.out_channels for conv in convs] == [16, 32, 64][: len(convs)]
+    flat = cnn.out.in_features
+    assert flat % convs[-1].out_channels == 0
+    map_side = int(math.isqrt(flat // convs[-1].out_channels))
+    # it stops shrinking once the map is 1 wide, or when it has run out of layers
+    assert map_side == 1 or len(convs) == 3
+    img = torch.randint(0, 255, (4, side, side, 3), dtype=torch.uint8)
+    assert cnn(img).shape == (4, 8)
+
+
+def test_the_grid_stack_is_far_cheaper_than_the_deep_one_on_a_7x7_view():
+    grid, deep = ImageCNN((7, 7, 3), 256), ImageCNN((7, 7, 3), 256, small="deep")
+    assert grid.out.in_features == 64 and deep.out.in_features == 64 * 7 * 7
+    params = [sum(p.numel() for p in m.parameters()) for m in (grid, deep)]
+    assert params[1] > 25 * params[0]
+    big = [ImageCNN((84, 84, 3), 32, small=small).out.in_features for small in ("grid", "deep")]
+    assert big == [64 * 9 * 9] * 2  # large images keep the DQN stack whatever `small` says
+    with pytest.raises(ValueError, match="'grid' or 'deep'"):
+        ImageCNN((7, 7, 3), small="wide")
 
 
 def test_unsupported_space_raises_clear_error():

@@ -8,6 +8,8 @@ import dataclasses
 import io
 import json
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from icrl.config import MAX_ACTORS, Config, Range, check_config, config_from_dict, field_ranges
@@ -127,9 +129,26 @@ def test_ranges_are_declared_on_their_fields():
     ranges = field_ranges()
     assert ranges["env.num_actors"] == Range(1, MAX_ACTORS)
     assert str(ranges["agent.gamma"]) == "in (0.0, 1.0]" and str(ranges["seed"]) == ">= 0"
-    assert "agent.reward_multiplier" not in ranges and "model.kind" not in ranges
+    assert str(ranges["agent.reward_multiplier"]) == "finite" and "model.kind" not in ranges
     assert 0.5 in Range(0.0, 1.0, high_open=True) and 1.0 not in Range(0.0, 1.0, high_open=True)
     assert 0.0 not in Range(0.0, low_open=True) and 10**9 in Range(1)
+    for bounds in (Range(0), Range(None), Range(0.0, 1.0)):
+        assert float("inf") not in bounds and float("nan") not in bounds and -float("inf") not in bounds
+
+
+@pytest.mark.parametrize("option", [
+    ("--agent.conservative-weight", "inf"), ("--agent.reward-multiplier", "nan"), ("--agent.lr", "inf"),
+    ("--target-return", "-inf"), ("--agent.lr-decay-to", "-0.5"), ("--agent.acting-gamma", "1.5"),
+])  # fmt: skip
+def test_non_finite_and_out_of_range_floats_are_refused_before_a_run(option, tmp_path):
+    from icrl.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["train", "icrl/TMaze-v0", *option, "--run-dir", str(tmp_path / "run")])
+    message = str(info.value.code)
+    assert message.startswith("icrl train: invalid config") and "must be" in message
+    assert option[0].removeprefix("--").replace("-", "_").replace("agent.", "agent.") in message
+    assert not (tmp_path / "run").exists()
 
 
 def test_help_shows_the_ranges():
@@ -140,3 +159,23 @@ def test_help_shows_the_ranges():
     assert info.value.code == 0
     text = " ".join(out.getvalue().replace("│", " ").split())  # rich wraps lines inside a box
     assert "(default: 8; in [1, 4096])" in text and "(default: 24; >= 1)" in text
+
+
+def test_a_run_recorded_before_the_grid_cnn_keeps_the_deep_one(tmp_path):
+    from icrl.config import load_config
+    from icrl.train.factory import build_agent
+
+    path = tmp_path / "config.json"
+    data = json.loads(Config().to_json())
+    del data["model"]["small_image_cnn"]
+    path.write_text(json.dumps(data))
+    cfg = load_config(path)
+    assert cfg.model.small_image_cnn == "deep"  # the CNN its checkpoints hold, not today's default
+    obs = gym.spaces.Dict({
+        "obs": gym.spaces.Box(0, 255, (7, 7, 3), np.uint8), "prev_action": gym.spaces.Box(0, 1, (3,)),
+        "prev_reward": gym.spaces.Box(-np.inf, np.inf, (1,)), "time": gym.spaces.Box(0, 100, (), np.int64),
+    })  # fmt: skip
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, context_len=8))
+    shapes = [tuple(p.shape) for name, p in build_agent(cfg, obs, gym.spaces.Discrete(3)).named_parameters()
+              if ".cnns." in name and name.endswith("weight")]  # fmt: skip
+    assert shapes == [(32, 3, 3, 3), (64, 32, 3, 3), (64, 64, 3, 3), (256, 64 * 7 * 7)]
