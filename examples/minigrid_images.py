@@ -2,7 +2,8 @@
 
 MiniGrid observes `{"image": uint8 (7, 7, 3), "direction": Discrete(4), "mission": text}`. icrl encodes
 uint8 images of shape (H, W, C) or (C, H, W) with a small CNN and Discrete values as one-hots, so the image
-and the direction go in as they are; only the mission string, which no encoder reads, is filtered out
+and the direction go in (the image's small codes spread over 0..255, as `icrl train MiniGrid-*` does);
+only the mission string, which no encoder reads, is filtered out
 (MiniGrid's Empty and Memory rooms have a fixed mission anyway).
 
     python examples/minigrid_images.py                               # MiniGrid-Empty-5x5-v0, 30k env steps
@@ -22,6 +23,7 @@ import gymnasium as gym
 
 import icrl  # noqa: F401
 from icrl.config import Config, EnvConfig, ModelConfig, ReplayConfig
+from icrl.envs.minigrid_adapter import code_scale
 from icrl.train.evaluate import evaluate_run
 from icrl.train.trainer import Trainer
 
@@ -30,8 +32,12 @@ def make_minigrid(minigrid_id: str, **kwargs: Any) -> gym.Env:
     """A MiniGrid env with only the observation keys icrl can encode (image and direction)."""
     import minigrid  # noqa: F401  (registers the MiniGrid-* ids)
 
-    env = gym.make(minigrid_id, **kwargs)
-    return gym.wrappers.FilterObservation(env, ["image", "direction"])
+    env = gym.wrappers.FilterObservation(gym.make(minigrid_id, **kwargs), ["image", "direction"])
+    # The image holds small object / colour / state codes; the CNN reads x / 255, so spread them out.
+    scale = code_scale()
+    return gym.wrappers.TransformObservation(
+        env, lambda obs: {**obs, "image": obs["image"] * scale}, env.observation_space
+    )
 
 
 def main() -> None:

@@ -5,6 +5,12 @@ imported when such an id is first made, and the env observes its egocentric imag
 `ImgObsWrapper`, uint8 (7, 7, 3), read by the timestep encoder's CNN). The mission text, which no encoder
 reads, is left out: MiniGrid's rooms state a fixed mission each. For other observation keys, register a
 wrapped env of your own (examples/minigrid_images.py keeps the agent's direction too).
+
+MiniGrid's "image" holds small integer codes, not intensities: per cell the object (0-10), its colour (0-5)
+and its state (0-2). The encoder divides images by 255, so a key (5) and a ball (6), the very cue of
+MiniGrid-Memory, would differ by 0.004 while the first convolution's biases are about 0.3. Each channel's
+codes are therefore multiplied by 255 // its largest code (25, 51, 127): a key and a ball then differ by 0.1.
+Runs trained before 2026-12-07 saw the raw codes.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from icrl.envs.optional import import_optional
 
@@ -29,4 +36,24 @@ def make_minigrid_env(env_id: str, **kwargs: Any) -> gym.Env:
     # Importing minigrid.wrappers imports minigrid, which registers the MiniGrid-* ids.
     missing = "MiniGrid envs need the minigrid extra: pip install 'icrl[minigrid]'"
     wrappers = import_optional("minigrid.wrappers", missing)
-    return wrappers.ImgObsWrapper(gym.make(env_id, **kwargs))
+    return SpreadCodes(wrappers.ImgObsWrapper(gym.make(env_id, **kwargs)))
+
+
+def code_scale() -> np.ndarray:
+    """Per channel (object, colour, state), 255 // MiniGrid's largest code: uint8 (3,), (25, 51, 127)."""
+    constants = import_optional("minigrid.core.constants", "MiniGrid envs need the minigrid extra")
+    largest = [max(table.values()) for table in
+               (constants.OBJECT_TO_IDX, constants.COLOR_TO_IDX, constants.STATE_TO_IDX)]  # fmt: skip
+    return np.array([255 // code for code in largest], dtype=np.uint8)
+
+
+class SpreadCodes(gym.ObservationWrapper):
+    """MiniGrid's (H, W, 3) object / colour / state codes, each channel multiplied so that its largest code
+    comes near 255 (the space, Box(0, 255) uint8, stays as it is)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.scale = code_scale()
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return observation * self.scale  # uint8: the largest code x its scale is <= 255

@@ -29,3 +29,28 @@ def test_minigrid_kwargs_reach_the_env():
         assert trial_horizon(env) == 17
     finally:
         env.close()
+
+
+def test_minigrid_codes_are_spread_over_the_uint8_range():
+    import gymnasium as gym
+    from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+    from minigrid.wrappers import ImgObsWrapper
+
+    env = make_trial_env("MiniGrid-MemoryS7-v0")
+    raw = ImgObsWrapper(gym.make("MiniGrid-MemoryS7-v0"))
+    try:
+        obs, _ = env.reset(seed=3)
+        codes, _ = raw.reset(seed=3)
+        scale = np.array([25, 51, 127], dtype=np.uint8)  # 255 // the largest object, colour and state codes
+        assert [max(t.values()) for t in (OBJECT_TO_IDX, COLOR_TO_IDX, STATE_TO_IDX)] == [10, 5, 2]
+        np.testing.assert_array_equal(obs["obs"], codes * scale)
+        assert obs["obs"].dtype == np.uint8 and int(obs["obs"].max()) <= 255
+        key, ball = OBJECT_TO_IDX["key"] * 25 / 255, OBJECT_TO_IDX["ball"] * 25 / 255
+        assert abs(ball - key) > 0.09  # the Memory cue, as the CNN reads it (x / 255)
+        for action in (2, 2, 1, 2):
+            obs, *_ = env.step(action)
+            codes, *_ = raw.step(action)
+            np.testing.assert_array_equal(obs["obs"], codes * scale)
+    finally:
+        env.close()
+        raw.close()
