@@ -38,7 +38,7 @@ from icrl.cli.common import (
     usage_error,
 )
 from icrl.config import Config, EnvConfig, config_from_dict
-from icrl.envs.trust import env_module_of
+from icrl.envs.trust import env_module_of, record_imports
 
 _ENV_FIELDS = {f.replace("_", "-") for f in EnvConfig.__dataclass_fields__} | set(
     EnvConfig.__dataclass_fields__
@@ -245,6 +245,7 @@ def cmd_train(argv: list[str]) -> None:
         raise SystemExit(f"icrl train: {exc}") from None
     quiet = not trainer.dp.main  # under torchrun, rank 0 speaks for all
     if not quiet:
+        record_imports(trainer.run_dir, modules)  # for the hint of `icrl eval/resume` without them
         print(f"icrl: run directory {trainer.run_dir}", flush=True)
         for line in trainer.key_choices:
             print(f"icrl: {line}", flush=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -56,12 +57,35 @@ class RunEnv:
 
     modules: tuple[str, ...] = ()
     run_dirs: tuple[str, ...] = ()
+    trained_with: tuple[str, ...] = ()  # the run's `--import` modules (IMPORTS_FILE): named, never imported
 
 
 # Env ids of runs loaded in this process (`load_run_config`) -> how their envs are made. `env_factory`
 # reads it, so every env of such a run (probes, vector envs, evaluation envs) is made the safe way;
 # collector processes get a copy (`run_env_state`).
 _RUN_ENVS: dict[str, RunEnv] = {}
+
+# `icrl train --import MODULE` writes the module names here, so that a failure to make the run's env can
+# say which modules to consent to; reading it never imports them.
+IMPORTS_FILE = "imports.json"
+
+
+def record_imports(run_dir: str | os.PathLike[str], modules: Sequence[str]) -> None:
+    """Write `modules` (the `--import` names a run was trained with) to the run's IMPORTS_FILE."""
+    if modules:
+        (Path(run_dir) / IMPORTS_FILE).write_text(json.dumps({"modules": list(modules)}) + "\n")
+
+
+def recorded_imports(run_dir: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The dotted module names a run's IMPORTS_FILE lists; () when it has none, is unreadable or lists
+    anything else (it only feeds a hint)."""
+    try:
+        names = json.loads((Path(run_dir) / IMPORTS_FILE).read_text())["modules"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
+    if not isinstance(names, list):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and n and all(p.isidentifier() for p in n.split(".")))
 
 
 def env_module_of(env_id: str) -> str | None:
@@ -149,6 +173,7 @@ def prepare_run_env(
     run_env = RunEnv(
         modules=tuple(dict.fromkeys(earlier.modules + modules)),
         run_dirs=tuple(dict.fromkeys(earlier.run_dirs + (_real(run_dir),))),
+        trained_with=tuple(dict.fromkeys(earlier.trained_with + recorded_imports(run_dir))),
     )
     for name in modules:
         try:
@@ -221,6 +246,11 @@ def env_failure_hint(env_id: str, exc: BaseException) -> str:
         if is_popgym_id(env_id):
             return ""  # the POPGym adapter lists the registered ids
         if from_run:
+            run_env = _RUN_ENVS[env_id]
+            missing = [name for name in run_env.trained_with if name not in run_env.modules]
+            if missing:
+                flags = " ".join(f"--import {name}" for name in missing)
+                return f"; the run was trained with {flags}: add it if you trust the module(s)"
             return "; if a module registers it, name it with --import MODULE (installed or on PYTHONPATH)"
         return f"; if a module registers it, give the id as MODULE:{env_id} so that it is imported first"
     if isinstance(exc, ModuleNotFoundError) and module is not None and exc.name == module.split(".")[0]:

@@ -369,6 +369,44 @@ def test_train_imports_a_module_that_registers_task_ids(tmp_path, tiny_cli, monk
     assert not (tmp_path / "other").exists()
 
 
+def test_a_run_records_its_imports_and_names_them_when_its_env_is_missing(tmp_path, tiny_cli, monkeypatch,
+                                                                          capsys):
+    """A run trained with --import records the names (imports.json, never imported from there); eval
+    without them says which to add; with them it plays."""
+    import sys
+
+    import gymnasium as gym
+
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "icrl_test_records.py").write_text(
+        "import gymnasium as gym\n"
+        "from icrl.envs.tmaze import TMazeEnv\n"
+        "gym.register('icrl-test/Recorded-v0', entry_point=TMazeEnv, kwargs={'length': 4})\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    run = tmp_path / "run"
+    try:
+        main(["train", "--import", "icrl_test_records", "icrl-test/Recorded-v0", *tiny_cli,
+              "--total-env-steps", "40", "--eval-every", "0", "--run-dir", str(run)])
+        assert json.loads((run / "imports.json").read_text()) == {"modules": ["icrl_test_records"]}
+    finally:
+        gym.registry.pop("icrl-test/Recorded-v0", None)
+        sys.modules.pop("icrl_test_records", None)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(run), "--trials", "1"])
+    message = str(info.value.code) + capsys.readouterr().err
+    assert "the run was trained with --import icrl_test_records" in message
+    assert "icrl_test_records" not in sys.modules and "icrl-test/Recorded-v0" not in gym.registry
+    try:
+        main(["eval", str(run), "--trials", "1", "--import", "icrl_test_records"])
+        assert "return" in capsys.readouterr().out
+    finally:
+        gym.registry.pop("icrl-test/Recorded-v0", None)
+        sys.modules.pop("icrl_test_records", None)
+
+
 def test_import_consents_to_a_config_files_module_env_id(tmp_path):
     from icrl.cli.train import build_train_config
     from icrl.config import Config
