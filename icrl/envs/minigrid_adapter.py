@@ -15,7 +15,7 @@ Runs trained before 2026-12-07 saw the raw codes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -36,7 +36,19 @@ def make_minigrid_env(env_id: str, **kwargs: Any) -> gym.Env:
     # Importing minigrid.wrappers imports minigrid, which registers the MiniGrid-* ids.
     missing = "MiniGrid envs need the minigrid extra: pip install 'icrl[minigrid]'"
     wrappers = import_optional("minigrid.wrappers", missing)
-    return SpreadCodes(wrappers.ImgObsWrapper(gym.make(env_id, **kwargs)))
+    return ReportSuccess(SpreadCodes(wrappers.ImgObsWrapper(gym.make(env_id, **kwargs))))
+
+
+class ReportSuccess(gym.Wrapper):
+    """`info["success"]` at the end of an episode, as icrl's envs report it (evaluations log eval/success):
+    MiniGrid ends an episode with a positive reward exactly when its mission is done (a wrong object in
+    MiniGrid-Memory, lava or a time-out end it with 0)."""
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            info = {**info, "success": bool(terminated and float(reward) > 0)}
+        return obs, reward, terminated, truncated, info
 
 
 def code_scale() -> np.ndarray:

@@ -54,3 +54,23 @@ def test_minigrid_codes_are_spread_over_the_uint8_range():
     finally:
         env.close()
         raw.close()
+
+
+def test_minigrid_episodes_report_success_when_the_mission_is_done():
+    env = make_trial_env("MiniGrid-Empty-5x5-v0")
+    try:
+        env.reset(seed=0)
+        # Empty-5x5: the agent starts at (1, 1) facing east, the goal is at (3, 3)
+        infos = [env.step(action)[-1] for action in (2, 2, 1, 2, 2)]
+        assert "success" not in infos[0] and infos[-1]["success"] is True
+    finally:
+        env.close()
+    env = make_trial_env("MiniGrid-Empty-5x5-v0", max_steps=3)
+    try:
+        env.reset(seed=0)
+        *_, truncated, info = env.step(0)
+        for _ in range(2):
+            *_, truncated, info = env.step(0)
+        assert truncated and info["success"] is False
+    finally:
+        env.close()
