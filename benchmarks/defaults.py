@@ -15,6 +15,12 @@ extra) is a row that says so.
     .venv/bin/python benchmarks/defaults.py --envs tmaze-20 tmaze-50 --jobs 2
     .venv/bin/python benchmarks/defaults.py --list                   # the matrix, one line each
     .venv/bin/python benchmarks/defaults.py --report                 # the table of the runs done so far
+    .venv/bin/python benchmarks/defaults.py --report --eval-trials 200   # ... with finals on 200 fresh trials
+
+`--eval-trials N` also scores every finished run's final policy on N fresh greedy trials (`icrl eval RUN
+--trials N`, written to RUN/eval_N.json and not repeated): a 16-trial evaluation is too noisy to rank
+seeds against a target, and it reads the metric with today's env code (an env that gained a key, e.g.
+MiniGrid's success, is scored on it).
 """
 
 from __future__ import annotations
@@ -109,6 +115,21 @@ def summarize(run_dir: Path, case: Case) -> dict[str, Any]:
     }
 
 
+def evaluate_one(name: str, seed: int, kind: str, root: Path, trials: int, threads: int) -> float | None:
+    """The case's metric for the run's final policy on `trials` fresh greedy trials (RUN/eval_N.json, made
+    once with `icrl eval`); None for a run that has no checkpoint or whose evaluation lacks the metric."""
+    run_dir = root / f"{name}__{kind}__{seed}"
+    out = run_dir / f"eval_{trials}.json"
+    if not out.exists():
+        if not (run_dir / "checkpoints").is_dir():
+            return None
+        command = [sys.executable, "-m", "icrl.cli", "eval", str(run_dir), "--trials", str(trials),
+                   "--out", str(out), "--threads", str(threads)]  # fmt: skip
+        if subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            return None
+    return json.loads(out.read_text()).get(MATRIX[name].metric)
+
+
 def _median(values: list[float]) -> str:
     return f"{statistics.median(values):,.0f}" if values else "-"
 
@@ -127,11 +148,27 @@ def _final(runs: list[dict[str, Any]]) -> str:
     return text + (f" ({failed} failed)" if failed else "")
 
 
-def table(results: list[dict[str, Any]], names: list[str]) -> str:
+def _scored(values: list[float], target: float | None) -> str:
+    """Finals on many trials: mean ± SE (one seed: the value) and how many seeds reach the target."""
+    if not values:
+        return "-"
+    estimate = mean_se(values) if len(values) > 1 else None
+    text = f"{_number(estimate.mean)} ± {_number(estimate.se)}" if estimate else _number(values[0])
+    return text + ("" if target is None else f" ({sum(v >= target for v in values)}/{len(values)})")
+
+
+Scores = dict[tuple[str, str], list[float]]  # (env, kind) -> finals on many trials, one per seed
+
+
+def table(
+    results: list[dict[str, Any]], names: list[str], scored: Scores | None = None, trials: int = 0
+) -> str:
+    """The benchmark's table; with `scored` ((env, kind) -> finals on `trials` trials) two more columns."""
+    more = f" default: final on {trials:,} trials (seeds ≥ target) | control: final on {trials:,} trials |"
     lines = [
         "| env | steps | metric | target | default: final (mean ± SE) | seeds ≥ target | median steps / s to "
-        "target | memory-free control: final |",
-        "|---|---|---|---|---|---|---|---|",
+        "target | memory-free control: final |" + (more if scored is not None else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|---|" if scored is not None else ""),
     ]
     for name in names:
         case = MATRIX[name]
@@ -147,10 +184,14 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
             f"{_median([r['reached_steps'] for r in reached])} / {_median([r['reached_s'] for r in reached])}"
             if reached else "-"
         )  # fmt: skip
-        lines.append(
+        row = (
             f"| {f'{case.env_id} {kwargs}'.strip()} | {case.steps:,} | {case.metric} | {target} "
             f"| {_final(default)} | {seeds_ok} | {to_target} | {_final(control)} |"
         )
+        if scored is not None:
+            row += f" {_scored(scored.get((name, 'default'), []), case.target)} |"
+            row += f" {_scored(scored.get((name, 'control'), []), None)} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -166,6 +207,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("runs/defaults"), help="where the runs go")
     parser.add_argument("--list", action="store_true", help="print the matrix and stop")
     parser.add_argument("--report", action="store_true", help="print the table of the runs done; train none")
+    parser.add_argument("--eval-trials", type=int, default=0,
+                        help="also score each finished run's final policy on this many fresh trials (0: no)")
     args = parser.parse_args()
     if args.list:
         for name, case in MATRIX.items():
@@ -176,11 +219,23 @@ def main() -> None:
     if args.report:
         done = [args.root / f"{name}__{kind}__{seed}" / "result.json" for name, seed, kind in jobs]
         results = [json.loads(path.read_text()) for path in done if path.exists()]
-        print(table(results, args.envs))
+    else:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(lambda job: run_one(*job, args.root, args.threads), jobs))
+    scored = None
+    if args.eval_trials:
+        finished = [(r["name"], r["seed"], r["kind"]) for r in results]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            values = list(pool.map(
+                lambda job: evaluate_one(*job, args.root, args.eval_trials, args.threads), finished
+            ))  # fmt: skip
+        scored = {}
+        for (name, _, kind), value in zip(finished, values, strict=True):
+            if value is not None:
+                scored.setdefault((name, kind), []).append(value)
+    print(table(results, args.envs, scored, args.eval_trials))
+    if args.report:
         return
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda job: run_one(*job, args.root, args.threads), jobs))
-    print(table(results, args.envs))
     print(f"\n{len(jobs)} runs, {time.time() - start:,.0f} s; seeds {args.seeds}, {args.jobs} at a time, "
           f"{args.threads} torch thread(s) each")  # fmt: skip
 
