@@ -125,8 +125,9 @@ def evaluate_one(name: str, seed: int, kind: str, root: Path, trials: int, threa
             return None
         command = [sys.executable, "-m", "icrl.cli", "eval", str(run_dir), "--trials", str(trials),
                    "--out", str(out), "--threads", str(threads)]  # fmt: skip
-        if subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
-            return None
+        with out.with_suffix(".log").open("w") as log:  # why an evaluation failed (a missing extra, ...)
+            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                return None
     return json.loads(out.read_text()).get(MATRIX[name].metric)
 
 
@@ -224,7 +225,10 @@ def main() -> None:
             results = list(pool.map(lambda job: run_one(*job, args.root, args.threads), jobs))
     scored = None
     if args.eval_trials:
-        finished = [(r["name"], r["seed"], r["kind"]) for r in results]
+        # every run that trained to its end, also one whose evaluations lacked the metric (an env that
+        # has gained the key since, e.g. MiniGrid's success); not one whose training failed
+        finished = [(r["name"], r["seed"], r["kind"]) for r in results
+                    if not str(r.get("failed", "")).startswith("exit")]  # fmt: skip
         with ThreadPoolExecutor(args.jobs) as pool:
             values = list(pool.map(
                 lambda job: evaluate_one(*job, args.root, args.eval_trials, args.threads), finished

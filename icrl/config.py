@@ -34,7 +34,7 @@ class Range:
     high_open: bool = False
 
     def __contains__(self, value: float) -> bool:
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return False
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)
@@ -524,7 +524,7 @@ def check_config(cfg: Config) -> None:
             value = getattr(value, part)
         items = value if isinstance(value, tuple) else (value,)
         if any(item is not None and item not in bounds for item in items):
-            infinite = any(item is not None and not math.isfinite(item) for item in items)
+            infinite = any(isinstance(item, float) and not math.isfinite(item) for item in items)
             finite = "finite and " if infinite and str(bounds) != "finite" else ""
             problems.append(f"{path} must be {finite}{bounds}, got {value!r}")
     subset, critics = cfg.agent.critic_subset, cfg.agent.num_critics
@@ -580,8 +580,15 @@ value such a run was trained with (the term off, the image CNN of the time)."""
 def load_config(path: str | Path) -> Config:
     """A run's recorded config (its config.json). A run recorded before a setting existed was trained
     without it: such settings are read as what it had then, not as today's defaults (`RECORDED_BEFORE`)."""
+    from icrl.envs.minigrid_adapter import SPREAD_CODES, is_minigrid_id
+
     data = json.loads(Path(path).read_text())
     for section, key, then in RECORDED_BEFORE:
         if isinstance(data.get(section), dict) and key not in data[section]:
             data[section] = {**data[section], key: then}
+    env = data.get("env")
+    if isinstance(env, dict) and isinstance(env.get("id"), str) and is_minigrid_id(env["id"]):
+        kwargs = env.get("kwargs") if isinstance(env.get("kwargs"), dict) else {}
+        if SPREAD_CODES not in kwargs:  # trained on MiniGrid's raw image codes
+            data["env"] = {**env, "kwargs": {**kwargs, SPREAD_CODES: False}}
     return config_from_dict(data)

@@ -10,7 +10,9 @@ MiniGrid's "image" holds small integer codes, not intensities: per cell the obje
 and its state (0-2). The encoder divides images by 255, so a key (5) and a ball (6), the very cue of
 MiniGrid-Memory, would differ by 0.004 while the first convolution's biases are about 0.3. Each channel's
 codes are therefore multiplied by 255 // its largest code (25, 51, 127): a key and a ball then differ by 0.1.
-Runs trained before 2026-12-07 saw the raw codes.
+A run records this as the env kwarg `spread_codes` (true); runs trained before 2026-12-07 saw the raw codes
+and load with `spread_codes` false. Acting with `icrl.load_policy` in your own loop, feed the same:
+`make_minigrid_env(id)`, or minigrid's `ImgObsWrapper` image times `code_scale()`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from icrl.envs.optional import import_optional
 
 MINIGRID_PREFIX = "MiniGrid-"
+SPREAD_CODES = "spread_codes"  # the adapter's own kwarg (not minigrid's): multiply the codes, as above
 
 
 def is_minigrid_id(env_id: str) -> bool:
@@ -30,13 +33,15 @@ def is_minigrid_id(env_id: str) -> bool:
     return env_id.startswith(MINIGRID_PREFIX)
 
 
-def make_minigrid_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """The MiniGrid env `env_id` (its keyword arguments as `gym.make` takes them) observing its image only;
-    ImportError naming the extra when minigrid is not installed."""
+def make_minigrid_env(env_id: str, spread_codes: bool = True, **kwargs: Any) -> gym.Env:
+    """The MiniGrid env `env_id` (its keyword arguments as `gym.make` takes them) observing its image only,
+    its codes spread over 0..255 unless `spread_codes` is false; ImportError naming the extra when minigrid
+    is not installed."""
     # Importing minigrid.wrappers imports minigrid, which registers the MiniGrid-* ids.
     missing = "MiniGrid envs need the minigrid extra: pip install 'icrl[minigrid]'"
     wrappers = import_optional("minigrid.wrappers", missing)
-    return ReportSuccess(SpreadCodes(wrappers.ImgObsWrapper(gym.make(env_id, **kwargs))))
+    env = wrappers.ImgObsWrapper(gym.make(env_id, **kwargs))
+    return ReportSuccess(SpreadCodes(env) if spread_codes else env)
 
 
 class ReportSuccess(gym.Wrapper):
@@ -68,4 +73,5 @@ class SpreadCodes(gym.ObservationWrapper):
         self.scale = code_scale()
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        return observation * self.scale  # uint8: the largest code x its scale is <= 255
+        # The largest known code x its scale is <= 255; a code beyond MiniGrid's tables saturates, not wraps.
+        return np.minimum(observation.astype(np.uint16) * self.scale, 255).astype(np.uint8)

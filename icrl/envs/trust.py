@@ -79,9 +79,12 @@ def record_imports(run_dir: str | os.PathLike[str], modules: Sequence[str]) -> N
 def recorded_imports(run_dir: str | os.PathLike[str]) -> tuple[str, ...]:
     """The dotted module names a run's IMPORTS_FILE lists; () when it has none, is unreadable or lists
     anything else (it only feeds a hint)."""
+    path = Path(run_dir) / IMPORTS_FILE
     try:
-        names = json.loads((Path(run_dir) / IMPORTS_FILE).read_text())["modules"]
-    except (OSError, ValueError, KeyError, TypeError):
+        if path.stat().st_size > 65_536:  # a few module names; anything larger is not ours
+            return ()
+        names = json.loads(path.read_text())["modules"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return ()
     if not isinstance(names, list):
         return ()

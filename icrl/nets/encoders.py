@@ -118,9 +118,11 @@ def _deep_stack(channels: int, leak: float) -> list[nn.Module]:
 
 def _grid_stack(channels: int, side: int, leak: float) -> list[nn.Module]:
     """2x2 convolutions (16, 32, 64 channels) with a 2x2 max-pool after the first, each while the map is at
-    least 2 wide (`side`: the image's shorter side); at least the first convolution."""
-    layers: list[nn.Module] = [nn.Conv2d(channels, 16, 2), nn.LeakyReLU(leak)]
-    side, c_in = side - 1, 16
+    least 2 wide (`side`: the image's shorter side); at least the first convolution (1x1 for a 1-wide
+    image)."""
+    first = min(side, 2)
+    layers: list[nn.Module] = [nn.Conv2d(channels, 16, first), nn.LeakyReLU(leak)]
+    side, c_in = side - first + 1, 16
     if side >= 4:
         layers.append(nn.MaxPool2d(2))
         side //= 2

@@ -62,10 +62,22 @@ def going_online(recorded: Config, overrides: dict[str, Any]) -> dict[str, Any]:
     return {**overrides, "agent": {**agent, "conservative_weight": 0.0}}
 
 
+def resolve_env_kwargs(cfg: Config) -> Config:
+    """`cfg` with the env kwargs an adapter defaults recorded: a MiniGrid id's `spread_codes` (true), so
+    that a run records which image codes it saw (runs from before lack it and load as false)."""
+    from icrl.envs.minigrid_adapter import SPREAD_CODES, is_minigrid_id
+
+    if cfg.env.multitask or not is_minigrid_id(cfg.env.id) or SPREAD_CODES in cfg.env.kwargs:
+        return cfg
+    env = dataclasses.replace(cfg.env, kwargs={**cfg.env.kwargs, SPREAD_CODES: True})
+    return dataclasses.replace(cfg, env=env)
+
+
 def resolve_env_defaults(cfg: Config, horizon: int | None, action_space: Any = None) -> Config:
     """`cfg` with its env-derived fields filled in from the trial length `horizon` (None: unknown) and,
-    given one, the agent-facing `action_space`; and with the settings that follow from training from data."""
-    cfg = resolve_data_defaults(cfg)
+    given one, the agent-facing `action_space`; with the settings that follow from training from data and
+    the adapter kwargs a run records (`resolve_env_kwargs`)."""
+    cfg = resolve_env_kwargs(resolve_data_defaults(cfg))
     if action_space is not None:
         cfg = resolve_action_defaults(cfg, action_space)
     model = cfg.model

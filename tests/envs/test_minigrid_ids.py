@@ -74,3 +74,36 @@ def test_minigrid_episodes_report_success_when_the_mission_is_done():
         assert truncated and info["success"] is False
     finally:
         env.close()
+
+
+def test_a_run_records_spread_codes_and_an_older_run_loads_raw_codes(tmp_path):
+    import dataclasses
+    import json
+
+    from icrl.config import Config, EnvConfig, load_config
+    from icrl.train.resolve import resolve_env_defaults
+
+    cfg = Config(env=EnvConfig(id="MiniGrid-MemoryS7-v0"))
+    resolved = resolve_env_defaults(cfg, 245)
+    assert resolved.env.kwargs == {"spread_codes": True}  # what config.json records
+    raw = resolve_env_defaults(dataclasses.replace(cfg, env=EnvConfig(id=cfg.env.id, kwargs={
+        "spread_codes": False})), 245)  # fmt: skip
+    assert raw.env.kwargs == {"spread_codes": False}
+    assert resolve_env_defaults(Config(), 10).env.kwargs == {}  # other envs: nothing added
+    path = tmp_path / "config.json"
+    path.write_text(resolved.to_json())
+    assert load_config(path).env.kwargs == {"spread_codes": True}
+    old = json.loads(resolved.to_json())
+    old["env"]["kwargs"] = {"size": 7}  # recorded before the kwarg: trained on the raw codes
+    path.write_text(json.dumps(old))
+    assert load_config(path).env.kwargs == {"size": 7, "spread_codes": False}
+    spread = make_trial_env("MiniGrid-MemoryS7-v0")
+    plain = make_trial_env("MiniGrid-MemoryS7-v0", spread_codes=False)
+    try:
+        a, _ = spread.reset(seed=1)
+        b, _ = plain.reset(seed=1)
+        np.testing.assert_array_equal(a["obs"], b["obs"] * np.array([25, 51, 127], dtype=np.uint8))
+        assert int(b["obs"].max()) <= 10
+    finally:
+        spread.close()
+        plain.close()

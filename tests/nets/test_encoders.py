@@ -109,11 +109,12 @@ def test_image_observations_use_a_cnn(shape):
     assert flat(obs).shape == (2, 3, 16)
 
 
-@pytest.mark.parametrize("side", [2, 3, 5, 7, 9, 20, 35])
+@pytest.mark.parametrize("side", [1, 2, 3, 5, 7, 9, 20, 35])
 def test_small_images_get_the_grid_stack_down_to_a_small_map(side):
     cnn = ImageCNN((side, side, 3), out_dim=8)
     convs = [layer for layer in cnn.convs if isinstance(layer, nn.Conv2d)]
-    assert all(conv.kernel_size == (2, 2) for conv in convs) and 1 <= len(convs) <= 3
+    kernel = (1, 1) if side == 1 else (2, 2)  # a 1-wide image: one 1x1 convolution
+    assert all(conv.kernel_size == kernel for conv in convs) and 1 <= len(convs) <= 3
     assert [conv.out_channels for conv in convs] == [16, 32, 64][: len(convs)]
     flat = cnn.out.in_features
     assert flat % convs[-1].out_channels == 0
@@ -122,6 +123,8 @@ def test_small_images_get_the_grid_stack_down_to_a_small_map(side):
     assert map_side == 1 or len(convs) == 3
     img = torch.randint(0, 255, (4, side, side, 3), dtype=torch.uint8)
     assert cnn(img).shape == (4, 8)
+    wide = ImageCNN((side, 5, 3), out_dim=8)  # the shorter side decides
+    assert wide(torch.randint(0, 255, (4, side, 5, 3), dtype=torch.uint8)).shape == (4, 8)
 
 
 def test_the_grid_stack_is_far_cheaper_than_the_deep_one_on_a_7x7_view():

@@ -419,3 +419,16 @@ def test_import_consents_to_a_config_files_module_env_id(tmp_path):
         build_train_config(["--config", str(path)])  # not typed by the user: refused, nothing imported
     cfg = build_train_config(["--config", str(path)], imported=["icrl_test_cfgmod"])
     assert cfg.env.id == "icrl_test_cfgmod:Env-v0"
+
+
+@pytest.mark.parametrize("content", [
+    "not json", "[1, 2]", '{"modules": "a"}', '{"modules": [1, "", ".x", "os; rm"]}', "[" * 60_000,
+    '{"modules": ["ok.name"' + ', "x"' * 20_000 + "]}",
+])  # fmt: skip
+def test_a_damaged_imports_file_is_only_a_missing_hint(tmp_path, content):
+    from icrl.envs.trust import recorded_imports
+
+    (tmp_path / "imports.json").write_text(content)
+    assert recorded_imports(tmp_path) == ()
+    (tmp_path / "imports.json").write_text('{"modules": ["a.b", 3, "c"]}')
+    assert recorded_imports(tmp_path) == ("a.b", "c")

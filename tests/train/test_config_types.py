@@ -179,3 +179,9 @@ def test_a_run_recorded_before_the_grid_cnn_keeps_the_deep_one(tmp_path):
     shapes = [tuple(p.shape) for name, p in build_agent(cfg, obs, gym.spaces.Discrete(3)).named_parameters()
               if ".cnns." in name and name.endswith("weight")]  # fmt: skip
     assert shapes == [(32, 3, 3, 3), (64, 32, 3, 3), (64, 64, 3, 3), (256, 64 * 7 * 7)]
+
+
+def test_a_huge_integer_setting_is_out_of_range_not_a_crash():
+    with pytest.raises(ValueError, match="env.num_actors must be in"):
+        check_config(config_from_dict({"env": {"num_actors": 10**400}}))
+    assert 10**400 in Range(1) and 10**400 not in Range(1, 10)
