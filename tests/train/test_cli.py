@@ -402,6 +402,10 @@ def test_a_run_records_its_imports_and_names_them_when_its_env_is_missing(tmp_pa
     try:
         main(["eval", str(run), "--trials", "1", "--import", "icrl_test_records"])
         assert "return" in capsys.readouterr().out
+        # a run from before imports.json: resuming it with the module records it for the next time
+        (run / "imports.json").unlink()
+        main(["resume", str(run), "--total-env-steps", "80", "--import", "icrl_test_records"])
+        assert json.loads((run / "imports.json").read_text()) == {"modules": ["icrl_test_records"]}
     finally:
         gym.registry.pop("icrl-test/Recorded-v0", None)
         sys.modules.pop("icrl_test_records", None)
