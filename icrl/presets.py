@@ -159,8 +159,8 @@ def tmaze_200() -> Config:
 def tmaze_10k() -> Config:
     """The paper's longest memory task, for one GPU: T-Maze 10,000 with the whole trial in context.
 
-    10,001 timesteps in context with the default model size (not tmaze-50's small one), bfloat16 attention
-    (flash kernels on GPUs), 16 windows of 10,002 timesteps per batch."""
+    10,001 timesteps in context with the wide model (d_model 128; not tmaze-50's small one), bfloat16
+    attention (flash kernels on GPUs), 16 windows of 10,002 timesteps per batch."""
     base = tmaze_50()
     return replace(
         base,
@@ -214,7 +214,7 @@ def goal_grid() -> Config:
     """GoalGrid (goal-conditioned): visit three landmarks in a given order in a 5x5 room.
 
     Episodes of 30 steps, each a one-episode trial held whole in the context. Add --replay.relabel 0.5 for
-    hindsight instruction relabelling (RESULTS.md: "GoalGrid with and without hindsight relabelling")."""
+    hindsight instruction relabelling (RESULTS.md: "Hindsight instruction relabelling (GoalGrid 8x8)")."""
     return grid_meta(EnvConfig(id="icrl/GoalGrid-v0"), context_len=30, exp_name="goal-grid")
 
 
