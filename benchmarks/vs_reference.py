@@ -277,8 +277,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--rollout-steps", type=int, default=1024,
-        help="timed env steps per actor (at 255, one episode, icrl's rate swung 2x between runs; at 1024 "
-        "by 10%%)",
+        help="timed env steps per actor (255, one episode, lasts under a second for icrl, so one burst of "
+        "the machine swung a run's rate 2x; 1024 dilutes it)",
     )  # fmt: skip
     parser.add_argument("--loader-workers", type=int, default=0, help="reference DataLoader workers")
     parser.add_argument("--run-timeout", type=float, default=1800.0, help="seconds per run")
