@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,25 @@ from icrl.bench import attach_loader
 from icrl.config import Config
 from icrl.presets import apply_overrides, build_config, preset_config
 from icrl.train.trainer import Trainer
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark_script(name: str) -> ModuleType:
+    """benchmarks/NAME.py (a script folder, not a package) executed afresh as the module `benchmark_NAME`,
+    left in `sys.modules` because its dataclasses look their module up there."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """`load_benchmark_script`, for tests of the scripts in benchmarks/."""
+    return load_benchmark_script
+
 
 # A T-Maze of length 6 and a 32-wide Transformer: a few updates take well under a second.
 TINY_TMAZE: dict[str, Any] = {

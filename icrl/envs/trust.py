@@ -71,9 +71,12 @@ IMPORTS_FILE = "imports.json"
 
 
 def record_imports(run_dir: str | os.PathLike[str], modules: Sequence[str]) -> None:
-    """Write `modules` (the `--import` names a run was trained with) to the run's IMPORTS_FILE."""
-    if modules:
-        (Path(run_dir) / IMPORTS_FILE).write_text(json.dumps({"modules": list(modules)}) + "\n")
+    """Add `modules` (the `--import` names a run was trained or resumed with) to the run's IMPORTS_FILE;
+    the file is written only when that adds a name."""
+    recorded = recorded_imports(run_dir)
+    merged = tuple(dict.fromkeys(recorded + tuple(modules)))
+    if merged != recorded:
+        (Path(run_dir) / IMPORTS_FILE).write_text(json.dumps({"modules": list(merged)}) + "\n")
 
 
 def recorded_imports(run_dir: str | os.PathLike[str]) -> tuple[str, ...]:

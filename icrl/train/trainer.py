@@ -33,7 +33,7 @@ from icrl.agent.agent import Agent, acting_head
 from icrl.config import Config, check_config, load_config
 from icrl.data.dataset import check_dataset_spaces, copy_into_store
 from icrl.envs.multitask import load_task_file
-from icrl.envs.trust import load_run_config, record_imports, recorded_imports
+from icrl.envs.trust import load_run_config, record_imports
 from icrl.envs.vector import make_vector_env
 from icrl.replay.loader import BatchLoader
 from icrl.replay.sampler import TrialSampler
@@ -421,10 +421,8 @@ def resume_run(
         # Persist the new settings (budget, device, window), or a later plain `icrl resume` would go back to
         # the old ones; only now, once the checkpoint has loaded into the changed config's network.
         trainer.directory.write_config(trainer.cfg, new_run=False)
-    if imports and trainer.dp.main:
+    if trainer.dp.main:
         # a run trained before imports.json existed, or resumed with a new module: the hint of a later
         # `icrl eval/resume` names what worked here (the env was made with these, so they are right)
-        modules = tuple(dict.fromkeys(recorded_imports(run_dir) + tuple(imports)))
-        if modules != recorded_imports(run_dir):
-            record_imports(run_dir, modules)
+        record_imports(run_dir, imports)
     return trainer.run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -15,11 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "verdict.py"
 
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("verdict_tool", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(benchmark_script):
+    return benchmark_script("verdict")
 
 
 def test_compare_output_skips_the_summary_line(tool, tmp_path):

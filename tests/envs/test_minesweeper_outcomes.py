@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "minesweeper_outcomes.py"
-
 
 @pytest.fixture(scope="module")
-def outcomes():
-    spec = importlib.util.spec_from_file_location("minesweeper_outcomes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def outcomes(benchmark_script):
+    return benchmark_script("minesweeper_outcomes")
 
 
 @pytest.mark.parametrize(

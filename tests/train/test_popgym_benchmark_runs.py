@@ -4,7 +4,6 @@ never checkpointed (start over). Subprocesses are recorded, not run."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,14 +12,10 @@ import torch
 
 from icrl.train.checkpoint import save_checkpoint
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "popgym_cpu.py"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    spec = importlib.util.spec_from_file_location("popgym_cpu_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def bench(monkeypatch, benchmark_script):
+    module = benchmark_script("popgym_cpu")
     calls: list[list[str]] = []
     monkeypatch.setattr(module.subprocess, "run", lambda cmd, **kw: calls.append(list(cmd)))
     return module, calls
