@@ -59,6 +59,21 @@ class ActorCriticTerms:
     advantage: Tensor  # (B, L, G): the filter's input, no gradient
     entropy: Tensor  # (B, L): entropy of the main discount's policy (a sample estimate for Box), no gradient
     conservative: Tensor  # scalar: losses.conservative_penalty with gradient to the critics (0 when off)
+    taken_rows: Tensor | None = None  # set when q_taken is member-major, (C, T, G[, Kb]) with T the batch's
+    # (B, L) positions flattened and taken in this order (T,): the discrete classification critic's layout
+
+
+def taken_layout(terms: ActorCriticTerms, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(q_taken, target, mask) laid out alike for the critic loss and its stats: as they are, or, when
+    q_taken is member-major (`taken_rows`), q_taken as (C, T, 1, G[, Kb]), the target (C, T, G) and the mask
+    (C, T): "batch" = critic, "position" = timestep, one critic each. A masked mean is the same either way."""
+    rows = terms.taken_rows
+    if rows is None:
+        return terms.q_taken, target, mask
+    C = terms.q_taken.shape[0]
+    target = target.flatten(0, 1).index_select(0, rows).expand(C, *rows.shape, target.shape[-1])
+    mask = mask.flatten(0, 1).index_select(0, rows).expand(C, *rows.shape)
+    return terms.q_taken.unsqueeze(2), target, mask
 
 
 def frozen_call(module: nn.Module, *args: Tensor) -> Tensor:
@@ -151,6 +166,11 @@ class ActionKind:
         raise NotImplementedError
 
 
+def batch_major(x: Tensor, lead: tuple[int, ...] | torch.Size) -> Tensor:
+    """A critic ensemble's member-major output (C, T, ...) -> (*lead, C, ...), T = prod(lead)."""
+    return x.transpose(0, 1).unflatten(0, tuple(lead))  # a view, not a copy
+
+
 MASKED_LOGIT = -1e9
 """The logit of an action the valid-action mask rules out: finite (not -inf), so softmax, log-softmax and
 entropy stay finite, yet its probability is exactly 0 in float32 next to any valid logit."""
@@ -196,7 +216,11 @@ class DiscreteActions(ActionKind):
     def next_value(
         self, actor, critics, s_next, denormalize, reduce, subset_size, generator, action_mask=None
     ):
-        target_q = denormalize(critics(s_next))  # (B, L, C, G, N)
+        if self.bins is None:
+            target_q = denormalize(critics(s_next))  # (B, L, C, G, N)
+        else:  # values read member-major: the (C, T, G, N, Kb) logits are never copied to (B, L, ...)
+            values = critics.all_actions(critics.features(s_next), self.value)  # (C, T, G, N)
+            target_q = batch_major(values, s_next.shape[:-1])  # (B, L, C, G, N)
         logits = actor(s_next)  # (B, L, G, N)
         if action_mask is not None:
             logits = mask_logits(logits, action_mask[..., None, :])
@@ -215,20 +239,30 @@ class DiscreteActions(ActionKind):
     def terms(self, actor, critics, s_t, action, mask, generator, action_mask=None):
         if action_mask is not None:
             action = self.executed_action(action, action_mask)
-        q = critics(s_t)  # (B, L, C, G, N), or logits (B, L, C, G, N, Kb)
-        if self.bins is None:
-            q_taken = losses.q_of_actions(q, action)  # (B, L, C, G)
+        taken_rows = None
+        if self.bins is None or self.conservative:
+            q = critics(s_t)  # (B, L, C, G, N), or logits (B, L, C, G, N, Kb)
+            if self.bins is None:
+                q_taken = losses.q_of_actions(q, action)  # (B, L, C, G)
+            else:
+                q_taken = losses.q_of_actions(q.movedim(-1, 0), action.expand(q.shape[-1], *action.shape))
+                q_taken = q_taken.movedim(0, -1)  # logits (B, L, C, G, Kb)
+            with torch.no_grad():  # the actor sees the critics' values as constants
+                q_actor = self.value(q.detach()).mean(dim=2)  # (B, L, G, N)
         else:
-            q_taken = losses.q_of_actions(q.movedim(-1, 0), action.expand(q.shape[-1], *action.shape))
-            q_taken = q_taken.movedim(0, -1)  # logits (B, L, C, G, Kb)
+            # Classification: only the stored action's logits need a gradient (the critic loss), so all N
+            # actions' logits, the largest tensor of an update, are computed without autograd for the
+            # actor's values, and the stored action's with it, on 1/N of the output layer's work.
+            h = critics.features(s_t)  # (C, B*L, H)
+            q_taken, taken_rows = critics.taken_actions(h, action.reshape(-1))  # (C, B*L, G, Kb), (B*L,)
+            with torch.no_grad():
+                q_actor = critics.all_actions(h.detach(), self.value).mean(dim=0)  # (B*L, G, N)
+                q_actor = q_actor.view(*action.shape, *q_actor.shape[1:])  # (B, L, G, N)
         logits = actor(s_t)  # (B, L, G, N)
         if action_mask is not None:
             logits = mask_logits(logits, action_mask[..., None, :])
         log_probs = torch.log_softmax(logits, dim=-1)  # (B, L, G, N)
         probs = log_probs.exp()
-        # The actor sees the critics' values as constants: "a frozen copy on a detached state".
-        with torch.no_grad():
-            q_actor = self.value(q.detach()).mean(dim=2)  # (B, L, G, N)
         q_policy = (probs * q_actor).sum(-1)  # (B, L, G)
         a_index = action[:, :, None, None].expand(*log_probs.shape[:-1], 1)
         advantage = q_actor.gather(-1, a_index).squeeze(-1) - q_policy.detach()  # (B, L, G)
@@ -243,7 +277,7 @@ class DiscreteActions(ActionKind):
                 scaled = mask_logits(scaled, action_mask[:, :, None, None, :])
             taken = losses.q_of_actions(scaled, action)  # (B, L, C, G)
             conservative = losses.conservative_penalty(scaled, taken, mask, soft_max=True)
-        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy, conservative)
+        return ActorCriticTerms(q_taken, pg_loss, logp_taken, advantage, entropy, conservative, taken_rows)
 
     def policy(self, actor, h, head=-1, action_mask=None):
         return Categorical(mask_logits(actor(h[:, None])[:, 0, head], action_mask))  # logits (N, n)

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from icrl.agent import losses
-from icrl.agent.action_kinds import Policy, critic_hidden_dtype, make_action_kind
+from icrl.agent.action_kinds import Policy, critic_hidden_dtype, make_action_kind, taken_layout
 from icrl.agent.popart import PopArt
 from icrl.config import AgentConfig, ModelConfig, agent_for_action_kind, conservative_weight
 from icrl.nets.distributions import Categorical
@@ -277,11 +277,12 @@ class Agent(nn.Module):
         terms = kind.terms(
             self.actor, self.critics, s_t, action, mask, generator, **_mask_kwargs(action_mask, 0, -1)
         )
+        q_taken, critic_target, critic_mask = taken_layout(terms, target, mask)
         if classify:
-            bins = kind.bins.to(terms.q_taken.device)  # a no-op once `kind.value` has cached them there
-            critic_loss = losses.classification_critic_loss(terms.q_taken, target, bins, mask)
+            bins = kind.bins.to(q_taken.device)  # a no-op once `kind.value` has cached them there
+            critic_loss = losses.classification_critic_loss(q_taken, critic_target, bins, critic_mask)
         else:
-            critic_loss = losses.critic_loss(terms.q_taken, target, mask)
+            critic_loss = losses.critic_loss(q_taken, critic_target, critic_mask)
         bc_loss = losses.filtered_bc_loss(
             terms.logp_taken, terms.advantage, mask, kind=cfg.filter, beta=cfg.exp_filter_beta
         )
@@ -294,14 +295,16 @@ class Agent(nn.Module):
             total = cfg.bc_weight * bc_loss + cfg.critic_weight * critic_total
 
         with torch.no_grad():
-            q_out = terms.q_taken.unsqueeze(-2 if classify else -1)  # (B, L, C, G, 1[, Kb])
-            q_main = self._denormalize(q_out)[..., -1, 0].mean(-1)  # (B, L)
+            if classify:  # the main discount's bins only: the value of all G is a large softmax
+                q_main = kind.value(q_taken[..., -1, :]).mean(-1)  # (B, L), or (C, T) member-major
+            else:
+                q_main = self._denormalize(q_taken.unsqueeze(-1))[..., -1, 0].mean(-1)  # (B, L)
             stats = {
                 "loss/total": total.detach(),
                 "loss/critic": critic_loss.detach(),
                 "loss/pg": terms.pg_loss.detach(),
                 "loss/bc": bc_loss.detach(),
-                "stats/q_main": losses.masked_mean(q_main, mask),
+                "stats/q_main": losses.masked_mean(q_main, critic_mask),
                 "stats/target_main": losses.masked_mean(target_main, mask),
                 "stats/entropy_main": losses.masked_mean(terms.entropy, mask),
                 "stats/filter_frac_main": losses.masked_mean((terms.advantage[..., -1] > 0).float(), mask),

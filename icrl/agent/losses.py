@@ -290,6 +290,15 @@ def symlog_bins(
     return torch.linspace(low, high, num_bins, device=device)
 
 
+def two_hot_indices(x: Tensor, bins: Tensor) -> tuple[Tensor, Tensor]:
+    """Where :func:`two_hot` puts x (...): the lower bin's index ``lo`` (int64) and the upper bin's weight
+    ``w_hi``, so that the encoding is ``1 - w_hi`` at ``lo`` and ``w_hi`` at ``lo + 1``."""
+    x = x.to(bins.dtype).clamp(bins[0], bins[-1])
+    lo = (torch.searchsorted(bins, x.contiguous(), right=True) - 1).clamp(0, bins.shape[0] - 2)
+    lo_val, hi_val = bins[lo], bins[lo + 1]
+    return lo, ((x - lo_val) / (hi_val - lo_val)).clamp(0.0, 1.0)
+
+
 def two_hot(x: Tensor, bins: Tensor) -> Tensor:
     """Two-hot encoding of x (...) on sorted bins (K,) -> (..., K).
 
@@ -297,10 +306,7 @@ def two_hot(x: Tensor, bins: Tensor) -> Tensor:
     = x for x inside [bins[0], bins[-1]]; x outside is clipped to the end bins. No transform is applied.
     """
     k = bins.shape[0]
-    x = x.to(bins.dtype).clamp(bins[0], bins[-1])
-    lo = (torch.searchsorted(bins, x.contiguous(), right=True) - 1).clamp(0, k - 2)
-    lo_val, hi_val = bins[lo], bins[lo + 1]
-    w_hi = ((x - lo_val) / (hi_val - lo_val)).clamp(0.0, 1.0)
+    lo, w_hi = two_hot_indices(x, bins)
     out = torch.zeros(*x.shape, k, dtype=bins.dtype, device=bins.device)
     out.scatter_(-1, lo.unsqueeze(-1), (1.0 - w_hi).unsqueeze(-1))
     out.scatter_add_(-1, (lo + 1).unsqueeze(-1), w_hi.unsqueeze(-1))
@@ -314,14 +320,17 @@ def two_hot_cross_entropy(logits: Tensor, target: Tensor, bins: Tensor, symlog_t
     unless ``symlog_target=False``. The target carries no gradient.
     """
     with torch.no_grad():
-        t = symlog(target) if symlog_target else target
-        soft = two_hot(t, bins).to(logits.dtype)
-    return -(soft * F.log_softmax(logits, dim=-1)).sum(-1)
+        lo, w_hi = two_hot_indices(symlog(target) if symlog_target else target, bins)
+        w_hi = w_hi.to(logits.dtype)
+    # Only the two target bins of each row are read from the log-probabilities: no dense (..., K) two-hot
+    # target is built (with a classification critic these rows are a large share of an update).
+    log_p = F.log_softmax(logits, dim=-1).gather(-1, torch.stack((lo, lo + 1), dim=-1))  # (..., 2)
+    return -(log_p[..., 0] + w_hi * (log_p[..., 1] - log_p[..., 0]))
 
 
 def expected_bin(logits: Tensor, bins: Tensor) -> Tensor:
     """A classification critic's value in symlog units: sum_k softmax(logits)_k bins_k: (..., K) -> (...)."""
-    return (F.softmax(logits, dim=-1) * bins.to(logits.device, logits.dtype)).sum(-1)
+    return F.softmax(logits, dim=-1) @ bins.to(logits.device, logits.dtype)  # one pass, no (..., K) product
 
 
 def bins_to_value(logits: Tensor, bins: Tensor) -> Tensor:

@@ -26,6 +26,8 @@ from torch import Tensor, nn
 from icrl.nets.distributions import ScaledBeta, TanhGaussian, TanhGaussianMixture
 
 _NO_CAST = contextlib.nullcontext()
+_BLOCK_BYTES = 2 << 20
+"""Output bytes per block of `DiscreteCriticEnsemble.all_actions` with a readout on a CPU (about an L2)."""
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "leaky_relu": F.leaky_relu,
     "relu": F.relu,
@@ -142,26 +144,39 @@ class BatchedMLP(nn.Module):
         return self.dropout(self.act(h))
 
     def forward(self, x: Tensor, shared_input: bool = False) -> Tensor:
-        # Computed member-major, (n, N, width) with N the flattened leading dims: every matmul is one
-        # contiguous baddbmm (bias fused) and every activation runs on contiguous memory. The token-major
-        # layout (N, n, width) made each elementwise op a strided pass, which cost more than the matmuls.
-        n = self.n_members
+        lead = x.shape[:-1] if shared_input else x.shape[:-2]
+        h = self.output_member_major(self.hidden_member_major(x, shared_input))  # (n, N, d_out)
+        return h.transpose(0, 1).reshape(*lead, self.n_members, h.shape[-1])  # (..., n, d_out)
+
+    def hidden_member_major(self, x: Tensor, shared_input: bool = False) -> Tensor:
+        """The hidden layers: x as in `forward` -> the last hidden layer's output (n, N, hidden[-1]),
+        member-major, with N the flattened leading dims (with no hidden layer: the input itself, (N, d_in)
+        when shared)."""
+        # Computed member-major, (n, N, width): every matmul is one contiguous baddbmm (bias fused) and
+        # every activation runs on contiguous memory. The token-major layout (N, n, width) made each
+        # elementwise op a strided pass, which cost more than the matmuls.
         if shared_input:
-            lead = x.shape[:-1]
             h = x.reshape(-1, x.shape[-1])  # (N, d_in), read by every member
         else:
-            lead = x.shape[:-2]
-            h = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # (n, N, d_in)
-        last = len(self.layers) - 1
+            h = x.reshape(-1, self.n_members, x.shape[-1]).transpose(0, 1)  # (n, N, d_in)
         low = self.hidden_dtype
-        for i, layer in enumerate(self.layers):
-            if i == last and low is not None:
-                h = h.float()  # the output layer computes in float32
-            with torch.autocast(h.device.type, dtype=low) if low is not None and i < last else _NO_CAST:
+        for i, layer in enumerate(self.layers[:-1]):
+            with torch.autocast(h.device.type, dtype=low) if low is not None else _NO_CAST:
                 h = layer.shared_member_major(h) if i == 0 and shared_input else layer.member_major(h)
-                if i < last:
-                    h = self.hidden_block(i, h)
-        return h.transpose(0, 1).reshape(*lead, n, h.shape[-1])  # (..., n, d_out)
+                h = self.hidden_block(i, h)
+        return h
+
+    def output_input(self, h: Tensor) -> Tensor:
+        """The last hidden features as the output layer reads them: float32 (the output layer always
+        computes in float32, so values and logits keep float32 resolution)."""
+        return h.float() if self.hidden_dtype is not None else h
+
+    def output_member_major(self, h: Tensor) -> Tensor:
+        """The output layer on `hidden_member_major`'s h (n, N, hidden[-1]) -> (n, N, d_out)."""
+        h = self.output_input(h)
+        if h.dim() == 2:  # no hidden layer and a shared input (N, d_in)
+            return self.output_layer.shared_member_major(h)
+        return self.output_layer.member_major(h)
 
 
 class DiscreteActorHead(nn.Module):
@@ -297,10 +312,69 @@ class DiscreteCriticEnsemble(nn.Module):
         """Last layer, (C, hidden, G*N[*Kb]) discount-major: the one PopArt rescales."""
         return self.mlp.output_layer
 
+    @property
+    def _tail(self) -> tuple[int, ...]:
+        return (self.num_gammas, self.num_actions) + ((self.num_bins,) if self.num_bins else ())
+
     def forward(self, s: Tensor) -> Tensor:
         out = self.mlp(s, shared_input=True)  # (..., C, G*N[*Kb])
-        tail = (self.num_gammas, self.num_actions) + ((self.num_bins,) if self.num_bins else ())
-        return out.reshape(*out.shape[:-1], *tail)
+        return out.reshape(*out.shape[:-1], *self._tail)
+
+    def features(self, s: Tensor) -> Tensor:
+        """The critics' last hidden features, member-major: s (..., D) -> h (C, T, H), T = prod(...)."""
+        return self.mlp.hidden_member_major(s, shared_input=True)
+
+    def all_actions(self, h: Tensor, readout: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """Every action's output from `features`' h -> (C, T, G, N[, Kb]), member-major (no copy to the
+        token-major layout of `forward`).
+
+        With `readout` (a function of the last axis, such as a classification critic's value of its bins)
+        the result is `readout(output)`, computed on a CPU in blocks of timesteps small enough that each
+        block's output stays in cache: with bins the full output is the largest tensor of an update, and
+        writing it out and reading it back cost more than the matmul (2.4x faster in blocks on 2 cores)."""
+        if readout is None:
+            out = self.mlp.output_member_major(h)  # (C, T, G*N[*Kb])
+            return out.view(*out.shape[:2], *self._tail)
+        block = h.shape[-2] if h.device.type != "cpu" else max(1, _BLOCK_BYTES // self._bytes_per_timestep())
+        outs = []
+        for h_block in h.split(block, dim=-2):
+            out = self.mlp.output_member_major(h_block)  # (C, t, G*N[*Kb])
+            outs.append(readout(out.view(*out.shape[:2], *self._tail)))
+        return torch.cat(outs, dim=1)
+
+    def _bytes_per_timestep(self) -> int:
+        return self.num_critics * self.num_gammas * self.num_actions * (self.num_bins or 1) * 4
+
+    def taken_actions(self, h: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """One action's output per timestep, grouped by action: h (C, T, H) from `features`, action (T,)
+        int64 -> (out (C, T, G[, Kb]), order (T,)), where out[:, i] is timestep order[i]'s output at its
+        action (`all_actions(h)` indexed at the actions, gradients included).
+
+        Each group of timesteps is multiplied by its action's columns of the output layer only: 1/N of
+        `all_actions`' work, forward and backward. The output stays in group order (putting it back in time
+        order copied the largest tensor of a classification critic's loss twice); reorder the targets
+        instead. The group sizes cost one host sync."""
+        layer = self.mlp.output_layer
+        h = self.mlp.output_input(h)
+        if h.dim() == 2:  # no hidden layer: the shared input
+            h = h.expand(self.num_critics, *h.shape)
+        C, T, H = h.shape
+        G, N, K = self.num_gammas, self.num_actions, self.num_bins or 1
+        weight = layer.weight.view(C, H, G, N, K)
+        bias = None if layer.bias is None else layer.bias.view(C, G, N, K)
+        order = torch.argsort(action, stable=True)  # (T,) timesteps grouped by action
+        counts = torch.bincount(action, minlength=N).tolist()
+        outs = []
+        for a, h_a in enumerate(h.index_select(1, order).split(counts, dim=1)):
+            if h_a.shape[1] == 0:
+                continue
+            w_a = weight[:, :, :, a].reshape(C, H, G * K)  # (C, H, G*K)
+            if bias is None:
+                outs.append(torch.bmm(h_a, w_a))
+            else:
+                outs.append(torch.baddbmm(bias[:, :, a].reshape(C, 1, G * K), h_a, w_a))  # (C, T_a, G*K)
+        out = torch.cat(outs, dim=1) if outs else h.new_zeros(C, 0, G * K)  # (C, T, G*K)
+        return (out.view(C, T, G, K) if self.num_bins else out.view(C, T, G)), order
 
 
 class ContinuousCriticEnsemble(nn.Module):

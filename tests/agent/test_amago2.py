@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from icrl.agent import losses
-from icrl.agent.action_kinds import make_action_kind
+from icrl.agent.action_kinds import make_action_kind, taken_layout
 from icrl.agent.agent import Agent
 from icrl.config import AgentConfig, ModelConfig, check_config
 from icrl.envs.spaces import trial_observation_space
@@ -101,6 +101,24 @@ class _Fixed(nn.Module):
         return self.out.expand(s.shape[0], s.shape[1], *self.out.shape[2:])
 
 
+class _FixedCritics(_Fixed):
+    """Fixed critic logits (B, L, C, G, N, Kb) behind the critic ensemble's member-major interface
+    (features -> all_actions / taken_actions), which the classification critic's update reads."""
+
+    def features(self, s: torch.Tensor) -> torch.Tensor:
+        out = self(s).flatten(0, 1).transpose(0, 1)  # (C, T, G, N, Kb)
+        return out.reshape(*out.shape[:2], -1)  # stands in for the hidden features
+
+    def all_actions(self, h: torch.Tensor, readout=None) -> torch.Tensor:
+        out = h.view(*h.shape[:2], *self.out.shape[3:])  # (C, T, G, N, Kb)
+        return out if readout is None else readout(out)
+
+    def taken_actions(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.all_actions(h)  # (C, T, G, N, Kb)
+        index = action[None, :, None, None, None].expand(*out.shape[:3], 1, out.shape[-1])
+        return out.gather(3, index).squeeze(3), torch.arange(out.shape[1])  # (C, T, G, Kb) in time order
+
+
 @pytest.mark.parametrize("objective", ["amago", "imitation"])
 def test_filter_reads_the_classifier_values(objective):
     """Two actions whose classifier puts all mass on one bin each: Q(a0) = symexp(1) = e - 1 and
@@ -118,14 +136,14 @@ def test_filter_reads_the_classifier_values(objective):
     logits = torch.full((1, 1, 2, 1, 2, 5), -math.inf)  # (B, L, C, G, N, Kb), two critics that agree
     logits[..., 0, 3] = 0.0  # bin 1.0
     logits[..., 1, 0] = 0.0  # bin -2.0
-    critics, actor = _Fixed(logits), _Fixed(torch.zeros(1, 1, 1, 2))
+    critics, actor = _FixedCritics(logits), _Fixed(torch.zeros(1, 1, 1, 2))
     s_t = torch.zeros(2, 1, 4)
     action = torch.tensor([[0], [1]])
     mask = torch.ones(2, 1, dtype=torch.bool)
     terms = kind.terms(actor, critics, s_t, action, mask, None)
     adv = (math.e - 1.0 + math.expm1(2.0)) / 2
     torch.testing.assert_close(terms.advantage[:, 0, 0], torch.tensor([adv, -adv]))
-    assert terms.q_taken.shape == (2, 1, 2, 1, 5)  # the logits of the taken actions, for the critic loss
+    assert terms.q_taken.shape == (2, 2, 1, 5)  # the taken actions' logits, member-major (C, T, G, Kb)
     binary_w = losses.filter_weights(terms.advantage, "binary")[:, 0, 0]
     torch.testing.assert_close(binary_w, torch.tensor([1.0, 0.0]))
     exp_w = losses.filter_weights(terms.advantage, "exp", beta=1.0, clip=20.0)[:, 0, 0]
@@ -235,6 +253,45 @@ def test_classification_under_bfloat16_is_finite_and_close_to_float32(space, obj
         abs(out_low.metrics["loss/critic"] - out_full.metrics["loss/critic"])
         < 0.05 * out_full.metrics["loss/critic"]
     )
+
+
+@pytest.mark.parametrize("objective", ["amago", "imitation"])
+def test_classification_terms_equal_those_read_from_the_full_critic_output(objective):
+    """The discrete classification update reads the stored actions' logits and every action's values
+    member-major (`taken_actions`, `all_actions`); what it returns, and the critic loss's gradient, must
+    equal what the critics' full output (B, L, C, G, N, Kb) gives when indexed by hand."""
+    agent = _agent(gym.spaces.Discrete(3), critic="classification", popart=False, actor_objective=objective)
+    kind, batch = agent.action_kind, _batch(gym.spaces.Discrete(3))
+    s = agent.encode(batch).detach()
+    s_t, s_next, action, mask = s[:, :-1], s[:, 1:], batch["action"], batch["mask"]
+    terms = kind.terms(agent.actor, agent.critics, s_t, action, mask, None)
+
+    full = agent.critics(s_t)  # (B, L, C, G, N, Kb)
+    index = action[:, :, None, None, None, None].expand(*full.shape[:4], 1, full.shape[-1])
+    taken_ref = full.gather(4, index).squeeze(4)  # (B, L, C, G, Kb)
+    rows = terms.taken_rows  # q_taken: member-major, the batch's positions flattened in this order
+    torch.testing.assert_close(terms.q_taken, taken_ref.flatten(0, 1)[rows].transpose(0, 1))
+    q_actor = kind.value(full.detach()).mean(2)  # (B, L, G, N)
+    probs = torch.softmax(agent.actor(s_t), -1)
+    advantage_ref = q_actor.gather(-1, action[:, :, None, None].expand(B, L, len(GAMMAS), 1)).squeeze(-1)
+    advantage_ref = advantage_ref - (probs * q_actor).sum(-1)
+    torch.testing.assert_close(terms.advantage, advantage_ref)
+
+    target = torch.randn(B, L, len(GAMMAS))
+    params = list(agent.critics.parameters())
+    q_taken, critic_target, critic_mask = taken_layout(terms, target, mask)
+    loss = losses.classification_critic_loss(q_taken, critic_target, kind.bins, critic_mask)
+    loss_ref = losses.classification_critic_loss(taken_ref, target, kind.bins, mask)
+    torch.testing.assert_close(loss, loss_ref)
+    for g, g_ref in zip(
+        torch.autograd.grad(loss, params), torch.autograd.grad(loss_ref, params), strict=True
+    ):
+        torch.testing.assert_close(g, g_ref)
+
+    next_value = kind.next_value(agent.actor, agent.critics, s_next, kind.value, "mean", 2, None)
+    next_probs = torch.softmax(agent.actor(s_next), -1)
+    next_ref = losses.discrete_state_value(kind.value(agent.critics(s_next)), next_probs, "mean")
+    torch.testing.assert_close(next_value, next_ref)
 
 
 def test_classification_with_popart_is_refused_with_a_clear_error(agent_config):

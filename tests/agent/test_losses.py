@@ -238,6 +238,19 @@ def test_two_hot_cross_entropy_minimised_at_two_hot():
         assert torch.all(two_hot_cross_entropy(other, target, BINS) > ce_best.detach())
 
 
+def test_two_hot_cross_entropy_equals_the_dense_two_hot_formula():
+    """The cross-entropy is computed as logsumexp minus the two target logits' two-hot mix; it must equal
+    -sum_k two_hot_k log_softmax_k, value and gradient, for targets on bin edges, between bins and outside."""
+    target = symexp(torch.tensor([[-2.0, -1.0, 0.25], [1.999, 2.0, 7.5]]))  # raw returns
+    logits = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    dense = -(two_hot(symlog(target), BINS) * torch.log_softmax(logits, -1)).sum(-1)
+    (grad_dense,) = torch.autograd.grad(dense.sum(), logits)
+    ce = two_hot_cross_entropy(logits, target, BINS)
+    (grad,) = torch.autograd.grad(ce.sum(), logits)
+    torch.testing.assert_close(ce, dense)
+    torch.testing.assert_close(grad, grad_dense)
+
+
 def test_bins_to_value_recovers_value():
     bins = torch.linspace(-5, 5, 21)
     x = torch.tensor([-30.0, -1.0, 0.0, 2.5, 60.0])

@@ -1,5 +1,6 @@
 """Heads: shapes, batched-ensemble equivalence and independence of ensemble members."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -56,6 +57,44 @@ def test_discrete_critic_shapes_and_independence():
     assert critic.output_layer.weight.shape == (C, 16, G * N)
     logits = DiscreteCriticEnsemble(D, N, C, G, hidden=(16,), num_bins=7)(s)
     assert logits.shape == (B, L, C, G, N, 7)
+
+
+@pytest.mark.parametrize(
+    "hidden, bins, hidden_dtype",
+    [((16, 16), 7, None), ((16,), None, None), ((), 5, None), ((16,), 7, torch.bfloat16)],
+)
+def test_discrete_critic_member_major_reads_equal_forward(hidden, bins, hidden_dtype, monkeypatch):
+    """features -> all_actions (with or without a readout, in blocks) and taken_actions give what `forward`
+    gives, and taken_actions the same gradients as indexing forward's output at the actions."""
+    torch.manual_seed(0)
+    critic = DiscreteCriticEnsemble(D, N, C, G, hidden=hidden, num_bins=bins, hidden_dtype=hidden_dtype)
+    s = torch.randn(B, L, D)
+    action = torch.randint(0, N, (B, L))
+    action[0, 0] = N - 1  # no action is left out by chance and the last one is there
+    q = critic(s)  # (B, L, C, G, N[, Kb])
+    member_major = q.flatten(0, 1).transpose(0, 1)  # (C, T, G, N[, Kb])
+    h = critic.features(s)
+    torch.testing.assert_close(critic.all_actions(h), member_major)
+    readout = (lambda x: x.logsumexp(-1)) if bins else (lambda x: 2 * x)
+    monkeypatch.setattr("icrl.nets.heads._BLOCK_BYTES", 3 * critic._bytes_per_timestep())  # 3 per block
+    torch.testing.assert_close(critic.all_actions(h, readout), readout(member_major))
+
+    index = action.reshape(1, -1, 1, 1, *([1] if bins else [])).expand(C, -1, G, 1, *([bins] if bins else []))
+    taken, order = critic.taken_actions(h, action.reshape(-1))  # grouped by action
+    assert torch.equal(order.sort().values, torch.arange(B * L))  # a permutation of the timesteps
+    assert torch.all(action.reshape(-1)[order].diff() >= 0)  # grouped by action
+    taken_ref = member_major.gather(3, index).squeeze(3)[:, order]  # (C, T, G[, Kb]) in that order
+    torch.testing.assert_close(taken, taken_ref)
+    weights = torch.randn(taken.shape)
+    params = [p for p in critic.parameters() if p.requires_grad]
+    grads_ref = torch.autograd.grad((taken_ref * weights).sum(), params, allow_unused=True)
+    taken_again, _ = critic.taken_actions(critic.features(s), action.reshape(-1))
+    grads = torch.autograd.grad((taken_again * weights).sum(), params, allow_unused=True)
+    for g_ref, g in zip(grads_ref, grads, strict=True):
+        if g_ref is None:
+            assert g is None or torch.all(g == 0)
+        else:
+            torch.testing.assert_close(g, g_ref)
 
 
 def _reference_continuous_q(critic, s, a, c, g):
