@@ -129,8 +129,9 @@ def tmaze_50() -> Config:
 def tmaze_quick() -> Config:
     """The `make train` job: T-Maze 50 with lr 3e-4, stopping once solved (about a minute on 2 cores).
 
-    lr 3e-4 solves it in 13.8k-18.9k env steps (5 seeds) where `tmaze-50`'s 1e-4 needs 18.9k-32.3k; 6e-4
-    was as fast on average but 1e-3 had not solved seed 0 after 35k."""
+    lr 3e-4 solves it in 10.8k-16.9k env steps (5 seeds; 39-63 s of training on 2 threads) where
+    `tmaze-50`'s 1e-4 needs 18.9k-36.4k; 6e-4 was as fast on average but 1e-3 had not solved seed 0 after
+    35k (benchmarks/RESULTS.md, T-Maze length 50)."""
     base = tmaze_50()
     return replace(base, agent=replace(base.agent, lr=3e-4), target_return=0.99, exp_name="tmaze-quick")
 
@@ -429,7 +430,8 @@ def multitask_grid() -> Config:
     """One agent over T-Maze 20, MetaFrozenLake 4x4, DarkKeyToDoor 4x4 and GoalGrid 5x5 (AMAGO-2 update).
 
     A task drawn per trial of 100 steps, the whole trial in context; the agent is not told the task and
-    must infer it from the trial. The tasks' single-env presets' grid settings; no learning run recorded."""
+    must infer it from the trial. The tasks' single-env presets' grid settings. At a quarter of the budget
+    (100k env steps, one seed) it had learned none of the tasks; no full-budget run is recorded."""
     return grid_meta(
         EnvConfig(task_list=copy.deepcopy(MULTITASK_GRID_TASKS), trial_steps=100),
         context_len=100,
