@@ -343,7 +343,7 @@ class DiscreteCriticEnsemble(nn.Module):
         return torch.cat(outs, dim=1)
 
     def _bytes_per_timestep(self) -> int:
-        return self.num_critics * self.num_gammas * self.num_actions * (self.num_bins or 1) * 4
+        return self.num_critics * math.prod(self._tail) * 4  # float32 output
 
     def taken_actions(self, h: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """One action's output per timestep, grouped by action: h (C, T, H) from `features`, action (T,)
