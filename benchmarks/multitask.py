@@ -1,8 +1,10 @@
-"""Multi-task: the reward-scale stress test of one agent over the `multitask-grid` tasks.
+"""Multi-task benchmarks: the reward-scale stress test (`--suite stress`, the default) and one agent over
+the POPGym Easy envs against RecurrentPPO trained per env (`--suite popgym`).
 
-Each task's rewards are multiplied by its own factor (`SCALES`, 0.01 to 100, through the task list's
-`reward_scale`), so the tasks' returns differ by four orders of magnitude. Arms, each `icrl train --preset
-multitask-grid --env.tasks SCALED.json --total-env-steps N --seed S` plus:
+**Stress test.** One agent over the `multitask-grid` tasks. Each task's rewards are multiplied by its own
+factor (`SCALES`, 0.01 to 100, through the task list's `reward_scale`), so the tasks' returns differ by
+four orders of magnitude. Arms, each `icrl train --preset multitask-grid --env.tasks SCALED.json
+--total-env-steps N --seed S` plus:
 
 - `amago`: `--agent.critic regression --agent.actor-objective amago --agent.popart` (AMAGO's update);
 - `amago2`: nothing (the preset: classification critic + filtered imitation, AMAGO-2's update);
@@ -19,6 +21,17 @@ and writes it with a bar chart of the normalised scores to `--out` (default benc
     .venv/bin/python benchmarks/multitask.py --steps 40000 --seeds 0 --root runs/mt_small --name mt_small
     .venv/bin/python benchmarks/multitask.py --report                             # tables of the runs done
 
+**POPGym.** `icrl train --preset multitask-popgym --total-env-steps 6 x N --seed S` (one agent, N env steps
+per env on average; a task is drawn per episode, so envs with longer episodes get more: the table gives
+what each env got, counted in the run's buffer) against sb3-contrib's RecurrentPPO trained on each env
+alone for N env steps (`benchmarks/popgym_cpu.py`'s runs, its settings and its `--root`, so runs of that
+benchmark are reused). Both are scored on 200 fresh episodes per env with the same seed
+(`icrl eval RUN --trials 200`: every task of a multi-task run). Prints the per-env table (mean ± population
+SD over seeds, and on how many seeds the one agent is at or above PPO's mean, ties within 1e-6 included)
+and writes it with a bar chart. Options for the one agent's runs: `--icrl-args="--env.task-id"` (with `=`).
+
+    .venv/bin/python benchmarks/multitask.py --suite popgym --jobs 2 --threads 1   # 3 seeds, 50k per env
+
 A run with a `result.json` is not run again; one without is started afresh.
 """
 
@@ -26,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -36,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from icrl.analysis.stats import mean_se
-from icrl.envs.multitask import make_multitask_trial_env, normalize_tasks
+from icrl.envs.multitask import make_multitask_trial_env, normalize_tasks, task_name_of
 from icrl.presets import MULTITASK_GRID_TASKS, preset_config
 from icrl.train.logger import read_metrics
 
@@ -191,23 +205,186 @@ def plot(scores: dict[str, dict[str, list[float]]], names: list[str], path: Path
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=preset_config(PRESET).total_env_steps)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=[*ARMS, "specialist"], choices=[*ARMS, "specialist"])
-    parser.add_argument("--root", type=Path, default=Path("runs/multitask"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--name", default="multitask_stress")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--random-trials", type=int, default=200)
-    parser.add_argument(
-        "--report", action="store_true", help="tables and chart of the runs done, run nothing"
-    )
-    args = parser.parse_args()
+# ------------------------------------------------------------------------------------------ POPGym suite
+POPGYM_PRESET = "multitask-popgym"
+POPGYM_FINAL_EPISODES = 200  # per env, the POPGym benchmark's final evaluation
+# Returns this close count as equal: two policies that always give the same answer (AutoencodeEasy's -0.5 for
+# both methods) differ only in how the float rewards of 200 episodes were summed.
+TIE = 1e-6
+
+
+def _popgym_cpu() -> Any:
+    """benchmarks/popgym_cpu.py (RecurrentPPO's runs and their scores), imported from beside this script."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import popgym_cpu
+
+    return popgym_cpu
+
+
+def popgym_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The settings `benchmarks/popgym_cpu.py` trains and scores RecurrentPPO with, at `--steps-per-task`."""
+    return argparse.Namespace(
+        root=str(args.ppo_root), steps=args.steps_per_task, eval_every=5_000, eval_episodes=32,
+        threads=args.threads, box_action_bins=None, final_episodes=POPGYM_FINAL_EPISODES,
+    )  # fmt: skip
+
+
+def task_env_steps(run_dir: Path) -> dict[int, int]:
+    """Env steps per task index in a multi-task run's buffer (all it collected unless trials were evicted)."""
+    from icrl.replay.store import ReplayStore
+
+    store = ReplayStore(run_dir / "buffer", max_fifo_trials=10**9, owner=False)
+    steps: dict[int, int] = {}
+    for info in store.list_trials():
+        if info.task is not None:
+            steps[info.task] = steps.get(info.task, 0) + info.length
+    return steps
+
+
+def train_popgym_agent(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """One multi-task icrl run over the POPGym envs, scored on `POPGYM_FINAL_EPISODES` episodes per env."""
+    run_dir = args.root / f"{POPGYM_PRESET}__{seed}"
+    done = run_dir / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    ids = preset_config(POPGYM_PRESET).env.ids
+    command = [
+        sys.executable, "-m", "icrl.cli", "train", "--preset", POPGYM_PRESET,
+        "--total-env-steps", str(args.steps_per_task * len(ids)), "--seed", str(seed),
+        *shlex.split(args.icrl_args),
+        "--run-dir", str(run_dir), "--threads", str(args.threads), "--no-progress", "--no-tensorboard",
+    ]  # fmt: skip
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = run_dir.parent / f"{run_dir.name}.log"
+    with log.open("w") as out:
+        rc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"exit {rc} (see {log})")
+    return score_popgym_run(run_dir, seed)
+
+
+def score_popgym_run(run_dir: Path, seed: int) -> dict[str, Any]:
+    """A finished multi-task POPGym run's final policy on `POPGYM_FINAL_EPISODES` episodes of each env (the
+    seed of `benchmarks/popgym_cpu.py`'s final evaluation), with the env steps each env got, into
+    `<run_dir>/result.json`."""
+    from icrl.train.evaluate import evaluate_run
+
+    final = evaluate_run(run_dir, trials=POPGYM_FINAL_EPISODES, seed=_popgym_cpu().FINAL_SEED)
+    per_task_steps = task_env_steps(run_dir)
+    ids = json.loads((run_dir / "config.json").read_text())["env"]["ids"]
+    result = {"seed": seed, "env_steps": final["env_steps"], "updates": final["updates"]}
+    for k, env in enumerate(ids):
+        result[env] = final[f"eval/{task_name_of(env)}/return"]
+        result[f"{env}/env_steps"] = per_task_steps.get(k, 0)
+    (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def popgym_table(args: argparse.Namespace) -> tuple[str, dict[str, dict[str, list[float]]]]:
+    """The per-env table (markdown) and the final returns per method and env, over seeds."""
+    ppo_final, short_name = _popgym_cpu().ppo_final, _popgym_cpu().short_name
+    ids = preset_config(POPGYM_PRESET).env.ids
+    finals: dict[str, dict[str, list[float]]] = {"RecurrentPPO": {}, "icrl, one agent": {}}
+    steps: dict[str, list[int]] = {env: [] for env in ids}
+    wins: dict[str, int] = dict.fromkeys(ids, 0)
+    for env in ids:
+        ppo = []
+        for seed in args.seeds:
+            path = args.ppo_root / short_name(env) / f"ppo__{seed}.json"
+            value = ppo_final(path, POPGYM_FINAL_EPISODES) if path.exists() else None
+            if value is not None:
+                ppo.append(value)
+        finals["RecurrentPPO"][env] = ppo
+        finals["icrl, one agent"][env] = []
+        for seed in args.seeds:
+            path = args.root / f"{POPGYM_PRESET}__{seed}" / "result.json"
+            if path.exists():
+                result = json.loads(path.read_text())
+                finals["icrl, one agent"][env].append(result[env])
+                steps[env].append(result[f"{env}/env_steps"])
+                wins[env] += bool(ppo) and result[env] >= float(np.mean(ppo)) - TIE
+    lines = [
+        f"| env | RecurrentPPO, one per env ({args.steps_per_task:,} env steps) | icrl, one agent over the "
+        f"{len(ids)} envs | its env steps on the env | icrl seeds ≥ PPO's mean |",
+        "|---|---|---|---|---|",
+    ]
+    for env in ids:
+        icrl = finals["icrl, one agent"][env]
+        env_steps = f"{np.mean(steps[env]):,.0f}" if steps[env] else "-"
+        ppo = _mean_sd(finals["RecurrentPPO"][env])
+        lines.append(
+            f"| {short_name(env)} | {ppo} | {_mean_sd(icrl)} | {env_steps} | {wins[env]}/{len(icrl)} |"
+        )
+    return "\n".join(lines), finals
+
+
+def _mean_sd(values: list[float]) -> str:
+    """Mean ± population SD over seeds, as `benchmarks/popgym_cpu.py` prints its table."""
+    if not values:
+        return "-"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def plot_popgym(finals: dict[str, dict[str, list[float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    short_name = _popgym_cpu().short_name
+
+    ids = list(next(iter(finals.values())))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    width = 0.8 / len(finals)
+    for i, (method, per_env) in enumerate(finals.items()):
+        means = [float(np.mean(per_env[e])) if per_env[e] else np.nan for e in ids]
+        sds = [float(np.std(per_env[e])) if per_env[e] else 0.0 for e in ids]
+        xs = np.arange(len(ids)) + (i - (len(finals) - 1) / 2) * width
+        ax.bar(xs, means, width, yerr=sds, label=method, capsize=2)
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xticks(np.arange(len(ids)), [short_name(e).replace("Easy", "") for e in ids], fontsize=8)
+    ax.set_ylabel(f"return, {POPGYM_FINAL_EPISODES} episodes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_popgym_suite(args: argparse.Namespace) -> None:
+    run_ppo = _popgym_cpu().run_ppo
+    if not args.report:
+        ppo = popgym_args(args)
+        jobs: list[tuple[str, Any]] = [("icrl", seed) for seed in args.seeds]
+        jobs += [("ppo", (env, seed)) for env in preset_config(POPGYM_PRESET).env.ids for seed in args.seeds]
+
+        def run(job: tuple[str, Any]) -> None:
+            kind, what = job
+            if kind == "icrl":
+                train_popgym_agent(args, what)
+            else:
+                run_ppo(*what, ppo)
+            print(f"{kind} {what}: done", flush=True)
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for job, future in [(job, pool.submit(run, job)) for job in jobs]:
+                try:
+                    future.result()
+                except (RuntimeError, subprocess.CalledProcessError) as error:
+                    print(f"{job}: failed: {error}", flush=True)
+    table, finals = popgym_table(args)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = args.name or "multitask_popgym"
+    (args.out / f"{name}.md").write_text(f"`{' '.join(sys.argv)}`\n\n{table}\n")
+    plot_popgym(finals, args.out / f"{name}.png")
+    print(f"wrote {args.out / name}.md and .png")
+
+
+def run_stress_suite(args: argparse.Namespace) -> None:
     normalize_tasks(scaled_tasks())  # a bad scale fails here, not in every run
     bench = Bench(args.root, args.steps, args.threads)
     if not args.report:
@@ -227,12 +404,72 @@ def main() -> None:
     table, scores = suite_table(bench, args.seeds, randoms)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
+    name = args.name or "multitask_stress"
     command = " ".join(sys.argv)
-    (args.out / f"{args.name}.md").write_text(
+    (args.out / f"{name}.md").write_text(
         f"`{command}`, {args.steps:,} env steps per multi-task run\n\n{table}\n"
     )
-    plot(scores, bench.names, args.out / f"{args.name}.png")
-    print(f"wrote {args.out / args.name}.md and .png")
+    plot(scores, bench.names, args.out / f"{name}.png")
+    print(f"wrote {args.out / name}.md and .png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--suite", choices=("stress", "popgym"), default="stress")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=preset_config(PRESET).total_env_steps,
+        help="stress: env steps per multi-task run",
+    )
+    parser.add_argument(
+        "--steps-per-task",
+        type=int,
+        default=50_000,
+        help="popgym: env steps per env (PPO's per run; the one agent gets 6x)",
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--arms",
+        nargs="+",
+        default=[*ARMS, "specialist"],
+        choices=[*ARMS, "specialist"],
+        help="stress: which arms to run",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="where the runs live (default runs/multitask or runs/multitask_popgym)",
+    )
+    parser.add_argument(
+        "--ppo-root",
+        type=Path,
+        default=Path("runs/popgym_cpu_50k"),
+        help="popgym: RecurrentPPO runs (benchmarks/popgym_cpu.py's --root)",
+    )
+    parser.add_argument(
+        "--icrl-args", default="", help="popgym: more `icrl train` options, one quoted string"
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--name", default=None, help="result files (default multitask_stress / multitask_popgym)"
+    )
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--random-trials", type=int, default=200)
+    parser.add_argument(
+        "--report", action="store_true", help="tables and chart of the runs done, run nothing"
+    )
+    args = parser.parse_args()
+    if args.suite == "popgym":
+        args.root = args.root or Path("runs/multitask_popgym")
+        run_popgym_suite(args)
+    else:
+        args.root = args.root or Path("runs/multitask")
+        run_stress_suite(args)
 
 
 if __name__ == "__main__":
