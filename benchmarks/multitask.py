@@ -355,6 +355,9 @@ def plot_popgym(finals: dict[str, dict[str, list[float]]], path: Path) -> None:
 
 
 def run_popgym_suite(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)  # final evaluations run here; CPU play repeats at one thread count
     run_ppo = _popgym_cpu().run_ppo
     if not args.report:
         ppo = popgym_args(args)
