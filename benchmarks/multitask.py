@@ -43,7 +43,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -183,26 +185,65 @@ def suite_table(bench: Bench, seeds: list[int], randoms: dict[str, float]) -> tu
     return "\n".join(lines), scores
 
 
-def plot(scores: dict[str, dict[str, list[float]]], names: list[str], path: Path) -> None:
+def bar_chart(
+    per_method: dict[str, dict[str, list[float]]],
+    keys: list[str],
+    tick_labels: list[str],
+    error: Callable[[list[float]], float],
+    ylabel: str,
+    reference: dict[str, Any],
+    path: Path,
+    figsize: tuple[float, float] = (7, 3.5),
+    tick_fontsize: float | None = None,
+) -> None:
+    """Grouped bars: per key (task or env) one bar per method, the mean over seeds with `error(values)` as
+    its error bar; `reference` are the keyword arguments of a horizontal line (`axhline`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / len(scores)
-    for i, (arm, per_task) in enumerate(scores.items()):
-        means = [float(np.mean(per_task[n])) if per_task[n] else np.nan for n in names]
-        errors = [mean_se(per_task[n]).se if len(per_task[n]) > 1 else 0.0 for n in names]
-        xs = np.arange(len(names)) + (i - (len(scores) - 1) / 2) * width
-        ax.bar(xs, means, width, yerr=errors, label=arm, capsize=2)
-    ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xticks(np.arange(len(names)), [f"{n}\n(x{SCALES[n]:g})" for n in names])
-    ax.set_ylabel("normalised return (random 0, specialist 1)")
+    fig, ax = plt.subplots(figsize=figsize)
+    width = 0.8 / len(per_method)
+    for i, (method, values) in enumerate(per_method.items()):
+        means = [float(np.mean(values[k])) if values[k] else np.nan for k in keys]
+        errors = [error(values[k]) if values[k] else 0.0 for k in keys]
+        xs = np.arange(len(keys)) + (i - (len(per_method) - 1) / 2) * width
+        ax.bar(xs, means, width, yerr=errors, label=method, capsize=2)
+    ax.axhline(color="k", **reference)
+    ax.set_xticks(
+        np.arange(len(keys)), tick_labels, **({} if tick_fontsize is None else {"fontsize": tick_fontsize})
+    )
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot(scores: dict[str, dict[str, list[float]]], names: list[str], path: Path) -> None:
+    bar_chart(
+        scores,
+        names,
+        [f"{n}\n(x{SCALES[n]:g})" for n in names],
+        lambda values: mean_se(values).se if len(values) > 1 else 0.0,
+        "normalised return (random 0, specialist 1)",
+        {"y": 1.0, "lw": 0.8, "ls": "--"},
+        path,
+    )
+
+
+def run_jobs(jobs: list[tuple[str, Callable[[], object]]], workers: int) -> None:
+    """Run `(label, job)` pairs on `workers` threads, in order; a job that fails (a run that exited with an
+    error) is reported by its label and does not stop the others."""
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [(label, pool.submit(job)) for label, job in jobs]
+        for label, future in futures:
+            try:
+                future.result()
+                print(f"{label}: done", flush=True)
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                print(f"{label}: failed: {error}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------ POPGym suite
@@ -286,7 +327,8 @@ def score_popgym_run(run_dir: Path, seed: int) -> dict[str, Any]:
 
 def popgym_table(args: argparse.Namespace) -> tuple[str, dict[str, dict[str, list[float]]]]:
     """The per-env table (markdown) and the final returns per method and env, over seeds."""
-    ppo_final, short_name = _popgym_cpu().ppo_final, _popgym_cpu().short_name
+    popgym_cpu = _popgym_cpu()
+    ppo_final, short_name, mean_std = popgym_cpu.ppo_final, popgym_cpu.short_name, popgym_cpu.mean_std
     ids = preset_config(POPGYM_PRESET).env.ids
     finals: dict[str, dict[str, list[float]]] = {"RecurrentPPO": {}, "icrl, one agent": {}}
     steps: dict[str, list[int]] = {env: [] for env in ids}
@@ -315,43 +357,26 @@ def popgym_table(args: argparse.Namespace) -> tuple[str, dict[str, dict[str, lis
     for env in ids:
         icrl = finals["icrl, one agent"][env]
         env_steps = f"{np.mean(steps[env]):,.0f}" if steps[env] else "-"
-        ppo = _mean_sd(finals["RecurrentPPO"][env])
+        ppo = mean_std(finals["RecurrentPPO"][env])
         lines.append(
-            f"| {short_name(env)} | {ppo} | {_mean_sd(icrl)} | {env_steps} | {wins[env]}/{len(icrl)} |"
+            f"| {short_name(env)} | {ppo} | {mean_std(icrl)} | {env_steps} | {wins[env]}/{len(icrl)} |"
         )
     return "\n".join(lines), finals
 
 
-def _mean_sd(values: list[float]) -> str:
-    """Mean ± population SD over seeds, as `benchmarks/popgym_cpu.py` prints its table."""
-    if not values:
-        return "-"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
-
-
 def plot_popgym(finals: dict[str, dict[str, list[float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    short_name = _popgym_cpu().short_name
-
     ids = list(next(iter(finals.values())))
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    width = 0.8 / len(finals)
-    for i, (method, per_env) in enumerate(finals.items()):
-        means = [float(np.mean(per_env[e])) if per_env[e] else np.nan for e in ids]
-        sds = [float(np.std(per_env[e])) if per_env[e] else 0.0 for e in ids]
-        xs = np.arange(len(ids)) + (i - (len(finals) - 1) / 2) * width
-        ax.bar(xs, means, width, yerr=sds, label=method, capsize=2)
-    ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_xticks(np.arange(len(ids)), [short_name(e).replace("Easy", "") for e in ids], fontsize=8)
-    ax.set_ylabel(f"return, {POPGYM_FINAL_EPISODES} episodes")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    bar_chart(
+        finals,
+        ids,
+        [_popgym_cpu().short_name(e).replace("Easy", "") for e in ids],
+        lambda values: float(np.std(values)),
+        f"return, {POPGYM_FINAL_EPISODES} episodes",
+        {"y": 0.0, "lw": 0.6},
+        path,
+        figsize=(8, 3.5),
+        tick_fontsize=8,
+    )
 
 
 def run_popgym_suite(args: argparse.Namespace) -> None:
@@ -361,23 +386,13 @@ def run_popgym_suite(args: argparse.Namespace) -> None:
     run_ppo = _popgym_cpu().run_ppo
     if not args.report:
         ppo = popgym_args(args)
-        jobs: list[tuple[str, Any]] = [("icrl", seed) for seed in args.seeds]
-        jobs += [("ppo", (env, seed)) for env in preset_config(POPGYM_PRESET).env.ids for seed in args.seeds]
-
-        def run(job: tuple[str, Any]) -> None:
-            kind, what = job
-            if kind == "icrl":
-                train_popgym_agent(args, what)
-            else:
-                run_ppo(*what, ppo)
-            print(f"{kind} {what}: done", flush=True)
-
-        with ThreadPoolExecutor(args.jobs) as pool:
-            for job, future in [(job, pool.submit(run, job)) for job in jobs]:
-                try:
-                    future.result()
-                except (RuntimeError, subprocess.CalledProcessError) as error:
-                    print(f"{job}: failed: {error}", flush=True)
+        jobs = [(f"icrl/{seed}", partial(train_popgym_agent, args, seed)) for seed in args.seeds]
+        jobs += [
+            (f"ppo/{env}/{seed}", partial(run_ppo, env, seed, ppo))
+            for env in preset_config(POPGYM_PRESET).env.ids
+            for seed in args.seeds
+        ]
+        run_jobs(jobs, args.jobs)
     table, finals = popgym_table(args)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -391,18 +406,14 @@ def run_stress_suite(args: argparse.Namespace) -> None:
     normalize_tasks(scaled_tasks())  # a bad scale fails here, not in every run
     bench = Bench(args.root, args.steps, args.threads)
     if not args.report:
-        jobs = [(arm, seed, None) for seed in args.seeds for arm in ARMS if arm in args.arms]
+        runs = [(arm, seed, None) for seed in args.seeds for arm in ARMS if arm in args.arms]
         if "specialist" in args.arms:
-            jobs += [("specialist", seed, name) for seed in args.seeds for name in bench.names]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            futures = {job: pool.submit(bench.train, *job) for job in jobs}
-            for job, future in futures.items():
-                label = "/".join(str(part) for part in job if part is not None)
-                try:
-                    future.result()
-                    print(f"{label}: done", flush=True)
-                except RuntimeError as error:
-                    print(f"{label}: failed: {error}", flush=True)
+            runs += [("specialist", seed, name) for seed in args.seeds for name in bench.names]
+        jobs = [
+            ("/".join(str(part) for part in run if part is not None), partial(bench.train, *run))
+            for run in runs
+        ]
+        run_jobs(jobs, args.jobs)
     randoms = {t["name"]: random_return(t, args.random_trials, seed=10_000) for t in bench.tasks}
     table, scores = suite_table(bench, args.seeds, randoms)
     print(table)
